@@ -1,0 +1,426 @@
+//! Starting and ending a kernel span.
+
+use super::{Attrs, Outcome, Site};
+use crate::Telemetry;
+
+/// A started span that is not attached to the current thread (async bodies:
+/// the [`Instrumented`](super::Instrumented) future attaches it on each poll).
+///
+/// Dropped without [`finish`](ActiveSpan::finish): ended as ERROR, as a panic
+/// when the thread is panicking and as a cancellation otherwise.
+pub struct ActiveSpan {
+    #[cfg(feature = "otel")]
+    inner: Option<imp::Live>,
+}
+
+/// A started span attached to the current thread for the length of a sync
+/// body. Dropped without [`finish`](SyncSpan::finish): a normal return, or a
+/// panic when the thread is panicking.
+pub struct SyncSpan {
+    // Field order matters: the context guard is dropped (detached) before the
+    // span ends.
+    #[cfg(feature = "otel")]
+    guard: Option<opentelemetry::ContextGuard>,
+    span: ActiveSpan,
+}
+
+impl std::fmt::Debug for ActiveSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ActiveSpan")
+    }
+}
+
+impl std::fmt::Debug for SyncSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncSpan")
+    }
+}
+
+/// Starts a span for an async body (not attached).
+pub fn start(site: &'static Site, binding: Option<Telemetry>, attrs: Attrs) -> ActiveSpan {
+    #[cfg(feature = "otel")]
+    {
+        ActiveSpan {
+            inner: Some(imp::Live::start(site, binding, attrs, imp::OnDrop::Cancelled)),
+        }
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        let _ = (site, binding, attrs);
+        ActiveSpan {}
+    }
+}
+
+/// Starts a span for a sync body and attaches it to the current thread.
+pub fn enter(site: &'static Site, binding: Option<Telemetry>, attrs: Attrs) -> SyncSpan {
+    #[cfg(feature = "otel")]
+    {
+        let live = imp::Live::start(site, binding, attrs, imp::OnDrop::Success);
+        let guard = live.cx.clone().attach();
+        SyncSpan {
+            guard: Some(guard),
+            span: ActiveSpan { inner: Some(live) },
+        }
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        let _ = (site, binding, attrs);
+        SyncSpan { span: ActiveSpan {} }
+    }
+}
+
+impl ActiveSpan {
+    /// Ends the span with the body's outcome.
+    #[inline]
+    pub fn finish(self, outcome: Outcome) {
+        #[cfg(feature = "otel")]
+        {
+            let mut this = self;
+            if let Some(live) = this.inner.take() {
+                live.end(imp::End::Returned(outcome));
+            }
+        }
+        #[cfg(not(feature = "otel"))]
+        let _ = (self, outcome);
+    }
+
+    /// Ends the span as a panic (the caller keeps unwinding).
+    pub(crate) fn end_panicked(self) {
+        #[cfg(feature = "otel")]
+        {
+            let mut this = self;
+            if let Some(live) = this.inner.take() {
+                live.end(imp::End::Panicked);
+            }
+        }
+    }
+
+    /// Runs `f` with this span's context attached to the current thread.
+    #[inline]
+    pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        #[cfg(feature = "otel")]
+        {
+            let _guard = self.inner.as_ref().map(|live| live.cx.clone().attach());
+            f()
+        }
+        #[cfg(not(feature = "otel"))]
+        {
+            f()
+        }
+    }
+}
+
+impl SyncSpan {
+    /// Detaches the span from the thread and ends it with the body's outcome.
+    #[inline]
+    pub fn finish(self, outcome: Outcome) {
+        #[cfg(feature = "otel")]
+        {
+            let SyncSpan { guard, span } = self;
+            drop(guard);
+            span.finish(outcome);
+        }
+        #[cfg(not(feature = "otel"))]
+        self.span.finish(outcome);
+    }
+}
+
+#[cfg(feature = "otel")]
+impl Drop for ActiveSpan {
+    fn drop(&mut self) {
+        if let Some(live) = self.inner.take() {
+            let end = if std::thread::panicking() {
+                imp::End::Panicked
+            } else {
+                match live.on_drop {
+                    imp::OnDrop::Success => imp::End::Returned(Outcome::Success),
+                    imp::OnDrop::Cancelled => imp::End::Cancelled,
+                }
+            };
+            live.end(end);
+        }
+    }
+}
+
+#[cfg(feature = "otel")]
+pub(crate) use imp::{Scope, SiteInstruments};
+
+#[cfg(feature = "otel")]
+mod imp {
+    use std::sync::{Arc, Mutex, PoisonError};
+    use std::time::Instant;
+
+    use opentelemetry::metrics::{Counter, Histogram, Meter};
+    use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
+    use opentelemetry::{Context, Key, KeyValue, Value};
+
+    use super::super::{Attrs, DeferredKey, Kind, LabelSource, MetricKind, Outcome, Site, Status as Label};
+    use crate::Telemetry;
+    use crate::telemetry::Bound;
+
+    /// What the OpenTelemetry `Context` carries for kernel spans: the binding
+    /// for spans below, and the innermost deferred-attribute slot.
+    #[derive(Clone)]
+    pub(crate) struct Scope {
+        pub(crate) telemetry: Telemetry,
+        pub(crate) slot: Option<Arc<Slot>>,
+    }
+
+    /// Values recorded for a span's deferred keys.
+    pub(crate) struct Slot {
+        pub(crate) keys: &'static [DeferredKey],
+        pub(crate) values: Mutex<Vec<Option<Value>>>,
+        /// The enclosing kernel span's slot: keys this span did not declare go there.
+        pub(crate) parent: Option<Arc<Slot>>,
+    }
+
+    /// The instruments of one call site for one binding.
+    pub(crate) struct SiteInstruments {
+        list: Vec<Instrument>,
+    }
+
+    enum Instrument {
+        Counter(Counter<u64>),
+        Histogram(Histogram<f64>),
+    }
+
+    impl Site {
+        /// This site's instruments for `bound`: the site's one-entry cache,
+        /// else the binding's per-site map (created on first use).
+        fn instruments(&'static self, bound: &Bound) -> Arc<SiteInstruments> {
+            if let Ok(cache) = self.cache.read() {
+                if let Some((id, inst)) = &*cache {
+                    if *id == bound.id {
+                        return Arc::clone(inst);
+                    }
+                }
+            }
+            let inst = {
+                let mut sites = bound.sites.lock().unwrap_or_else(PoisonError::into_inner);
+                let key = std::ptr::from_ref(self) as usize;
+                Arc::clone(
+                    sites
+                        .entry(key)
+                        .or_insert_with(|| Arc::new(self.build(&bound.meter))),
+                )
+            };
+            if let Ok(mut cache) = self.cache.write() {
+                *cache = Some((bound.id, Arc::clone(&inst)));
+            }
+            inst
+        }
+
+        fn build(&self, meter: &Meter) -> SiteInstruments {
+            let list = self
+                .desc
+                .metrics
+                .iter()
+                .map(|m| match m.kind {
+                    MetricKind::Counter => {
+                        let mut b = meter.u64_counter(m.name);
+                        if !m.unit.is_empty() {
+                            b = b.with_unit(m.unit);
+                        }
+                        if !m.description.is_empty() {
+                            b = b.with_description(m.description);
+                        }
+                        Instrument::Counter(b.build())
+                    }
+                    MetricKind::Histogram(_) => {
+                        let mut b = meter.f64_histogram(m.name);
+                        if !m.unit.is_empty() {
+                            b = b.with_unit(m.unit);
+                        }
+                        if !m.description.is_empty() {
+                            b = b.with_description(m.description);
+                        }
+                        if !m.buckets.is_empty() {
+                            b = b.with_boundaries(m.buckets.to_vec());
+                        }
+                        Instrument::Histogram(b.build())
+                    }
+                })
+                .collect();
+            SiteInstruments { list }
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    pub(super) enum OnDrop {
+        Success,
+        Cancelled,
+    }
+
+    pub(super) enum End {
+        Returned(Outcome),
+        Panicked,
+        Cancelled,
+    }
+
+    /// The state of a started span.
+    pub(super) struct Live {
+        pub(super) cx: Context,
+        site: &'static Site,
+        pub(super) on_drop: OnDrop,
+        /// Present when the site has metrics.
+        metrics: Option<(Arc<Bound>, Instant)>,
+        labels: Vec<Option<Value>>,
+        slot: Option<Arc<Slot>>,
+    }
+
+    fn kind(k: Kind) -> SpanKind {
+        match k {
+            Kind::Internal => SpanKind::Internal,
+            Kind::Client => SpanKind::Client,
+            Kind::Server => SpanKind::Server,
+            Kind::Producer => SpanKind::Producer,
+            Kind::Consumer => SpanKind::Consumer,
+        }
+    }
+
+    impl Live {
+        pub(super) fn start(
+            site: &'static Site,
+            binding: Option<Telemetry>,
+            attrs: Attrs,
+            on_drop: OnDrop,
+        ) -> Live {
+            let desc = &site.desc;
+            let parent = Context::current();
+            let inherited = parent.get::<Scope>();
+            let (telemetry, push_binding) = match binding {
+                Some(t) => {
+                    let same = match inherited {
+                        Some(s) => s.telemetry.same_binding(&t),
+                        None => t.is_global(),
+                    };
+                    (t, !same)
+                }
+                None => (
+                    inherited.map_or_else(Telemetry::global, |s| s.telemetry.clone()),
+                    false,
+                ),
+            };
+            let inherited_slot = inherited.and_then(|s| s.slot.clone());
+            let bound = telemetry.resolve();
+
+            let Attrs { attrs, labels } = attrs;
+            let mut builder = SpanBuilder::from_name(desc.name).with_kind(kind(desc.kind));
+            if !attrs.is_empty() {
+                builder.attributes = Some(attrs);
+            }
+            let span = bound.tracer.build_with_context(builder, &parent);
+
+            let slot = (!desc.deferred.is_empty()).then(|| {
+                Arc::new(Slot {
+                    keys: desc.deferred,
+                    values: Mutex::new(vec![None; desc.deferred.len()]),
+                    parent: inherited_slot.clone(),
+                })
+            });
+            let mut cx = parent.with_span(span);
+            if push_binding || slot.is_some() {
+                cx = cx.with_value(Scope {
+                    telemetry,
+                    slot: slot.clone().or(inherited_slot),
+                });
+            }
+            let metrics = (!desc.metrics.is_empty()).then(|| (bound, Instant::now()));
+            Live {
+                cx,
+                site,
+                on_drop,
+                metrics,
+                labels,
+                slot,
+            }
+        }
+
+        pub(super) fn end(self, end: End) {
+            let span = self.cx.span();
+            let deferred: Vec<Option<Value>> = match &self.slot {
+                Some(slot) => {
+                    let values = std::mem::take(
+                        &mut *slot.values.lock().unwrap_or_else(PoisonError::into_inner),
+                    );
+                    for (k, v) in slot.keys.iter().zip(&values) {
+                        if let Some(v) = v {
+                            span.set_attribute(KeyValue::new(Key::from_static_str(k.span_key), v.clone()));
+                        }
+                    }
+                    values
+                }
+                None => Vec::new(),
+            };
+            let status = match &end {
+                End::Returned(Outcome::Success) => Label::Success,
+                End::Returned(Outcome::Failure {
+                    error_type,
+                    message,
+                    denied,
+                }) => {
+                    fail(&span, error_type.clone(), message.clone());
+                    if *denied { Label::Denied } else { Label::Error }
+                }
+                End::Panicked => {
+                    fail(&span, "panic".into(), "panicked".into());
+                    Label::Error
+                }
+                End::Cancelled => {
+                    span.set_attribute(KeyValue::new("agent_kernel.cancelled", true));
+                    fail(&span, "cancelled".into(), "cancelled: the future was dropped before completion".into());
+                    Label::Error
+                }
+            };
+            span.end();
+
+            let Some((bound, started)) = &self.metrics else {
+                return;
+            };
+            let elapsed = started.elapsed();
+            let instruments = self.site.instruments(bound);
+            let mut labels: Vec<KeyValue> = Vec::new();
+            for (desc, inst) in self.site.desc.metrics.iter().zip(&instruments.list) {
+                if !desc.when.matches(status) {
+                    continue;
+                }
+                labels.clear();
+                for label in desc.labels {
+                    let value = match label.source {
+                        LabelSource::Status => Some(Value::from(status.as_str())),
+                        LabelSource::Attr(i) => self.labels.get(i).cloned().flatten(),
+                        LabelSource::Deferred(i) => deferred.get(i).cloned().flatten(),
+                    };
+                    if let Some(value) = value {
+                        labels.push(KeyValue::new(Key::from_static_str(label.key), value));
+                    }
+                }
+                match (inst, desc.kind) {
+                    (Instrument::Counter(c), _) => c.add(1, &labels),
+                    (Instrument::Histogram(h), MetricKind::Histogram(unit)) => {
+                        h.record(unit.of(elapsed), &labels);
+                    }
+                    (Instrument::Histogram(h), MetricKind::Counter) => {
+                        h.record(elapsed.as_secs_f64(), &labels);
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail(
+        span: &opentelemetry::trace::SpanRef<'_>,
+        error_type: std::borrow::Cow<'static, str>,
+        message: std::borrow::Cow<'static, str>,
+    ) {
+        span.set_attribute(KeyValue::new("error.type", error_type.clone()));
+        span.add_event(
+            "exception",
+            vec![
+                KeyValue::new("exception.type", error_type),
+                KeyValue::new("exception.message", message.clone()),
+            ],
+        );
+        span.set_status(Status::error(message));
+    }
+}

@@ -1,0 +1,46 @@
+//! The run-time switch: telemetry is off until something turns it on.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Whether generated code records anything. Read with one relaxed load per span.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Bumped whenever the global providers may have changed; global bindings
+/// re-read `opentelemetry::global` when it moves.
+static GLOBAL_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// Turns telemetry on for the whole process and (re-)reads the OpenTelemetry
+/// global providers at the next span.
+///
+/// Call it after installing the global tracer and meter providers (the `setup`
+/// module does it for you; [`Telemetry::new`](crate::Telemetry) does it too).
+/// Calling it again after replacing the global providers makes
+/// [`Telemetry::global`](crate::Telemetry::global) bindings pick up the new ones;
+/// a tracer fetched before a provider was installed never stays a no-op.
+///
+/// Without the `otel` feature this does nothing: there is nothing to record.
+pub fn enable() {
+    GLOBAL_GENERATION.fetch_add(1, Ordering::AcqRel);
+    ENABLED.store(cfg!(feature = "otel"), Ordering::Release);
+}
+
+/// Turns telemetry off: `#[kernel_span]` functions then cost one relaxed
+/// atomic load each and run their plain body. Spans already started still end
+/// normally.
+pub fn disable() {
+    ENABLED.store(false, Ordering::Release);
+}
+
+/// Whether telemetry is currently enabled (always `false` without the `otel`
+/// feature).
+#[inline]
+pub fn is_enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// The current generation of the global providers.
+#[cfg(feature = "otel")]
+#[inline]
+pub(crate) fn global_generation() -> u64 {
+    GLOBAL_GENERATION.load(Ordering::Acquire)
+}

@@ -1,0 +1,475 @@
+//! HMAC-SHA256 capability tokens: issue, verify, revoke, and a strict JSON
+//! transport form.
+//!
+//! The signature covers a canonical serialisation of every field but the
+//! signature: a JSON object with keys sorted at every level and no whitespace.
+//! The secret is only held as a keyed MAC state; it never appears in `Debug`
+//! output, logs or errors.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::error::{KernelError, Result};
+use crate::ids::new_id;
+use crate::time::{Clock, SystemClock, Timestamp};
+use crate::types::Constraints;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Name of the environment variable holding the signing secret.
+pub const SECRET_ENV: &str = "AGENT_KERNEL_SECRET";
+/// Default token lifetime: one hour.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// Default cap on tokens tracked for `revoke_all` counting.
+pub const DEFAULT_MAX_TRACKED_TOKENS: usize = 100_000;
+
+/// A signed, time-bounded, principal-scoped authorisation.
+///
+/// Tamper-evident (HMAC-SHA256) but not encrypted: put nothing secret in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilityToken {
+    /// Unique id (UUID v4).
+    pub token_id: String,
+    /// The capability it authorises.
+    pub capability_id: String,
+    /// The principal it is bound to.
+    pub principal_id: String,
+    /// When it was issued.
+    pub issued_at: Timestamp,
+    /// When it stops being valid.
+    pub expires_at: Timestamp,
+    /// Constraints the policy imposed (row cap, allowed fields, …).
+    pub constraints: Constraints,
+    /// The grant's audit id.
+    pub audit_id: String,
+    /// Lower-case hex HMAC-SHA256 over the canonical form of the other fields.
+    pub signature: String,
+}
+
+impl CapabilityToken {
+    /// The JSON transport form.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string(self).map_err(|e| KernelError::TokenFormat { message: e.to_string() })
+    }
+
+    /// Parses the JSON transport form strictly: every field is required and
+    /// unknown fields are refused. Errors are [`KernelError::TokenFormat`].
+    ///
+    /// ```
+    /// use agent_kernel::CapabilityToken;
+    /// let err = CapabilityToken::from_json("{\"token_id\": \"t1\"}").unwrap_err();
+    /// assert_eq!(err.kind(), "token_format");
+    /// ```
+    pub fn from_json(text: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| KernelError::TokenFormat { message: e.to_string() })
+    }
+
+    /// Appends the canonical signed payload to `out`.
+    pub fn write_signable(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"audit_id\":");
+        write_json_str(out, &self.audit_id);
+        out.extend_from_slice(b",\"capability_id\":");
+        write_json_str(out, &self.capability_id);
+        out.extend_from_slice(b",\"constraints\":{");
+        for (i, (k, v)) in self.constraints.sorted_entries().iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_str(out, k);
+            out.push(b':');
+            match v {
+                crate::types::ConstraintValue::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
+                crate::types::ConstraintValue::Fields(f) => {
+                    out.push(b'[');
+                    for (j, s) in f.iter().enumerate() {
+                        if j > 0 {
+                            out.push(b',');
+                        }
+                        write_json_str(out, s);
+                    }
+                    out.push(b']');
+                }
+                crate::types::ConstraintValue::Json(v) => write_canonical(out, v),
+            }
+        }
+        out.extend_from_slice(b"},\"expires_at\":");
+        out.extend_from_slice(self.expires_at.as_millis().to_string().as_bytes());
+        out.extend_from_slice(b",\"issued_at\":");
+        out.extend_from_slice(self.issued_at.as_millis().to_string().as_bytes());
+        out.extend_from_slice(b",\"principal_id\":");
+        write_json_str(out, &self.principal_id);
+        out.extend_from_slice(b",\"token_id\":");
+        write_json_str(out, &self.token_id);
+        out.push(b'}');
+    }
+}
+
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Canonical JSON: object keys sorted at every level, no whitespace.
+fn write_canonical(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<(&String, &Value)> = map.iter().collect();
+            keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, v)) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_str(out, k);
+                out.push(b':');
+                write_canonical(out, v);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(out, item);
+            }
+            out.push(b']');
+        }
+        scalar => {
+            let _ = serde_json::to_writer(&mut *out, scalar);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Tracked {
+    principal_id: String,
+    expires_at: Timestamp,
+}
+
+/// Revocation state; every index drops entries once the tokens they concern expire.
+#[derive(Debug, Default)]
+struct Revocations {
+    /// Revoked token ids → when the entry can be forgotten (the token's expiry).
+    revoked: HashMap<String, Timestamp>,
+    /// Min-heap over `revoked` by forget time.
+    revoked_expiry: BinaryHeap<Reverse<(Timestamp, String)>>,
+    /// Tokens issued and not yet expired (bounded by `max_tracked`), for `revoke_all` counts.
+    tracked: HashMap<String, Tracked>,
+    /// `tracked` ids in issue order.
+    tracked_order: VecDeque<String>,
+    /// principal → tokens issued strictly before this instant are revoked.
+    epochs: HashMap<String, Timestamp>,
+    /// Longest TTL issued so far (bounds how long an unknown id or an epoch matters).
+    max_ttl: Duration,
+}
+
+impl Revocations {
+    fn prune(&mut self, now: Timestamp) {
+        while let Some(Reverse((at, _))) = self.revoked_expiry.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((at, id))) = self.revoked_expiry.pop() {
+                // Only forget if the entry was not refreshed with a later time.
+                if self.revoked.get(&id).is_some_and(|t| *t <= at) {
+                    self.revoked.remove(&id);
+                }
+            }
+        }
+        while let Some(front) = self.tracked_order.front() {
+            match self.tracked.get(front) {
+                Some(t) if t.expires_at > now => break,
+                _ => {
+                    if let Some(id) = self.tracked_order.pop_front() {
+                        self.tracked.remove(&id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn mark_revoked(&mut self, token_id: &str, forget_at: Timestamp) -> bool {
+        match self.revoked.get_mut(token_id) {
+            Some(at) => {
+                if *at < forget_at {
+                    *at = forget_at;
+                    self.revoked_expiry.push(Reverse((forget_at, token_id.to_owned())));
+                }
+                false
+            }
+            None => {
+                self.revoked.insert(token_id.to_owned(), forget_at);
+                self.revoked_expiry.push(Reverse((forget_at, token_id.to_owned())));
+                true
+            }
+        }
+    }
+}
+
+/// Issues and verifies HMAC-SHA256 capability tokens and tracks revocations.
+///
+/// ```
+/// use agent_kernel::{Constraints, HmacTokenProvider};
+/// let tokens = HmacTokenProvider::new(b"a-test-secret-of-decent-length")?;
+/// let t = tokens.issue("billing.list_invoices", "u1", Constraints::default(), None, "audit-1");
+/// tokens.verify(&t, "u1", "billing.list_invoices")?;
+/// assert_eq!(tokens.verify(&t, "u2", "billing.list_invoices").unwrap_err().kind(), "token_principal_mismatch");
+/// tokens.revoke(&t.token_id);
+/// assert_eq!(tokens.verify(&t, "u1", "billing.list_invoices").unwrap_err().kind(), "token_revoked");
+/// # Ok::<(), agent_kernel::KernelError>(())
+/// ```
+pub struct HmacTokenProvider {
+    mac: HmacSha256,
+    clock: Arc<dyn Clock>,
+    default_ttl: Duration,
+    max_tracked: usize,
+    state: Mutex<Revocations>,
+}
+
+impl fmt::Debug for HmacTokenProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HmacTokenProvider")
+            .field("secret", &"<redacted>")
+            .field("default_ttl", &self.default_ttl)
+            .field("max_tracked", &self.max_tracked)
+            .finish_non_exhaustive()
+    }
+}
+
+fn dev_secret() -> &'static [u8; 32] {
+    static DEV: OnceLock<[u8; 32]> = OnceLock::new();
+    DEV.get_or_init(|| {
+        log::warn!(
+            "{SECRET_ENV} is not set; using a random per-process development secret. \
+             Tokens will not survive restarts. Set {SECRET_ENV} in production."
+        );
+        rand::random()
+    })
+}
+
+impl HmacTokenProvider {
+    /// A provider signing with `secret` (must not be empty).
+    pub fn new(secret: impl AsRef<[u8]>) -> Result<Self> {
+        let secret = secret.as_ref();
+        if secret.is_empty() {
+            return Err(KernelError::invalid_config("the token secret must not be empty"));
+        }
+        let mac = HmacSha256::new_from_slice(secret)
+            .map_err(|_| KernelError::invalid_config("the token secret cannot key HMAC-SHA256"))?;
+        Ok(Self {
+            mac,
+            clock: Arc::new(SystemClock),
+            default_ttl: DEFAULT_TOKEN_TTL,
+            max_tracked: DEFAULT_MAX_TRACKED_TOKENS,
+            state: Mutex::new(Revocations::default()),
+        })
+    }
+
+    /// A provider signing with `AGENT_KERNEL_SECRET`, or, when it is unset or
+    /// empty, with a random per-process development secret (logged once, as a warning).
+    pub fn from_env() -> Self {
+        let env = std::env::var(SECRET_ENV).ok().filter(|s| !s.is_empty());
+        let built = match env {
+            Some(secret) => Self::new(secret.as_bytes()),
+            None => Self::new(dev_secret()),
+        };
+        // Both secrets are non-empty, so construction cannot fail; fall back to a
+        // fresh random key rather than panic if it ever did.
+        built.unwrap_or_else(|_| Self {
+            mac: <HmacSha256 as hmac::digest::KeyInit>::new(&rand::random::<[u8; 32]>().into()),
+            clock: Arc::new(SystemClock),
+            default_ttl: DEFAULT_TOKEN_TTL,
+            max_tracked: DEFAULT_MAX_TRACKED_TOKENS,
+            state: Mutex::new(Revocations::default()),
+        })
+    }
+
+    /// Uses `clock` for issue times and expiry checks.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets the lifetime of tokens issued without an explicit TTL (default 1 h).
+    #[must_use]
+    pub fn with_default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// Caps how many live tokens are tracked for `revoke_all` counting (default
+    /// 100 000). Past the cap the oldest are forgotten by the index;
+    /// `revoke_all` still revokes them (by issue time) but no longer counts them.
+    #[must_use]
+    pub fn with_max_tracked_tokens(mut self, n: usize) -> Self {
+        self.max_tracked = n.max(1);
+        self
+    }
+
+    /// The default TTL.
+    pub fn default_ttl(&self) -> Duration {
+        self.default_ttl
+    }
+
+    fn sign(&self, token: &CapabilityToken, buf: &mut Vec<u8>) -> [u8; 32] {
+        buf.clear();
+        token.write_signable(buf);
+        let mut mac = self.mac.clone();
+        mac.update(buf);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Issues a signed token (TTL `ttl`, or the default when `None`).
+    pub fn issue(
+        &self,
+        capability_id: &str,
+        principal_id: &str,
+        constraints: Constraints,
+        ttl: Option<Duration>,
+        audit_id: &str,
+    ) -> CapabilityToken {
+        let ttl = ttl.unwrap_or(self.default_ttl);
+        let now = self.clock.now();
+        let mut token = CapabilityToken {
+            token_id: new_id(),
+            capability_id: capability_id.to_owned(),
+            principal_id: principal_id.to_owned(),
+            issued_at: now,
+            expires_at: now.saturating_add(ttl),
+            constraints,
+            audit_id: audit_id.to_owned(),
+            signature: String::new(),
+        };
+        let mut buf = Vec::with_capacity(384);
+        token.signature = hex::encode(self.sign(&token, &mut buf));
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.prune(now);
+        if ttl > st.max_ttl {
+            st.max_ttl = ttl;
+        }
+        if st.tracked_order.len() >= self.max_tracked {
+            if let Some(old) = st.tracked_order.pop_front() {
+                st.tracked.remove(&old);
+            }
+        }
+        st.tracked.insert(
+            token.token_id.clone(),
+            Tracked { principal_id: token.principal_id.clone(), expires_at: token.expires_at },
+        );
+        st.tracked_order.push_back(token.token_id.clone());
+        drop(st);
+        token
+    }
+
+    /// Verifies, in this order: revoked → expired → signature (constant time) →
+    /// principal → capability; each failure is its own error kind.
+    pub fn verify(&self, token: &CapabilityToken, expected_principal_id: &str, expected_capability_id: &str) -> Result<()> {
+        let now = self.clock.now();
+        let revoked = {
+            let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            st.revoked.contains_key(&token.token_id)
+                || st.epochs.get(&token.principal_id).is_some_and(|epoch| token.issued_at < *epoch)
+        };
+        if revoked {
+            log::warn!("token_verify_failed token_id={} reason=revoked", token.token_id);
+            return Err(KernelError::TokenRevoked { token_id: token.token_id.clone() });
+        }
+        if token.expires_at <= now {
+            log::warn!("token_verify_failed token_id={} reason=expired", token.token_id);
+            return Err(KernelError::TokenExpired { token_id: token.token_id.clone(), expires_at: token.expires_at });
+        }
+        let mut buf = Vec::with_capacity(384);
+        let expected = self.sign(token, &mut buf);
+        let mut presented = [0u8; 32];
+        let decoded = hex::decode_to_slice(token.signature.as_bytes(), &mut presented).is_ok();
+        if !(decoded && bool::from(expected.ct_eq(&presented))) {
+            log::warn!("token_verify_failed token_id={} reason=invalid_signature", token.token_id);
+            return Err(KernelError::TokenInvalid { token_id: token.token_id.clone() });
+        }
+        if token.principal_id != expected_principal_id {
+            log::warn!("token_verify_failed token_id={} reason=principal_mismatch", token.token_id);
+            return Err(KernelError::TokenPrincipalMismatch {
+                token_id: token.token_id.clone(),
+                token_principal: token.principal_id.clone(),
+                presented_by: expected_principal_id.to_owned(),
+            });
+        }
+        if token.capability_id != expected_capability_id {
+            log::warn!("token_verify_failed token_id={} reason=capability_mismatch", token.token_id);
+            return Err(KernelError::TokenCapabilityMismatch {
+                token_id: token.token_id.clone(),
+                token_capability: token.capability_id.clone(),
+                expected: expected_capability_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Revokes one token by id. Idempotent; an unknown id is remembered for the
+    /// longest TTL issued so far (so a token from before a restart of the index
+    /// stays revoked).
+    pub fn revoke(&self, token_id: &str) {
+        let now = self.clock.now();
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.prune(now);
+        let forget_at = match st.tracked.get(token_id) {
+            Some(t) => t.expires_at,
+            None => now.saturating_add(st.max_ttl.max(self.default_ttl)),
+        };
+        st.mark_revoked(token_id, forget_at);
+    }
+
+    /// Revokes every token issued to `principal_id` so far; returns how many
+    /// live, tracked tokens were newly revoked (already revoked ones are not counted).
+    pub fn revoke_all(&self, principal_id: &str) -> usize {
+        let now = self.clock.now();
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.prune(now);
+        let mine: Vec<(String, Timestamp)> = st
+            .tracked
+            .iter()
+            .filter(|(_, t)| t.principal_id == principal_id && t.expires_at > now)
+            .map(|(id, t)| (id.clone(), t.expires_at))
+            .collect();
+        let mut newly = 0;
+        for (id, expires_at) in &mine {
+            if st.mark_revoked(id, *expires_at) {
+                newly += 1;
+            }
+        }
+        // Epochs older than the longest TTL cover only expired tokens: forget them.
+        let horizon = st.max_ttl.max(self.default_ttl);
+        st.epochs.retain(|_, at| at.saturating_add(horizon) > now);
+        // Tokens no longer tracked (index cap) are covered by the issue-time epoch.
+        // A token issued in the same millisecond after this call stays valid, as
+        // its issued_at is not strictly before the epoch.
+        let epoch = st.epochs.entry(principal_id.to_owned()).or_insert(now);
+        if *epoch < now {
+            *epoch = now;
+        }
+        newly
+    }
+
+    /// How many tokens the revocation index currently tracks (for tests and metrics).
+    pub fn tracked_tokens(&self) -> usize {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).tracked.len()
+    }
+
+    /// How many revoked ids are currently remembered.
+    pub fn revoked_entries(&self) -> usize {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).revoked.len()
+    }
+}

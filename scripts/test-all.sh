@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace: the README's test command, and CI's.
+#
+#   1. unit, integration and UI tests without features, then with --all-features
+#   2. doctests (nextest does not run them)
+#   3. end-to-end tests against real backends: scripts/backends.sh starts
+#      Phoenix and Prometheus (installing them when missing), then every
+#      ignored test in a test binary named e2e_* runs with AGENT_KERNEL_E2E=1
+#      and the backends' addresses (.e2e/backends.env); the backends are
+#      stopped on exit, whatever happens.
+#
+# Conventions for new tests:
+#   - an end-to-end test lives in a file `tests/e2e_<what>.rs` (any crate),
+#     is marked #[ignore = "needs backends: run scripts/test-all.sh"], reads
+#     PHOENIX_URL / PROMETHEUS_URL / PROMETHEUS_FILE_SD_DIR, and FAILS when a
+#     backend is unreachable;
+#   - add a step below with `step "name"` and the command.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+STARTED=$SECONDS
+step() { printf '\n== [%ss] %s\n' "$((SECONDS - STARTED))" "$*"; }
+
+command -v cargo-nextest >/dev/null \
+    || { echo "cargo-nextest is missing: cargo install cargo-nextest --locked" >&2; exit 1; }
+
+step "tests, default features"
+cargo nextest run --workspace --no-tests=fail
+
+step "tests, all features"
+cargo nextest run --workspace --all-features --no-tests=fail
+
+step "doctests, default features"
+cargo test --workspace --doc
+
+step "doctests, all features"
+cargo test --workspace --doc --all-features
+
+step "end-to-end: build"
+# Build before starting the backends, so they do not wait on the compiler.
+cargo nextest run --workspace --all-features --no-run
+
+step "end-to-end: start backends"
+trap 'bash scripts/backends.sh stop' EXIT
+bash scripts/backends.sh start
+# shellcheck source=/dev/null
+source .e2e/backends.env
+
+step "end-to-end: tests"
+AGENT_KERNEL_E2E=1 cargo nextest run --workspace --all-features \
+    --run-ignored only -E 'binary(/^e2e_/)' --no-tests=fail
+
+step "all tests passed"
