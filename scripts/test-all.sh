@@ -25,10 +25,10 @@ command -v cargo-nextest >/dev/null \
     || { echo "cargo-nextest is missing: cargo install cargo-nextest --locked" >&2; exit 1; }
 
 step "tests, default features"
-cargo nextest run --workspace --no-tests=fail
+cargo nextest run --workspace
 
 step "tests, all features"
-cargo nextest run --workspace --all-features --no-tests=fail
+cargo nextest run --workspace --all-features
 
 step "doctests, default features"
 cargo test --workspace --doc

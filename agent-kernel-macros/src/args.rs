@@ -98,7 +98,6 @@ pub(crate) enum MetricKind {
 
 pub(crate) struct Metric {
     pub kind: MetricKind,
-    pub kind_token: Ident,
     pub name: LitStr,
     pub unit: Option<LitStr>,
     pub description: Option<LitStr>,
@@ -552,7 +551,6 @@ fn parse_metric(input: ParseStream) -> syn::Result<Metric> {
     }
     Ok(Metric {
         kind,
-        kind_token,
         name,
         unit,
         description,

@@ -39,18 +39,31 @@ pub(crate) fn parse(item: TokenStream) -> syn::Result<Func> {
     for attr in &parsed.attrs {
         if is_named(attr, "kernel_span") {
             return Err(syn::Error::new(
-                attr.span(),
+                attr.path().span(),
                 "duplicate `#[kernel_span]`: a function gets one span; use nested functions for more",
             ));
         }
         if is_named(attr, "async_trait") {
             return Err(syn::Error::new(
-                attr.span(),
+                attr.path().span(),
                 "`#[async_trait]` goes on the `impl` or `trait` block, not on the method; `#[kernel_span]` on the method then works as is",
             ));
         }
     }
     Ok(Func { item: parsed })
+}
+
+/// The item to emit beside an error: unchanged, except that an
+/// `#[async_trait]` placed on the method itself is dropped (it would only add
+/// a second, confusing error from async-trait).
+pub(crate) fn without_misplaced_attrs(item: TokenStream) -> TokenStream {
+    match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(mut f) if f.attrs.iter().any(|a| is_named(a, "async_trait")) => {
+            f.attrs.retain(|a| !is_named(a, "async_trait"));
+            f.into_token_stream()
+        }
+        _ => item,
+    }
 }
 
 fn verbatim_error(ts: TokenStream) -> syn::Error {

@@ -1,2 +1,298 @@
-//! placeholder
+//! `#[kernel_span]`: OpenTelemetry spans and metrics for agent-kernel
+//! functions, generated at compile time.
+//!
+//! Use it through `agent_kernel_otel::kernel_span` (the generated code calls
+//! `::agent_kernel_otel::__private`). Without the `otel` feature the attribute
+//! checks its arguments and returns the function unchanged, token for token;
+//! with it, the function is wrapped in span and metric code.
+//!
+//! The crate is split the way the work flows: `args.rs` parses,
+//! `item.rs` checks the annotated item, `validate.rs` checks the arguments
+//! against the function (both run with and without `otel`, so the feature
+//! never reveals a new argument error), and `expand.rs` generates code.
 #![forbid(unsafe_code)]
+
+mod args;
+mod expand;
+mod item;
+mod suggest;
+mod validate;
+
+use proc_macro::TokenStream;
+
+/// Wraps a function in an OpenTelemetry span (and, optionally, metrics).
+///
+/// # Grammar
+/// ```text
+/// #[kernel_span( param, ... )]          // any order, each at most once
+///
+/// param   := name = "span.name"         // required; a non-empty string literal
+///          | kind = KIND                // default internal
+///          | telemetry = EXPR           // binding for a root span: a Telemetry or &Telemetry,
+///                                       //   evaluated only while telemetry is enabled
+///          | result | no_result         // override Result detection (type aliases)
+///          | attrs( attr, ... )
+///          | metrics( metric, ... )
+/// KIND    := internal | client | server | producer | consumer
+///
+/// attr    := IDENT                      // shorthand: the parameter of that name
+///          | KEY = EXPR                 // an expression over the parameters (borrowed, never moved)
+///          | KEY = "literal"            // a constant
+///          | KEY = deferred             // recorded later by agent_kernel_otel::record("key", value)
+/// KEY     := IDENT                      // span key agent_kernel.IDENT, label key IDENT
+///          | "dotted.key"               // span key and label key verbatim
+///
+/// metric  := counter( mparam, ... )     // adds 1 per call
+///          | histogram( mparam, ... )   // records the span's duration in `unit`
+/// mparam  := name = "metric.name"       // required
+///          | unit = "UCUM"              // histogram: required, one of "s" "ms" "us" "ns"
+///          | description = "text"
+///          | buckets = [ NUMBER, ... ]  // histogram only; increasing explicit boundaries
+///          | labels( LABEL, ... )       // declared attribute keys, or `status`
+///          | when = WHEN                // default always
+/// LABEL   := KEY | status               // status = success | error | denied
+/// WHEN    := always | success | error | denied | failure   // failure = error or denied
+/// ```
+///
+/// Attribute values are anything that implements
+/// `agent_kernel_otel::ToAttrValue` (strings, numbers, booleans, `Option`s of
+/// them, your own enums); `None` leaves the attribute out. Only what `attrs`
+/// names is recorded: arguments never leak by default. Metric label values
+/// must come from bounded sets (registered capability ids, closed enums):
+/// that is the caller's responsibility.
+///
+/// # What it generates
+/// - Sync functions: the span is attached to the thread while the body runs and
+///   ends on every return path, `?` included.
+/// - `async fn`, and functions whose last expression is `async { .. }` or
+///   `Box::pin(async { .. })` (what `#[async_trait]` produces, so the attribute
+///   works on methods of an `#[async_trait]` impl): the future is wrapped so
+///   the span's context is attached on each poll, never across an `.await`;
+///   dropping the future ends the span as cancelled (ERROR).
+/// - A return type whose last path segment is `Result` (`io::Result<T>` too)
+///   sets status ERROR on `Err` with a redacted description, `error.type`, and
+///   an `exception` event (see `agent_kernel_otel::SpanError`); `Ok` leaves it
+///   unset. A panic ends the span as ERROR and keeps unwinding.
+/// - While telemetry is disabled at run time: one relaxed atomic load, then
+///   the plain body; no attribute expression is evaluated.
+///
+/// # Examples
+/// ```
+/// # extern crate agent_kernel_otel;
+/// use agent_kernel_otel::{kernel_span, record, Telemetry};
+///
+/// struct Token { capability_id: String }
+/// #[derive(Debug)]
+/// enum KernelError { Denied }
+///
+/// struct Kernel { telemetry: Telemetry }
+///
+/// impl Kernel {
+///     #[kernel_span(
+///         name = "agent_kernel.invoke",
+///         kind = internal,
+///         telemetry = self.telemetry,
+///         attrs(
+///             principal_id,
+///             capability_id = token.capability_id,
+///             "gen_ai.tool.name" = token.capability_id,
+///             "gen_ai.operation.name" = "execute_tool",
+///             safety_class = deferred,
+///             reason_category = deferred,
+///         ),
+///         metrics(
+///             counter(name = "agent_kernel.invocations", unit = "{invocation}",
+///                     labels(capability_id, safety_class, status)),
+///             histogram(name = "agent_kernel.invocation_duration", unit = "ms",
+///                       buckets = [0.01, 0.1, 1, 10, 100, 1000, 10000],
+///                       labels(capability_id, safety_class, status)),
+///             counter(name = "agent_kernel.policy_denials", unit = "{denial}",
+///                     labels(capability_id, reason_category), when = denied),
+///         ),
+///     )]
+///     fn invoke(&self, principal_id: &str, token: &Token) -> Result<usize, KernelError> {
+///         record("safety_class", "read");
+///         if token.capability_id.is_empty() {
+///             record("reason_category", "unknown_capability");
+///             return Err(KernelError::Denied);
+///         }
+///         Ok(principal_id.len())
+///     }
+/// }
+///
+/// let kernel = Kernel { telemetry: Telemetry::global() };
+/// let token = Token { capability_id: "billing.list".into() };
+/// assert_eq!(kernel.invoke("alice", &token).unwrap(), 5);
+/// ```
+///
+/// Async functions and child spans find their parent and binding through the
+/// OpenTelemetry `Context`:
+/// ```
+/// # extern crate agent_kernel_otel;
+/// use agent_kernel_otel::kernel_span;
+///
+/// #[kernel_span(name = "agent_kernel.driver.execute", kind = client, attrs(driver_id, attempt))]
+/// async fn execute(driver_id: &str, attempt: u32) -> std::io::Result<Vec<u8>> {
+///     Ok(driver_id.as_bytes().to_vec())
+/// }
+/// # let _ = execute("http", 1);
+/// ```
+///
+/// # Errors
+/// Every misuse is a compile error at the offending token, with a fix where
+/// one exists: unknown parameters (with the nearest valid name), a missing or
+/// empty `name`, an `attrs` entry naming no parameter (with the nearest
+/// parameter), a label that is no declared attribute, a bad `kind`, malformed
+/// `metrics`, or the attribute on something other than a function with a body
+/// (a struct, a trait method without a body, a `const fn`, an `extern` fn).
+#[proc_macro_attribute]
+pub fn kernel_span(attr: TokenStream, item: TokenStream) -> TokenStream {
+    run(attr.into(), item.into(), cfg!(feature = "otel")).into()
+}
+
+/// The attribute, with the `otel` switch as an argument (so tests can run both
+/// expansions).
+fn run(
+    attr: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+    generate: bool,
+) -> proc_macro2::TokenStream {
+    let args = syn::parse2::<args::Args>(attr);
+    let func = item::parse(item.clone());
+    let checked = match (args, func) {
+        (Ok(args), Ok(func)) => validate::validate(&args, &func).map(|()| (args, func)),
+        (Err(mut a), Err(b)) => {
+            a.combine(b);
+            Err(a)
+        }
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+    };
+    match checked {
+        Ok((args, func)) if generate => expand::expand(&args, func),
+        Ok(_) => item,
+        Err(e) => {
+            let mut out = e.to_compile_error();
+            out.extend(item::without_misplaced_attrs(item));
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run;
+    use proc_macro2::TokenStream;
+    use quote::ToTokens;
+    use std::path::Path;
+
+    /// Every `#[kernel_span(...)]` function in a file, as (attribute args, item
+    /// without that attribute).
+    fn annotated(file: &syn::File) -> Vec<(TokenStream, TokenStream)> {
+        fn take(attrs: &mut Vec<syn::Attribute>) -> Option<TokenStream> {
+            let pos = attrs
+                .iter()
+                .position(|a| a.path().segments.last().is_some_and(|s| s.ident == "kernel_span"))?;
+            let attr = attrs.remove(pos);
+            Some(match attr.meta {
+                syn::Meta::List(l) => l.tokens,
+                _ => TokenStream::new(),
+            })
+        }
+        fn items(list: &[syn::Item], out: &mut Vec<(TokenStream, TokenStream)>) {
+            for item in list {
+                match item {
+                    syn::Item::Fn(f) => {
+                        let mut f = f.clone();
+                        if let Some(args) = take(&mut f.attrs) {
+                            out.push((args, f.into_token_stream()));
+                        }
+                    }
+                    syn::Item::Impl(i) => {
+                        for it in &i.items {
+                            if let syn::ImplItem::Fn(f) = it {
+                                let mut f = f.clone();
+                                if let Some(args) = take(&mut f.attrs) {
+                                    out.push((args, f.into_token_stream()));
+                                }
+                            }
+                        }
+                    }
+                    syn::Item::Trait(t) => {
+                        for it in &t.items {
+                            if let syn::TraitItem::Fn(f) = it {
+                                let mut f = f.clone();
+                                if let Some(args) = take(&mut f.attrs) {
+                                    out.push((args, f.into_token_stream()));
+                                }
+                            }
+                        }
+                    }
+                    syn::Item::Mod(m) => {
+                        if let Some((_, inner)) = &m.content {
+                            items(inner, out);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        items(&file.items, &mut out);
+        out
+    }
+
+    fn pass_cases() -> Vec<std::path::PathBuf> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui/pass");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("tests/ui/pass exists")
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn off_feature_output_equals_input_for_every_pass_case() {
+        let files = pass_cases();
+        assert!(files.len() >= 12, "expected at least 12 pass cases, found {}", files.len());
+        let mut functions = 0;
+        for path in files {
+            let src = std::fs::read_to_string(&path).expect("readable case");
+            let file = syn::parse_file(&src).expect("case parses");
+            let cases = annotated(&file);
+            assert!(!cases.is_empty(), "{} has no #[kernel_span]", path.display());
+            for (args, item) in cases {
+                let off = run(args.clone(), item.clone(), false);
+                assert_eq!(off.to_string(), item.to_string(), "{}: off-feature output differs", path.display());
+                let on = run(args, item, true);
+                assert!(
+                    !on.to_string().contains("compile_error"),
+                    "{}: expansion failed: {on}",
+                    path.display()
+                );
+                functions += 1;
+            }
+        }
+        assert!(functions >= 12);
+    }
+
+    #[test]
+    fn errors_are_the_same_with_and_without_the_feature() {
+        let cases: &[(&str, &str)] = &[
+            ("nmae = \"x\"", "fn f() {}"),
+            ("name = \"\"", "fn f() {}"),
+            ("name = \"x\", attrs(missing)", "fn f(present: u8) {}"),
+            ("name = \"x\"", "struct S;"),
+            ("name = \"x\"", "const fn f() {}"),
+        ];
+        for (args, item) in cases {
+            let args: TokenStream = args.parse().expect("tokens");
+            let item: TokenStream = item.parse().expect("tokens");
+            let off = run(args.clone(), item.clone(), false).to_string();
+            let on = run(args, item, true).to_string();
+            assert!(off.contains("compile_error"), "{off}");
+            assert_eq!(off, on);
+        }
+    }
+}

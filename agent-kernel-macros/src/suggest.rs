@@ -36,10 +36,10 @@ pub(crate) fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a s
         .map(|(_, c)| c)
 }
 
-/// `; did you mean `x`?` or nothing.
+/// ` (did you mean `x`?)` or nothing.
 pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     match nearest(word, candidates) {
-        Some(c) => format!("; did you mean `{c}`?"),
+        Some(c) => format!(" (did you mean `{c}`?)"),
         None => String::new(),
     }
 }

@@ -191,7 +191,7 @@ fn not_a_param(span: Span, name: &str, names: &[&str], fn_name: &str, shorthand:
     };
     syn::Error::new(
         span,
-        format!("`{name}` is not a parameter of `{fn_name}`{hint} (parameters: {params}){tail}"),
+        format!("`{name}` is not a parameter of `{fn_name}`{hint}; parameters: {params}{tail}"),
     )
 }
 

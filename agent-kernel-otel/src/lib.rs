@@ -79,6 +79,7 @@ mod value;
 #[path = "private/mod.rs"]
 pub mod __private;
 
+#[cfg(feature = "otel")]
 pub(crate) use __private as private;
 
 pub use agent_kernel_macros::kernel_span;

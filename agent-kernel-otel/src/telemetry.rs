@@ -71,6 +71,12 @@ impl Telemetry {
     }
 }
 
+// A binding's shared state is a tracer, a meter and caches that recover from
+// poisoning, so observing it after a caught panic is fine: kernels holding a
+// `Telemetry` stay usable with `catch_unwind`.
+impl std::panic::UnwindSafe for Telemetry {}
+impl std::panic::RefUnwindSafe for Telemetry {}
+
 impl Default for Telemetry {
     fn default() -> Self {
         Telemetry::global()

@@ -499,8 +499,8 @@ mod tests {
     #[test]
     fn counter_is_chars_over_four() {
         let facts = vec!["abcd".to_owned(), "é".to_owned()];
-        // ["abcd","é"] = 13 characters
-        assert_eq!(FramePayload::Facts(&facts).serialized_chars(), 13);
+        // ["abcd","é"] = 12 characters (13 bytes)
+        assert_eq!(FramePayload::Facts(&facts).serialized_chars(), 12);
         assert_eq!(CharsOverFour.count(&FramePayload::Facts(&facts)), 3);
         assert_eq!(CharsOverFour.count(&FramePayload::Nothing), 0);
         let v = json!({"a": [1, 2]});

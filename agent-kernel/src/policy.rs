@@ -238,6 +238,11 @@ impl DefaultPolicyEngine {
         &self.limits
     }
 
+    /// How many (scope, principal, capability) keys the rate limiter tracks now.
+    pub fn tracked_rate_keys(&self) -> usize {
+        self.limiter.tracked_keys()
+    }
+
     fn deny(capability: &Capability, principal: &Principal, category: DenialCategory, reason: String) -> KernelError {
         log::warn!(
             "policy_denied principal_id={} capability_id={} category={}",
@@ -647,13 +652,13 @@ mod tests {
         assert_eq!(category(e.evaluate(&req(), &c, &svc, J)), "rate_limited");
 
         let w = cap(SafetyClass::Write, SensitivityTag::None);
-        let writer = p(&["writer"]);
+        let writer = Principal::new("writer-1").with_roles(["writer"]);
         for _ in 0..10 {
             assert!(e.evaluate(&req(), &w, &writer, J).is_ok());
         }
         assert_eq!(category(e.evaluate(&req(), &w, &writer, J)), "rate_limited");
 
-        let r = cap(SafetyClass::Read, SensitivityTag::None);
+        let r = Capability::new("t.read", "R", "read", SafetyClass::Read);
         for _ in 0..60 {
             assert!(e.evaluate(&req(), &r, &writer, "").is_ok());
         }

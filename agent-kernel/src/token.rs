@@ -279,21 +279,11 @@ impl HmacTokenProvider {
 
     /// A provider signing with `AGENT_KERNEL_SECRET`, or, when it is unset or
     /// empty, with a random per-process development secret (logged once, as a warning).
-    pub fn from_env() -> Self {
-        let env = std::env::var(SECRET_ENV).ok().filter(|s| !s.is_empty());
-        let built = match env {
-            Some(secret) => Self::new(secret.as_bytes()),
-            None => Self::new(dev_secret()),
-        };
-        // Both secrets are non-empty, so construction cannot fail; fall back to a
-        // fresh random key rather than panic if it ever did.
-        built.unwrap_or_else(|_| Self {
-            mac: <HmacSha256 as hmac::digest::KeyInit>::new(&rand::random::<[u8; 32]>().into()),
-            clock: Arc::new(SystemClock),
-            default_ttl: DEFAULT_TOKEN_TTL,
-            max_tracked: DEFAULT_MAX_TRACKED_TOKENS,
-            state: Mutex::new(Revocations::default()),
-        })
+    pub fn from_env() -> Result<Self> {
+        match std::env::var(SECRET_ENV) {
+            Ok(secret) if !secret.is_empty() => Self::new(secret.as_bytes()),
+            _ => Self::new(dev_secret()),
+        }
     }
 
     /// Uses `clock` for issue times and expiry checks.

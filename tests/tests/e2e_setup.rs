@@ -11,6 +11,9 @@
 //! Environment: `PHOENIX_URL`, `PROMETHEUS_URL`, `PROMETHEUS_FILE_SD_DIR` (as
 //! written to `.e2e/backends.env` by `scripts/backends.sh start`).
 
+// Test code: a failed expectation is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[cfg(not(feature = "e2e"))]
 #[test]
 #[ignore = "needs backends: run scripts/test-all.sh"]
@@ -212,9 +215,8 @@ mod e2e {
         for span in &spans {
             assert_eq!(span["context"]["trace_id"], trace_id.as_str(), "{span:#}");
         }
-        let by_name = |name: &str| -> Vec<&Value> {
-            spans.iter().filter(|s| s["name"] == name).collect()
-        };
+        let by_name =
+            |name: &str| -> Vec<&Value> { spans.iter().filter(|s| s["name"] == name).collect() };
         let root = by_name("agent_kernel.invoke");
         assert_eq!(root.len(), 1);
         let root = root[0];
@@ -222,7 +224,10 @@ mod e2e {
         assert!(root["parent_id"].is_null(), "{root:#}");
         assert_eq!(root["status_code"], "UNSET");
         assert_eq!(root["attributes"]["agent_kernel.principal_id"], "alice");
-        assert_eq!(root["attributes"]["agent_kernel.capability_id"], "billing.read");
+        assert_eq!(
+            root["attributes"]["agent_kernel.capability_id"],
+            "billing.read"
+        );
         assert_eq!(root["attributes"]["agent_kernel.action_id"], "act-1");
         assert_eq!(root["attributes"]["gen_ai.operation.name"], "execute_tool");
 
@@ -283,7 +288,10 @@ mod e2e {
         if body["status"] != "success" {
             return Err(format!("query failed: {body}"));
         }
-        let result = body["data"]["result"].as_array().cloned().unwrap_or_default();
+        let result = body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if result.is_empty() {
             Err("empty result".to_owned())
         } else {
@@ -395,7 +403,11 @@ mod e2e {
                     "label set of {s}"
                 );
                 (
-                    (l["capability_id"].clone(), l["safety_class"].clone(), l["status"].clone()),
+                    (
+                        l["capability_id"].clone(),
+                        l["safety_class"].clone(),
+                        l["status"].clone(),
+                    ),
                     value(s),
                 )
             })
@@ -410,9 +422,8 @@ mod e2e {
             ])
         );
 
-        let count = query(
-            r#"sum(agent_kernel_invocation_duration_milliseconds_count{e2e_run="RUN"})"#,
-        );
+        let count =
+            query(r#"sum(agent_kernel_invocation_duration_milliseconds_count{e2e_run="RUN"})"#);
         assert_eq!(value(&count[0]), 6.0);
         let by_status = query(
             r#"sum by (status) (agent_kernel_invocation_duration_milliseconds_count{e2e_run="RUN"})"#,

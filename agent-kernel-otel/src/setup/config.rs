@@ -124,7 +124,10 @@ pub struct TelemetryConfig {
 impl fmt::Debug for TelemetryConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let redact = |headers: &[(String, String)]| -> Vec<String> {
-            headers.iter().map(|(k, _)| format!("{k}=<redacted>")).collect()
+            headers
+                .iter()
+                .map(|(k, _)| format!("{k}=<redacted>"))
+                .collect()
         };
         f.debug_struct("TelemetryConfig")
             .field("service_name", &self.service_name)
@@ -144,8 +147,14 @@ impl fmt::Debug for TelemetryConfig {
             .field("max_export_batch_size", &self.max_export_batch_size)
             .field("scheduled_delay", &self.scheduled_delay)
             .field("metric_export_interval", &self.metric_export_interval)
-            .field("console_writer", &self.console_writer.as_ref().map(|_| ".."))
-            .field("console_max_pending_traces", &self.console_max_pending_traces)
+            .field(
+                "console_writer",
+                &self.console_writer.as_ref().map(|_| ".."),
+            )
+            .field(
+                "console_max_pending_traces",
+                &self.console_max_pending_traces,
+            )
             .finish()
     }
 }
@@ -488,7 +497,10 @@ impl TelemetryConfigBuilder {
     /// `http://` or `https://` URL, or a zero queue size, batch size, timeout
     /// or interval.
     pub fn build(self) -> Result<TelemetryConfig, SetupError> {
-        let base = self.otlp_endpoint.as_deref().unwrap_or(defaults::OTLP_ENDPOINT);
+        let base = self
+            .otlp_endpoint
+            .as_deref()
+            .unwrap_or(defaults::OTLP_ENDPOINT);
         let traces_endpoint = match self.otlp_traces_endpoint {
             Some(url) => url,
             None => join_signal_path(base, "v1/traces"),
@@ -502,10 +514,16 @@ impl TelemetryConfigBuilder {
         for (field, zero) in [
             ("max_queue_size", self.max_queue_size == 0),
             ("max_export_batch_size", self.max_export_batch_size == 0),
-            ("console_max_pending_traces", self.console_max_pending_traces == 0),
+            (
+                "console_max_pending_traces",
+                self.console_max_pending_traces == 0,
+            ),
             ("otlp_timeout", self.otlp_timeout.is_zero()),
             ("scheduled_delay", self.scheduled_delay.is_zero()),
-            ("metric_export_interval", self.metric_export_interval.is_zero()),
+            (
+                "metric_export_interval",
+                self.metric_export_interval.is_zero(),
+            ),
         ] {
             if zero {
                 return Err(SetupError::InvalidConfig {
@@ -558,7 +576,9 @@ fn check_url(field: &'static str, url: &str) -> Result<(), SetupError> {
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"));
     match rest {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !url.contains(char::is_whitespace) => {
+        Some(rest)
+            if !rest.is_empty() && !rest.starts_with('/') && !url.contains(char::is_whitespace) =>
+        {
             Ok(())
         }
         _ => Err(SetupError::InvalidConfig {
@@ -591,8 +611,9 @@ mod env {
         // Endpoints: validated here so the error names the variable.
         for var in [ENDPOINT, TRACES_ENDPOINT, METRICS_ENDPOINT] {
             if let Some(url) = get(var) {
-                check_url("endpoint", url.trim())
-                    .map_err(|_| SetupError::env(var, &url, "expected an http:// or https:// URL"))?;
+                check_url("endpoint", url.trim()).map_err(|_| {
+                    SetupError::env(var, &url, "expected an http:// or https:// URL")
+                })?;
             }
         }
         b.otlp_endpoint = get(ENDPOINT).map(|s| s.trim().to_owned());
@@ -609,38 +630,59 @@ mod env {
             optional(get, "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", protocol)?.unwrap_or(general);
 
         let headers = headers(get, "OTEL_EXPORTER_OTLP_HEADERS")?;
-        b.otlp_traces_headers = merge(headers.clone(), headers_of(get, "OTEL_EXPORTER_OTLP_TRACES_HEADERS")?);
-        b.otlp_metrics_headers = merge(headers, headers_of(get, "OTEL_EXPORTER_OTLP_METRICS_HEADERS")?);
+        b.otlp_traces_headers = merge(
+            headers.clone(),
+            headers_of(get, "OTEL_EXPORTER_OTLP_TRACES_HEADERS")?,
+        );
+        b.otlp_metrics_headers = merge(
+            headers,
+            headers_of(get, "OTEL_EXPORTER_OTLP_METRICS_HEADERS")?,
+        );
 
         if let Some(ms) = optional(get, "OTEL_EXPORTER_OTLP_TIMEOUT", positive_u64)? {
             b.otlp_timeout = Duration::from_millis(ms);
         }
 
         b.traces = match get("OTEL_TRACES_EXPORTER") {
-            Some(raw) => list("OTEL_TRACES_EXPORTER", &raw, |name| match name {
-                "otlp" => Some(TracesExporter::Otlp),
-                "console" => Some(TracesExporter::Console),
-                _ => None,
-            }, "otlp, console, none")?,
+            Some(raw) => list(
+                "OTEL_TRACES_EXPORTER",
+                &raw,
+                |name| match name {
+                    "otlp" => Some(TracesExporter::Otlp),
+                    "console" => Some(TracesExporter::Console),
+                    _ => None,
+                },
+                "otlp, console, none",
+            )?,
             None if traces_endpoint_set => vec![TracesExporter::Otlp],
             None => vec![TracesExporter::Console],
         };
         b.metrics = match get("OTEL_METRICS_EXPORTER") {
-            Some(raw) => list("OTEL_METRICS_EXPORTER", &raw, |name| match name {
-                "otlp" => Some(MetricsExporter::Otlp),
-                "prometheus" => Some(MetricsExporter::Prometheus),
-                "console" => Some(MetricsExporter::Console),
-                _ => None,
-            }, "otlp, prometheus, console, none")?,
+            Some(raw) => list(
+                "OTEL_METRICS_EXPORTER",
+                &raw,
+                |name| match name {
+                    "otlp" => Some(MetricsExporter::Otlp),
+                    "prometheus" => Some(MetricsExporter::Prometheus),
+                    "console" => Some(MetricsExporter::Console),
+                    _ => None,
+                },
+                "otlp, prometheus, console, none",
+            )?,
             None if metrics_endpoint_set => vec![MetricsExporter::Otlp],
             None => Vec::new(),
         };
         if let Some(raw) = get("OTEL_PROPAGATORS") {
-            b.propagators = list("OTEL_PROPAGATORS", &raw, |name| match name {
-                "tracecontext" => Some(Propagator::TraceContext),
-                "baggage" => Some(Propagator::Baggage),
-                _ => None,
-            }, "tracecontext, baggage, none")?;
+            b.propagators = list(
+                "OTEL_PROPAGATORS",
+                &raw,
+                |name| match name {
+                    "tracecontext" => Some(Propagator::TraceContext),
+                    "baggage" => Some(Propagator::Baggage),
+                    _ => None,
+                },
+                "tracecontext, baggage, none",
+            )?;
         }
         if let Some(disabled) = optional(get, "OTEL_SDK_DISABLED", boolean)? {
             if disabled {
@@ -749,13 +791,21 @@ mod env {
             return if names.len() == 1 {
                 Ok(Vec::new())
             } else {
-                Err(SetupError::env(var, raw, "none cannot be combined with other values"))
+                Err(SetupError::env(
+                    var,
+                    raw,
+                    "none cannot be combined with other values",
+                ))
             };
         }
         let mut out = Vec::new();
         for name in &names {
             let item = pick(name).ok_or_else(|| {
-                SetupError::env(var, raw, format!("unknown or unsupported {name:?}; accepted: {accepted}"))
+                SetupError::env(
+                    var,
+                    raw,
+                    format!("unknown or unsupported {name:?}; accepted: {accepted}"),
+                )
             })?;
             if !out.contains(&item) {
                 out.push(item);
@@ -776,7 +826,10 @@ mod env {
     }
 
     /// Signal-specific headers override general ones with the same name.
-    fn merge(general: Vec<(String, String)>, specific: Vec<(String, String)>) -> Vec<(String, String)> {
+    fn merge(
+        general: Vec<(String, String)>,
+        specific: Vec<(String, String)>,
+    ) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = general
             .into_iter()
             .filter(|(k, _)| !specific.iter().any(|(s, _)| s.eq_ignore_ascii_case(k)))
@@ -796,7 +849,11 @@ mod env {
         let mut out = Vec::new();
         for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((key, value)) = pair.split_once('=') else {
-                return Err(SetupError::env(var, shown, "expected key=value pairs separated by commas"));
+                return Err(SetupError::env(
+                    var,
+                    shown,
+                    "expected key=value pairs separated by commas",
+                ));
             };
             let key = percent_decode(key.trim())
                 .ok_or_else(|| SetupError::env(var, shown, "invalid percent-encoding"))?;
@@ -847,7 +904,10 @@ mod tests {
         assert_eq!(c.traces_exporters(), &[TracesExporter::Console]);
         assert!(c.metrics_exporters().is_empty());
         assert_eq!(c.otlp_traces_endpoint(), "http://localhost:4318/v1/traces");
-        assert_eq!(c.propagators(), &[Propagator::TraceContext, Propagator::Baggage]);
+        assert_eq!(
+            c.propagators(),
+            &[Propagator::TraceContext, Propagator::Baggage]
+        );
         assert_eq!(c.otlp_timeout(), Duration::from_secs(10));
     }
 
@@ -857,7 +917,10 @@ mod tests {
         assert_eq!(c.traces_exporters(), &[TracesExporter::Otlp]);
         assert_eq!(c.metrics_exporters(), &[MetricsExporter::Otlp]);
         assert_eq!(c.otlp_traces_endpoint(), "http://collector:4318/v1/traces");
-        assert_eq!(c.otlp_metrics_endpoint(), "http://collector:4318/v1/metrics");
+        assert_eq!(
+            c.otlp_metrics_endpoint(),
+            "http://collector:4318/v1/metrics"
+        );
     }
 
     const ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
@@ -866,7 +929,10 @@ mod tests {
     fn signal_endpoint_is_used_as_is() {
         let c = config(&[
             (ENDPOINT_VAR, "http://a:4318"),
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://b/custom/path"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "https://b/custom/path",
+            ),
         ])
         .unwrap();
         assert_eq!(c.otlp_traces_endpoint(), "https://b/custom/path");
@@ -880,7 +946,10 @@ mod tests {
             ("OTEL_METRICS_EXPORTER", "prometheus,otlp"),
         ])
         .unwrap();
-        assert_eq!(c.traces_exporters(), &[TracesExporter::Otlp, TracesExporter::Console]);
+        assert_eq!(
+            c.traces_exporters(),
+            &[TracesExporter::Otlp, TracesExporter::Console]
+        );
         assert_eq!(
             c.metrics_exporters(),
             &[MetricsExporter::Prometheus, MetricsExporter::Otlp]
@@ -894,18 +963,30 @@ mod tests {
         let err = config(&[("OTEL_TRACES_EXPORTER", "zipkin")]).unwrap_err();
         assert_eq!(err.kind(), "invalid_env");
         let text = err.to_string();
-        assert!(text.contains("OTEL_TRACES_EXPORTER") && text.contains("zipkin"), "{text}");
+        assert!(
+            text.contains("OTEL_TRACES_EXPORTER") && text.contains("zipkin"),
+            "{text}"
+        );
 
         let err = config(&[("OTEL_METRICS_EXPORTER", "none,otlp")]).unwrap_err();
         assert!(err.to_string().contains("none cannot be combined"), "{err}");
         let err = config(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon")]).unwrap_err();
-        assert!(err.to_string().contains("OTEL_EXPORTER_OTLP_PROTOCOL"), "{err}");
+        assert!(
+            err.to_string().contains("OTEL_EXPORTER_OTLP_PROTOCOL"),
+            "{err}"
+        );
         let err = config(&[(ENDPOINT_VAR, "collector:4318")]).unwrap_err();
         assert!(err.to_string().contains(ENDPOINT_VAR), "{err}");
         let err = config(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "0")]).unwrap_err();
-        assert!(err.to_string().contains("OTEL_EXPORTER_OTLP_TIMEOUT"), "{err}");
+        assert!(
+            err.to_string().contains("OTEL_EXPORTER_OTLP_TIMEOUT"),
+            "{err}"
+        );
         let err = config(&[("OTEL_EXPORTER_PROMETHEUS_PORT", "70000")]).unwrap_err();
-        assert!(err.to_string().contains("OTEL_EXPORTER_PROMETHEUS_PORT"), "{err}");
+        assert!(
+            err.to_string().contains("OTEL_EXPORTER_PROMETHEUS_PORT"),
+            "{err}"
+        );
         let err = config(&[("OTEL_RESOURCE_ATTRIBUTES", "a=1,b")]).unwrap_err();
         assert!(err.to_string().contains("a=1,b"), "{err}");
     }
@@ -921,9 +1002,15 @@ mod tests {
     #[test]
     fn headers_and_resource_attributes_are_percent_decoded() {
         let c = config(&[
-            ("OTEL_EXPORTER_OTLP_HEADERS", "a=1,Authorization=Basic%20abc"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "a=1,Authorization=Basic%20abc",
+            ),
             ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "a=2"),
-            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=dev,team=a%2Cb"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment=dev,team=a%2Cb",
+            ),
             ("OTEL_SERVICE_NAME", "svc"),
         ])
         .unwrap();
@@ -935,7 +1022,10 @@ mod tests {
             ]
         );
         assert_eq!(c.otlp_metrics_headers[0], ("a".to_owned(), "1".to_owned()));
-        assert_eq!(c.resource_attributes()[1], ("team".to_owned(), "a,b".to_owned()));
+        assert_eq!(
+            c.resource_attributes()[1],
+            ("team".to_owned(), "a,b".to_owned())
+        );
         assert_eq!(c.service_name(), Some("svc"));
     }
 
@@ -952,8 +1042,11 @@ mod tests {
 
     #[test]
     fn sdk_disabled_turns_every_exporter_off() {
-        let c = config(&[("OTEL_SDK_DISABLED", "true"), ("OTEL_METRICS_EXPORTER", "prometheus")])
-            .unwrap();
+        let c = config(&[
+            ("OTEL_SDK_DISABLED", "true"),
+            ("OTEL_METRICS_EXPORTER", "prometheus"),
+        ])
+        .unwrap();
         assert!(c.traces_exporters().is_empty() && c.metrics_exporters().is_empty());
     }
 
@@ -974,7 +1067,10 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(err.kind(), "invalid_config");
-        let err = TelemetryConfig::builder().max_queue_size(0).build().unwrap_err();
+        let err = TelemetryConfig::builder()
+            .max_queue_size(0)
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("max_queue_size"));
         let c = TelemetryConfig::builder()
             .max_queue_size(10)

@@ -232,7 +232,9 @@ fn render_trace(out: &mut String, mut spans: Vec<SpanData>, incomplete: bool) {
     // Tops: spans whose parent is not in this set (the root, or orphans whose
     // parent was dropped or has not ended).
     let tops: Vec<usize> = (0..spans.len())
-        .filter(|&i| !ids.contains(&spans[i].parent_span_id) || spans[i].parent_span_id == SpanId::INVALID)
+        .filter(|&i| {
+            !ids.contains(&spans[i].parent_span_id) || spans[i].parent_span_id == SpanId::INVALID
+        })
         .collect();
     let mut first = true;
     for top in tops {
@@ -314,7 +316,10 @@ fn format_value(v: &Value) -> String {
 }
 
 fn truncate(s: &str) -> String {
-    let one_line: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let one_line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     match one_line.char_indices().nth(MAX_VALUE_CHARS) {
         Some((cut, _)) => format!("{}…", &one_line[..cut]),
         None => one_line,
@@ -333,10 +338,10 @@ pub(crate) fn exporter(writer: Option<SharedWriter>, max_pending: usize) -> Cons
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use opentelemetry::KeyValue;
     use opentelemetry::trace::{Span as _, TraceContextExt as _, Tracer, TracerProvider as _};
     use opentelemetry_sdk::trace::SdkTracerProvider;
+    use std::sync::Arc;
 
     fn capture() -> (SharedWriter, Arc<Mutex<Vec<u8>>>) {
         let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
@@ -355,12 +360,12 @@ mod tests {
             .build();
         let tracer = provider.tracer("t");
         tracer.in_span("root", |cx| {
-            cx.span().set_attribute(KeyValue::new("capability_id", "billing.read"));
+            cx.span()
+                .set_attribute(KeyValue::new("capability_id", "billing.read"));
             tracer.in_span("first", |_| tracer.in_span("inner", |_| {}));
             assert_eq!(text(&buf), "", "nothing printed before the root ends");
             tracer.in_span("second", |cx| {
-                cx.span()
-                    .set_status(Status::error("driver failed"));
+                cx.span().set_status(Status::error("driver failed"));
             });
         });
         let out = text(&buf);
@@ -370,14 +375,18 @@ mod tests {
         assert!(lines[0].contains("trace="));
         assert!(lines[1].starts_with("├─ first "), "{out}");
         assert!(lines[2].starts_with("│  └─ inner "), "{out}");
-        assert!(lines[3].starts_with("└─ second ") && lines[3].contains("ERROR: driver failed"), "{out}");
+        assert!(
+            lines[3].starts_with("└─ second ") && lines[3].contains("ERROR: driver failed"),
+            "{out}"
+        );
         let _ = provider.shutdown();
     }
 
     #[test]
     fn pending_traces_are_bounded_and_drops_counted() {
         let (writer, buf) = capture();
-        let exporter = Arc::new(ConsoleSpanExporter::with_writer(writer).with_max_pending_traces(2));
+        let exporter =
+            Arc::new(ConsoleSpanExporter::with_writer(writer).with_max_pending_traces(2));
         let provider = SdkTracerProvider::builder()
             .with_simple_exporter(SharedExporter(exporter.clone()))
             .build();
@@ -396,7 +405,11 @@ mod tests {
         assert_eq!(text(&buf), "");
         let _ = provider.shutdown();
         let out = text(&buf);
-        assert_eq!(out.matches("(incomplete: root span not ended)").count(), 2, "{out}");
+        assert_eq!(
+            out.matches("(incomplete: root span not ended)").count(),
+            2,
+            "{out}"
+        );
         drop(roots);
     }
 

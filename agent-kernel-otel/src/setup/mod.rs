@@ -39,23 +39,25 @@ mod error;
 mod otlp;
 #[cfg(feature = "prometheus")]
 mod prometheus;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::{Context, KeyValue, global};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::resource::{SdkProvidedResourceDetector, TelemetryResourceDetector};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::resource::{SdkProvidedResourceDetector, TelemetryResourceDetector};
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SimpleSpanProcessor, Span,
-    SpanData, SpanExporter, SpanProcessor,
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SimpleSpanProcessor, Span, SpanData,
+    SpanExporter, SpanProcessor,
 };
 
 pub use config::{
@@ -175,7 +177,10 @@ pub fn init(config: TelemetryConfig) -> Result<TelemetryGuard, SetupError> {
                         builder = builder.with_reader(reader);
                     }
                     #[cfg(not(feature = "prometheus"))]
-                    return Err(missing_feature("the prometheus metrics exporter", "prometheus"));
+                    return Err(missing_feature(
+                        "the prometheus metrics exporter",
+                        "prometheus",
+                    ));
                 }
             }
         }
@@ -218,12 +223,18 @@ pub fn init(config: TelemetryConfig) -> Result<TelemetryGuard, SetupError> {
     })
 }
 
-/// Turns the `#[kernel_span]` runtime switch on or off, so generated code
-/// stops at one relaxed load when nothing is set up.
+/// Guards alive that turned the runtime switch on.
+static ACTIVE_GUARDS: AtomicUsize = AtomicUsize::new(0);
+
+/// Turns the `#[kernel_span]` runtime switch on, or off when the last guard
+/// that turned it on goes (so generated code stops at one relaxed load when
+/// nothing is set up, and an old guard dropped after a new `init` does not
+/// silence the new one).
 fn set_runtime_enabled(on: bool) {
     if on {
+        ACTIVE_GUARDS.fetch_add(1, Ordering::AcqRel);
         crate::enable();
-    } else {
+    } else if ACTIVE_GUARDS.fetch_sub(1, Ordering::AcqRel) == 1 {
         crate::disable();
     }
 }
@@ -337,7 +348,9 @@ impl TelemetryGuard {
         self.counters.snapshot()
     }
 
-    /// Exports everything pending now (spans and pushed metrics).
+    /// Exports everything pending now (spans and pushed metrics). The SDK
+    /// bounds a span flush at 5 s (not configurable in 0.33); use it at
+    /// checkpoints, not on a request path.
     ///
     /// # Errors
     /// [`SetupError::Flush`] when an exporter fails or does not finish in time.
@@ -412,7 +425,9 @@ impl TelemetryGuard {
                 let _ = tx.send(errors);
             });
         if let Err(e) = spawned {
-            return Err(SetupError::Shutdown(format!("cannot spawn the shutdown thread: {e}")));
+            return Err(SetupError::Shutdown(format!(
+                "cannot spawn the shutdown thread: {e}"
+            )));
         }
         match rx.recv_timeout(timeout + SHUTDOWN_MARGIN) {
             Ok(errors) if errors.is_empty() => Ok(()),

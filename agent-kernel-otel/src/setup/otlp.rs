@@ -8,7 +8,11 @@ use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use super::{OtlpProtocol, SetupError};
 
 /// Checks what this build can send to `endpoint` with `protocol`.
-pub(crate) fn check(signal: &str, endpoint: &str, protocol: OtlpProtocol) -> Result<(), SetupError> {
+pub(crate) fn check(
+    signal: &str,
+    endpoint: &str,
+    protocol: OtlpProtocol,
+) -> Result<(), SetupError> {
     if protocol != OtlpProtocol::HttpProtobuf {
         return Err(SetupError::Unsupported {
             what: format!("OTLP protocol {} for {signal}", protocol.as_str()),

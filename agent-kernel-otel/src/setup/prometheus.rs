@@ -82,7 +82,10 @@ impl Drop for PrometheusServer {
 /// # Errors
 /// [`SetupError::PrometheusBind`] if the address cannot be listened on, and
 /// [`SetupError::Exporter`] if the server thread cannot start.
-pub fn serve_prometheus(addr: SocketAddr, registry: Registry) -> Result<PrometheusServer, SetupError> {
+pub fn serve_prometheus(
+    addr: SocketAddr,
+    registry: Registry,
+) -> Result<PrometheusServer, SetupError> {
     let bind_err = |source| SetupError::PrometheusBind { addr, source };
     let listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
     listener.set_nonblocking(true).map_err(bind_err)?;
@@ -184,7 +187,8 @@ fn respond(req: &Request<Incoming>, registry: &Registry) -> Response<Full<Bytes>
 }
 
 /// A registry and the OpenTelemetry reader that fills it.
-pub(crate) fn reader() -> Result<(Registry, opentelemetry_prometheus::PrometheusExporter), SetupError> {
+pub(crate) fn reader()
+-> Result<(Registry, opentelemetry_prometheus::PrometheusExporter), SetupError> {
     let registry = Registry::new();
     let reader = opentelemetry_prometheus::exporter()
         .with_registry(registry.clone())

@@ -1,0 +1,292 @@
+//! Code generation (feature `otel`): the function, wrapped in span and metric
+//! code that calls `::agent_kernel_otel::__private`.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{AttrStyle, Expr, ItemFn, Stmt, Type};
+
+use crate::args::{Args, Key, MetricKind, Value};
+use crate::item::{self, Func, Shape};
+use crate::validate::{self, Param};
+
+fn rt() -> TokenStream {
+    quote!(::agent_kernel_otel::__private)
+}
+
+/// Whether `ty` is spelled `&'static str`.
+fn is_static_str(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(r) => {
+            r.mutability.is_none()
+                && r.lifetime.as_ref().is_some_and(|l| l.ident == "static")
+                && matches!(&*r.elem, Type::Path(p) if p.qself.is_none() && p.path.is_ident("str"))
+        }
+        Type::Paren(p) => is_static_str(&p.elem),
+        Type::Group(g) => is_static_str(&g.elem),
+        _ => false,
+    }
+}
+
+/// Keys (as written) that some metric uses as a label, in first-use order.
+fn label_keys(args: &Args) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for m in &args.metrics {
+        for l in &m.labels {
+            let w = l.written();
+            if !matches!(l, Key::Ident(i) if i == "status") && !out.contains(&w) {
+                out.push(w);
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
+    let rt = rt();
+    let shape = func.shape();
+    let is_result = validate::returns_result(args, &func);
+    let params = validate::params(&func);
+    let output = func.output();
+
+    // Deferred keys, in declaration order.
+    let deferred: Vec<&Key> = args
+        .attrs
+        .iter()
+        .filter(|a| matches!(a.value, Value::Deferred))
+        .map(|a| &a.key)
+        .collect();
+    // Non-deferred attributes that are labels get a label slot, in push order.
+    let labels = label_keys(args);
+    let mut label_slots: Vec<String> = Vec::new();
+
+    let mut pushes = Vec::new();
+    let mut n_attrs = 0usize;
+    for attr in &args.attrs {
+        let span_key = attr.key.span_key();
+        let written = attr.key.written();
+        let is_label = labels.contains(&written);
+        if is_label && !matches!(attr.value, Value::Deferred) {
+            label_slots.push(written.clone());
+        }
+        let (plain, stat) = if is_label {
+            (quote!(label_attr), quote!(static_label_attr))
+        } else {
+            (quote!(attr), quote!(static_attr))
+        };
+        let push = match &attr.value {
+            Value::Deferred => continue,
+            Value::Lit(lit) => quote!(__ak_attrs.#stat(#span_key, #lit);),
+            Value::Param(ident) => {
+                let name = syn::ext::IdentExt::unraw(ident).to_string();
+                let param: Option<&Param> = params.iter().find(|p| p.name == name);
+                if param.and_then(|p| p.ty.as_ref()).is_some_and(is_static_str) {
+                    quote_spanned!(ident.span()=> __ak_attrs.#stat(#span_key, #ident);)
+                } else {
+                    quote_spanned!(ident.span()=> __ak_attrs.#plain(#span_key, &#ident);)
+                }
+            }
+            Value::Expr(expr) => quote_spanned!(expr.span()=> __ak_attrs.#plain(#span_key, &(#expr));),
+        };
+        n_attrs += 1;
+        pushes.push(push);
+    }
+    let n_labels = label_slots.len();
+
+    let name = &args.name;
+    let kind = match args.kind.as_ref().map(ToString::to_string).as_deref() {
+        Some("client") => quote!(#rt::Kind::Client),
+        Some("server") => quote!(#rt::Kind::Server),
+        Some("producer") => quote!(#rt::Kind::Producer),
+        Some("consumer") => quote!(#rt::Kind::Consumer),
+        _ => quote!(#rt::Kind::Internal),
+    };
+    let deferred_desc = deferred.iter().map(|k| {
+        let key = k.written();
+        let span_key = k.span_key();
+        quote!(#rt::DeferredKey { key: #key, span_key: #span_key })
+    });
+    let metrics_desc = args.metrics.iter().map(|m| {
+        let mname = &m.name;
+        let mkind = match m.kind {
+            MetricKind::Counter => quote!(#rt::MetricKind::Counter),
+            MetricKind::Histogram => {
+                let unit = match m.unit.as_ref().map(syn::LitStr::value).as_deref() {
+                    Some("s") => quote!(Seconds),
+                    Some("us") => quote!(Micros),
+                    Some("ns") => quote!(Nanos),
+                    _ => quote!(Millis),
+                };
+                quote!(#rt::MetricKind::Histogram(#rt::TimeUnit::#unit))
+            }
+        };
+        let unit = m.unit.as_ref().map_or_else(String::new, syn::LitStr::value);
+        let description = m.description.as_ref().map_or_else(String::new, syn::LitStr::value);
+        let buckets = m
+            .buckets
+            .as_ref()
+            .map(|(_, b)| b.iter().map(|(v, _)| *v).collect::<Vec<f64>>())
+            .unwrap_or_default();
+        let label_desc = m.labels.iter().map(|l| {
+            let written = l.written();
+            let source = if matches!(l, Key::Ident(i) if i == "status") {
+                quote!(#rt::LabelSource::Status)
+            } else if let Some(i) = deferred.iter().position(|k| k.written() == written) {
+                quote!(#rt::LabelSource::Deferred(#i))
+            } else {
+                let i = label_slots.iter().position(|w| *w == written).unwrap_or(usize::MAX);
+                quote!(#rt::LabelSource::Attr(#i))
+            };
+            quote!(#rt::Label { key: #written, source: #source })
+        });
+        let when = match m.when.as_ref().map(ToString::to_string).as_deref() {
+            Some("success") => quote!(Success),
+            Some("error") => quote!(Error),
+            Some("denied") => quote!(Denied),
+            Some("failure") => quote!(Failure),
+            _ => quote!(Always),
+        };
+        quote! {
+            #rt::MetricDesc {
+                name: #mname,
+                kind: #mkind,
+                unit: #unit,
+                description: #description,
+                buckets: &[#(#buckets),*],
+                labels: &[#(#label_desc),*],
+                when: #rt::When::#when,
+            }
+        }
+    });
+
+    let binding = match &args.telemetry {
+        Some(expr) => quote_spanned!(expr.span()=> ::core::option::Option::Some(#rt::bind(&(#expr)))),
+        None => quote!(::core::option::Option::None),
+    };
+    let start_fn = match shape {
+        Shape::Sync => quote!(enter),
+        Shape::Async | Shape::Future => quote!(start),
+    };
+    let start = quote! {
+        let __ak_span = if #rt::enabled() {
+            static __AK_SITE: #rt::Site = #rt::Site::new(#rt::SiteDesc {
+                name: #name,
+                kind: #kind,
+                deferred: &[#(#deferred_desc),*],
+                metrics: &[#(#metrics_desc),*],
+            });
+            #[allow(unused_mut)]
+            let mut __ak_attrs = #rt::Attrs::new(#n_attrs, #n_labels);
+            #(#pushes)*
+            ::core::option::Option::Some(#rt::#start_fn(&__AK_SITE, #binding, __ak_attrs))
+        } else {
+            ::core::option::Option::None
+        };
+    };
+
+    let classify_match = |value: TokenStream| {
+        quote! {
+            match #value {
+                ::core::result::Result::Ok(_) => #rt::Outcome::Success,
+                ::core::result::Result::Err(__ak_e) => {
+                    #[allow(unused_imports)]
+                    use #rt::{ViaFallback as _, ViaSpanError as _};
+                    (&#rt::ErrRef(__ak_e)).__ak_outcome()
+                }
+            }
+        }
+    };
+    let classify = if is_result {
+        let m = classify_match(quote!(__ak_r));
+        quote!(|__ak_r| #m)
+    } else {
+        quote!(#rt::success)
+    };
+    // Fixes the body's type before it is checked, so `?` and `return` infer
+    // as they do in the function itself.
+    let fix_type = |ty: Option<&Type>| match ty {
+        Some(ty) => {
+            let ty = item::erase_impl_trait(ty);
+            quote! {
+                #[allow(unreachable_code, clippy::diverging_sub_expression)]
+                if let ::core::option::Option::Some(__ak_r) = ::core::option::Option::None::<#ty> {
+                    return __ak_r;
+                }
+            }
+        }
+        None => quote!(),
+    };
+
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func.item;
+    let (outer, inner): (Vec<_>, Vec<_>) = attrs
+        .into_iter()
+        .partition(|a| matches!(a.style, AttrStyle::Outer));
+
+    let body = match shape {
+        Shape::Sync if is_result => {
+            let fix = fix_type(output.as_ref());
+            let outcome = classify_match(quote!(&__ak_ret));
+            quote! {
+                #start
+                let __ak_ret = #rt::call_once(move || {
+                    #fix
+                    #block
+                });
+                if let ::core::option::Option::Some(__ak_span) = __ak_span {
+                    __ak_span.finish(#outcome);
+                }
+                __ak_ret
+            }
+        }
+        Shape::Sync => quote! {
+            #start
+            #block
+        },
+        Shape::Async => {
+            let fix = fix_type(output.as_ref());
+            quote! {
+                #start
+                #rt::instrument(__ak_span, async move {
+                    #fix
+                    #block
+                }, #classify).await
+            }
+        }
+        Shape::Future => {
+            let mut stmts = block.stmts;
+            let tail = match stmts.pop() {
+                Some(Stmt::Expr(expr, None)) => expr,
+                // `shape()` only returns `Future` when the tail is an expression.
+                Some(other) => return quote!(#(#outer)* #vis #sig { #(#inner)* #(#stmts)* #other }),
+                None => return quote!(#(#outer)* #vis #sig { #(#inner)* }),
+            };
+            let wrapped = match tail {
+                Expr::Call(mut call) => {
+                    let fut = call.args.pop().map(syn::punctuated::Pair::into_value);
+                    let wrapped = quote!(#rt::instrument(__ak_span, #fut, #classify));
+                    let func = &call.func;
+                    quote!(#func(#wrapped))
+                }
+                other => quote!(#rt::instrument(__ak_span, #other, #classify)),
+            };
+            quote! {
+                #start
+                #(#stmts)*
+                #wrapped
+            }
+        }
+    };
+
+    quote! {
+        #(#outer)*
+        #vis #sig {
+            #(#inner)*
+            #body
+        }
+    }
+}

@@ -1,0 +1,842 @@
+//! The [`Kernel`]: discovery, grants, invocation, expansion and explanation.
+//!
+//! An invocation runs in stages, each its own method so that instrumentation
+//! can wrap every stage as a span:
+//! 1. [`Kernel::authorize`] — token verification, invoke-time policy
+//!    (roles, sensitivity, row cap, rate limit) and the session budget;
+//! 2. [`Kernel::execute_attempt`] — one driver attempt, called in a loop over
+//!    the route with an attempt number;
+//! 3. [`Kernel::apply_firewall`] — redaction and the response mode.
+//!
+//! No lock is held across a driver's `.await`; every store is internally
+//! synchronised, so one `Kernel` serves many concurrent invocations via `&self`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::budget::{BudgetManager, FramePayload, Reservation};
+use crate::driver::{Driver, DriverError, ExecutionContext};
+use crate::error::{DenialCategory, KernelError, Result};
+use crate::firewall::{Budgets, Firewall, FirewallOutput, FirewallRequest};
+use crate::handle::{HandleOwner, HandleStore};
+use crate::ids::new_id;
+use crate::policy::{DefaultPolicyEngine, PolicyEngine};
+use crate::registry::{CapabilityRegistry, DEFAULT_MAX_RESULTS};
+use crate::router::{Router, StaticRouter};
+use crate::time::{Clock, SystemClock};
+use crate::token::{CapabilityToken, HmacTokenProvider};
+use crate::trace::TraceStore;
+use crate::types::{
+    ActionTrace, Args, Capability, CapabilityGrant, CapabilityRequest, Constraints, Frame, Handle, Principal,
+    Provenance, RawResult, ResponseMode, TraceOutcome,
+};
+
+/// One invocation: the token, who presents it, the driver arguments, the
+/// requested response mode and, optionally, the session to charge.
+///
+/// ```
+/// # use agent_kernel::*;
+/// # fn demo(token: &CapabilityToken, principal: &Principal) {
+/// let req = InvokeRequest::new(token, principal)
+///     .with_arg("operation", "list_invoices")
+///     .with_mode(ResponseMode::Table)
+///     .with_session("chat-42");
+/// # let _ = req;
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct InvokeRequest<'a> {
+    /// The signed token.
+    pub token: &'a CapabilityToken,
+    /// The principal presenting it (must be the token's).
+    pub principal: &'a Principal,
+    /// Driver arguments (`operation` selects the driver operation).
+    pub args: Args,
+    /// Requested response mode.
+    pub response_mode: ResponseMode,
+    /// Session whose budget the invocation is charged to.
+    pub session_id: Option<&'a str>,
+}
+
+impl<'a> InvokeRequest<'a> {
+    /// A summary-mode request with no arguments and no session.
+    pub fn new(token: &'a CapabilityToken, principal: &'a Principal) -> Self {
+        Self { token, principal, args: Args::new(), response_mode: ResponseMode::Summary, session_id: None }
+    }
+
+    /// Replaces the arguments.
+    #[must_use]
+    pub fn with_args(mut self, args: Args) -> Self {
+        self.args = args;
+        self
+    }
+
+    /// Adds one argument.
+    #[must_use]
+    pub fn with_arg(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.args.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the requested response mode.
+    #[must_use]
+    pub fn with_mode(mut self, mode: ResponseMode) -> Self {
+        self.response_mode = mode;
+        self
+    }
+
+    /// Charges the invocation to `session_id`'s budget.
+    #[must_use]
+    pub fn with_session(mut self, session_id: &'a str) -> Self {
+        self.session_id = Some(session_id);
+        self
+    }
+}
+
+/// An expansion query over a stored result: equality `filter` (AND), then
+/// `offset` and `limit`, then `fields` projection.
+///
+/// ```
+/// use agent_kernel::ExpandQuery;
+/// let q = ExpandQuery::from_json(&serde_json::json!({"filter": {"status": "paid"}, "limit": 5}))?;
+/// assert_eq!(q.limit, Some(5));
+/// assert!(ExpandQuery::from_json(&serde_json::json!({"limit": -1})).is_err());
+/// # Ok::<(), agent_kernel::KernelError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExpandQuery {
+    /// Keep rows whose fields equal all these values.
+    pub filter: Map<String, Value>,
+    /// Rows to skip.
+    pub offset: usize,
+    /// Rows to return at most (further capped by the token's `max_rows`).
+    pub limit: Option<usize>,
+    /// Keep only these fields of each row.
+    pub fields: Option<Vec<String>>,
+}
+
+impl ExpandQuery {
+    /// Parses a query object strictly (unknown keys, negative or non-integer
+    /// numbers are [`KernelError::InvalidArgument`]).
+    pub fn from_json(value: &Value) -> Result<Self> {
+        Self::deserialize(value).map_err(|e| KernelError::invalid_argument(format!("invalid expand query: {e}")))
+    }
+}
+
+/// What [`Kernel::authorize`] settles for an invocation.
+#[derive(Debug)]
+pub struct Authorization {
+    /// The capability being invoked.
+    pub capability: Arc<Capability>,
+    /// The row cap in force.
+    pub max_rows: u64,
+    /// The mode to use after the admin gate and budget escalation.
+    pub effective_mode: ResponseMode,
+    /// The session budget reservation, if a session was given.
+    pub reservation: Option<Reservation>,
+    /// Notes for the frame about mode changes.
+    pub warnings: Vec<String>,
+}
+
+/// Builder for [`Kernel`].
+pub struct KernelBuilder {
+    registry: CapabilityRegistry,
+    policy: Option<Arc<dyn PolicyEngine>>,
+    tokens: Option<HmacTokenProvider>,
+    secret: Option<Vec<u8>>,
+    router: Option<Arc<dyn Router>>,
+    budgets: Budgets,
+    handles: Option<HandleStore>,
+    traces: Option<TraceStore>,
+    budget: Option<BudgetManager>,
+    clock: Option<Arc<dyn Clock>>,
+    drivers: Vec<Arc<dyn Driver>>,
+}
+
+impl fmt::Debug for KernelBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KernelBuilder")
+            .field("capabilities", &self.registry.len())
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl KernelBuilder {
+    /// The policy engine (default: [`DefaultPolicyEngine`] on the kernel's clock).
+    #[must_use]
+    pub fn policy(mut self, policy: impl PolicyEngine + 'static) -> Self {
+        self.policy = Some(Arc::new(policy));
+        self
+    }
+
+    /// A ready token provider (overrides [`secret`](Self::secret)).
+    #[must_use]
+    pub fn token_provider(mut self, tokens: HmacTokenProvider) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// The HMAC secret (default: `AGENT_KERNEL_SECRET`, else a random dev secret).
+    #[must_use]
+    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.secret = Some(secret.as_ref().to_vec());
+        self
+    }
+
+    /// The router (default: [`StaticRouter`] with only the `["memory"]` fallback).
+    #[must_use]
+    pub fn router(mut self, router: impl Router + 'static) -> Self {
+        self.router = Some(Arc::new(router));
+        self
+    }
+
+    /// Firewall budgets (default 50 rows / 20 fields / 4 000 chars / depth 3).
+    #[must_use]
+    pub fn budgets(mut self, budgets: Budgets) -> Self {
+        self.budgets = budgets;
+        self
+    }
+
+    /// The handle store (default: 1 h TTL, 10 000 entries, kernel clock).
+    #[must_use]
+    pub fn handle_store(mut self, handles: HandleStore) -> Self {
+        self.handles = Some(handles);
+        self
+    }
+
+    /// The trace store (default: 10 000 traces).
+    #[must_use]
+    pub fn trace_store(mut self, traces: TraceStore) -> Self {
+        self.traces = Some(traces);
+        self
+    }
+
+    /// The session budget manager (default: 100 000 tokens per session).
+    #[must_use]
+    pub fn budget_manager(mut self, budget: BudgetManager) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// The clock given to the components this builder creates (default: system clock).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Registers a driver at construction.
+    #[must_use]
+    pub fn driver(mut self, driver: impl Driver + 'static) -> Self {
+        self.drivers.push(Arc::new(driver));
+        self
+    }
+
+    /// Builds the kernel. An empty secret is [`KernelError::InvalidConfig`].
+    pub fn build(self) -> Result<Kernel> {
+        let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let tokens = match (self.tokens, self.secret) {
+            (Some(t), _) => t,
+            (None, Some(secret)) => HmacTokenProvider::new(secret)?.with_clock(Arc::clone(&clock)),
+            (None, None) => HmacTokenProvider::from_env()?.with_clock(Arc::clone(&clock)),
+        };
+        let policy: Arc<dyn PolicyEngine> = match self.policy {
+            Some(p) => p,
+            None => Arc::new(DefaultPolicyEngine::builder().clock(Arc::clone(&clock)).build()?),
+        };
+        let drivers = self.drivers.into_iter().map(|d| (d.driver_id().to_owned(), d)).collect();
+        Ok(Kernel {
+            registry: self.registry,
+            policy,
+            tokens,
+            router: self.router.unwrap_or_else(|| Arc::new(StaticRouter::new())),
+            firewall: Firewall::new(self.budgets.clone()),
+            budgets: self.budgets,
+            handles: self.handles.unwrap_or_else(|| HandleStore::new().with_clock(Arc::clone(&clock))),
+            traces: self.traces.unwrap_or_default(),
+            budget: self.budget.unwrap_or_default(),
+            drivers: RwLock::new(drivers),
+            clock,
+        })
+    }
+}
+
+/// The capability kernel (see the [module docs](self)).
+///
+/// ```
+/// use std::sync::Arc;
+/// use agent_kernel::*;
+/// use serde_json::json;
+///
+/// # tokio_test_block(async {
+/// let mut registry = CapabilityRegistry::new();
+/// registry.register(Capability::new("notes.list", "List notes", "List my notes", SafetyClass::Read))?;
+/// let kernel = Kernel::builder(registry)
+///     .secret("doc-example-secret-0123456789")
+///     .driver(InMemoryDriver::new("memory").with_handler("notes.list", |_ctx| {
+///         Ok::<_, String>(json!([{"title": "a"}, {"title": "b"}]))
+///     }))
+///     .build()?;
+/// let alice = Principal::new("alice").with_roles(["reader"]);
+/// let request = kernel.request_capabilities("list notes").remove(0);
+/// let token = kernel.get_token(&request, &alice, "")?;
+/// let frame = kernel.invoke(&token, &alice, Args::new(), ResponseMode::Summary).await?;
+/// assert_eq!(kernel.explain(&frame.action_id)?.principal_id, "alice");
+/// # Ok::<(), KernelError>(())
+/// # });
+/// # fn tokio_test_block<F: std::future::Future<Output = Result<(), KernelError>>>(f: F) {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f).unwrap();
+/// # }
+/// ```
+pub struct Kernel {
+    registry: CapabilityRegistry,
+    policy: Arc<dyn PolicyEngine>,
+    tokens: HmacTokenProvider,
+    router: Arc<dyn Router>,
+    firewall: Firewall,
+    budgets: Budgets,
+    handles: HandleStore,
+    traces: TraceStore,
+    budget: BudgetManager,
+    drivers: RwLock<HashMap<String, Arc<dyn Driver>>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let drivers: Vec<String> = self.drivers.read().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect();
+        f.debug_struct("Kernel")
+            .field("capabilities", &self.registry.len())
+            .field("policy", &self.policy)
+            .field("tokens", &self.tokens)
+            .field("router", &self.router)
+            .field("drivers", &drivers)
+            .field("handles", &self.handles.len())
+            .field("traces", &self.traces.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The audit record of an invocation in flight: recorded exactly once, by
+/// `finish`, or as `cancelled` if the invocation future is dropped first.
+struct PendingTrace<'k> {
+    traces: &'k TraceStore,
+    started: Instant,
+    trace: Option<ActionTrace>,
+}
+
+impl PendingTrace<'_> {
+    fn args(&self) -> &Args {
+        static EMPTY: std::sync::OnceLock<Args> = std::sync::OnceLock::new();
+        self.trace.as_ref().map_or_else(|| EMPTY.get_or_init(Args::new), |t| &t.args)
+    }
+
+    fn finish(mut self, update: impl FnOnce(&mut ActionTrace)) {
+        if let Some(mut t) = self.trace.take() {
+            update(&mut t);
+            t.duration = Some(self.started.elapsed());
+            self.traces.record(t);
+        }
+    }
+}
+
+impl Drop for PendingTrace<'_> {
+    fn drop(&mut self) {
+        if let Some(mut t) = self.trace.take() {
+            t.outcome = TraceOutcome::Cancelled;
+            t.error = Some("invocation was cancelled before it completed".to_owned());
+            t.duration = Some(self.started.elapsed());
+            self.traces.record(t);
+        }
+    }
+}
+
+impl Kernel {
+    /// A builder over `registry`.
+    pub fn builder(registry: CapabilityRegistry) -> KernelBuilder {
+        KernelBuilder {
+            registry,
+            policy: None,
+            tokens: None,
+            secret: None,
+            router: None,
+            budgets: Budgets::default(),
+            handles: None,
+            traces: None,
+            budget: None,
+            clock: None,
+            drivers: Vec::new(),
+        }
+    }
+
+    /// Registers (or replaces) a driver under its [`Driver::driver_id`].
+    pub fn register_driver(&self, driver: impl Driver + 'static) {
+        self.register_driver_arc(Arc::new(driver));
+    }
+
+    /// Registers (or replaces) a shared driver.
+    pub fn register_driver_arc(&self, driver: Arc<dyn Driver>) {
+        let id = driver.driver_id().to_owned();
+        self.drivers.write().unwrap_or_else(PoisonError::into_inner).insert(id, driver);
+    }
+
+    fn driver(&self, driver_id: &str) -> Option<Arc<dyn Driver>> {
+        self.drivers.read().unwrap_or_else(PoisonError::into_inner).get(driver_id).cloned()
+    }
+
+    // ── Discovery and grants ────────────────────────────────────────────────
+
+    /// Capabilities matching a natural-language goal, best first (at most 10).
+    pub fn request_capabilities(&self, goal: &str) -> Vec<CapabilityRequest> {
+        self.registry.search(goal, DEFAULT_MAX_RESULTS)
+    }
+
+    fn grant_inner(
+        &self,
+        request: &CapabilityRequest,
+        principal: &Principal,
+        justification: &str,
+        keep_constraints: bool,
+    ) -> Result<(crate::types::PolicyDecision, CapabilityToken, String)> {
+        let capability = self.registry.get(&request.capability_id)?;
+        let mut decision = self.policy.evaluate(request, capability, principal, justification)?;
+        let audit_id = new_id();
+        let constraints =
+            if keep_constraints { decision.constraints.clone() } else { std::mem::take(&mut decision.constraints) };
+        let token = self.tokens.issue(&capability.capability_id, &principal.principal_id, constraints, None, &audit_id);
+        log::info!(
+            "grant_capability principal_id={} capability_id={} token_id={} audit_id={}",
+            principal.principal_id,
+            capability.capability_id,
+            token.token_id,
+            audit_id
+        );
+        Ok((decision, token, audit_id))
+    }
+
+    /// Evaluates the policy and, if it allows, issues a signed token.
+    pub fn grant_capability(
+        &self,
+        request: &CapabilityRequest,
+        principal: &Principal,
+        justification: &str,
+    ) -> Result<CapabilityGrant> {
+        let (decision, token, audit_id) = self.grant_inner(request, principal, justification, true)?;
+        Ok(CapabilityGrant { request: request.clone(), principal: principal.clone(), decision, token, audit_id })
+    }
+
+    /// Like [`grant_capability`](Self::grant_capability) but returns only the token.
+    pub fn get_token(
+        &self,
+        request: &CapabilityRequest,
+        principal: &Principal,
+        justification: &str,
+    ) -> Result<CapabilityToken> {
+        self.grant_inner(request, principal, justification, false).map(|(_, token, _)| token)
+    }
+
+    /// Revokes one token (idempotent).
+    pub fn revoke_token(&self, token_id: &str) {
+        self.tokens.revoke(token_id);
+    }
+
+    /// Revokes every token issued to `principal_id`; returns how many were newly revoked.
+    pub fn revoke_all(&self, principal_id: &str) -> usize {
+        self.tokens.revoke_all(principal_id)
+    }
+
+    // ── Invocation ──────────────────────────────────────────────────────────
+
+    /// Invokes the token's capability with `args` and returns a bounded frame.
+    pub async fn invoke(
+        &self,
+        token: &CapabilityToken,
+        principal: &Principal,
+        args: Args,
+        response_mode: ResponseMode,
+    ) -> Result<Frame> {
+        self.invoke_with(InvokeRequest { token, principal, args, response_mode, session_id: None }).await
+    }
+
+    /// Invokes with every option (see [`InvokeRequest`]).
+    ///
+    /// Verifies the token (revoked → expired → signature → principal), evaluates
+    /// the policy again against the token's signed constraints, reserves session
+    /// budget, tries the route's drivers in order, stores the full result under a
+    /// handle (all modes but raw), passes it through the firewall, and records an
+    /// [`ActionTrace`]. Policy denials and driver failures are recorded too.
+    pub async fn invoke_with(&self, request: InvokeRequest<'_>) -> Result<Frame> {
+        let started = Instant::now();
+        let invoked_at = self.clock.now();
+        let InvokeRequest { token, principal, args, response_mode, session_id } = request;
+        let action_id = new_id();
+
+        let auth = match self.authorize(token, principal, response_mode, session_id) {
+            Ok(auth) => auth,
+            Err(err) => {
+                if let Some(category) = err.denial_category() {
+                    let trace = ActionTrace {
+                        action_id,
+                        capability_id: token.capability_id.clone(),
+                        principal_id: principal.principal_id.clone(),
+                        token_id: token.token_id.clone(),
+                        invoked_at,
+                        args,
+                        requested_mode: response_mode,
+                        response_mode,
+                        driver_id: String::new(),
+                        handle_id: None,
+                        session_id: session_id.map(str::to_owned),
+                        error: Some(err.to_string()),
+                        denial_category: Some(category),
+                        outcome: TraceOutcome::Denied,
+                        duration: Some(started.elapsed()),
+                        trace_id: None,
+                        span_id: None,
+                    };
+                    self.traces.record(trace);
+                }
+                return Err(err);
+            }
+        };
+        let Authorization { capability, max_rows, effective_mode, reservation, mut warnings } = auth;
+
+        let pending = PendingTrace {
+            traces: &self.traces,
+            started,
+            trace: Some(ActionTrace {
+                action_id,
+                capability_id: token.capability_id.clone(),
+                principal_id: principal.principal_id.clone(),
+                token_id: token.token_id.clone(),
+                invoked_at,
+                args,
+                requested_mode: response_mode,
+                response_mode: effective_mode,
+                driver_id: String::new(),
+                handle_id: None,
+                session_id: session_id.map(str::to_owned),
+                error: None,
+                denial_category: None,
+                outcome: TraceOutcome::Success,
+                duration: None,
+                trace_id: None,
+                span_id: None,
+            }),
+        };
+        let action_id = pending.trace.as_ref().map(|t| t.action_id.clone()).unwrap_or_default();
+
+        // Stage 2: drivers in route order; an unregistered id is skipped.
+        let route = self.router.route(&token.capability_id);
+        let mut outcome: Option<(RawResult, String)> = None;
+        let mut last_error: Option<DriverError> = None;
+        let mut attempt: u32 = 0;
+        {
+            let ctx = ExecutionContext {
+                capability_id: &token.capability_id,
+                principal_id: &principal.principal_id,
+                args: pending.args(),
+                constraints: &token.constraints,
+                action_id: &action_id,
+            };
+            for driver_id in route.iter() {
+                let Some(driver) = self.driver(driver_id) else {
+                    continue;
+                };
+                attempt += 1;
+                match self.execute_attempt(driver.as_ref(), &ctx, attempt).await {
+                    Ok(raw) => {
+                        outcome = Some((raw, driver_id.clone()));
+                        break;
+                    }
+                    Err(err) => {
+                        log::warn!(
+                            "driver_failure action_id={action_id} capability_id={} driver_id={driver_id} attempt={attempt}",
+                            token.capability_id
+                        );
+                        last_error = Some(err);
+                    }
+                }
+            }
+        }
+
+        let Some((raw, driver_id)) = outcome else {
+            drop(reservation);
+            let (message, status, last_driver) = match &last_error {
+                Some(e) => (self.firewall.redactor().redact_str(&e.to_string()).into_owned(), e.status, e.driver_id.clone()),
+                None => (format!("no registered driver on route [{}]", route.join(", ")), None, String::new()),
+            };
+            let err = KernelError::DriverError { capability_id: token.capability_id.clone(), last_error: message, status };
+            let text = err.to_string();
+            pending.finish(|t| {
+                t.outcome = TraceOutcome::DriverError;
+                t.driver_id = last_driver;
+                t.error = Some(text);
+            });
+            return Err(err);
+        };
+
+        // Stage 3: handle, then firewall.
+        let handle = (effective_mode != ResponseMode::Raw).then(|| {
+            self.handles.store(
+                &token.capability_id,
+                Arc::clone(&raw.data),
+                HandleOwner {
+                    principal_id: principal.principal_id.clone(),
+                    constraints: token.constraints.clone(),
+                    action_id: action_id.clone(),
+                },
+            )
+        });
+        let is_admin = principal.has_role("admin");
+        let fw = self.apply_firewall(&raw.data, effective_mode, &token.constraints, max_rows, is_admin);
+        warnings.extend(fw.warnings);
+        let frame = Frame {
+            action_id: action_id.clone(),
+            capability_id: capability.capability_id.clone(),
+            response_mode: fw.effective_mode,
+            facts: fw.facts,
+            table_preview: fw.table_preview,
+            handle,
+            warnings,
+            provenance: Provenance {
+                capability_id: capability.capability_id.clone(),
+                principal_id: principal.principal_id.clone(),
+                invoked_at,
+                action_id,
+            },
+            raw_data: fw.raw_data,
+        };
+        if let Some(reservation) = reservation {
+            let used = self.budget.count_tokens(&FramePayload::of(&frame));
+            self.budget.record_usage(reservation, used);
+        }
+        let handle_id = frame.handle.as_ref().map(|h| h.handle_id.clone());
+        let mode = frame.response_mode;
+        pending.finish(|t| {
+            t.driver_id = driver_id;
+            t.handle_id = handle_id;
+            t.response_mode = mode;
+        });
+        Ok(frame)
+    }
+
+    /// Stage 1: verifies the token, evaluates the invoke-time policy against its
+    /// signed constraints, settles the response mode (admin gate for raw, then
+    /// session-budget escalation) and reserves session budget.
+    pub fn authorize(
+        &self,
+        token: &CapabilityToken,
+        principal: &Principal,
+        requested_mode: ResponseMode,
+        session_id: Option<&str>,
+    ) -> Result<Authorization> {
+        self.tokens.verify(token, &principal.principal_id, &token.capability_id)?;
+        let capability = Arc::clone(self.registry.get(&token.capability_id)?);
+        let decision = self.policy.evaluate_invoke(&capability, principal, &token.constraints)?;
+        let mut warnings = Vec::new();
+        let mut effective = requested_mode;
+        if effective == ResponseMode::Raw && !principal.has_role("admin") {
+            warnings.push("raw mode requires admin role; falling back to summary.".to_owned());
+            effective = ResponseMode::Summary;
+        }
+        let reservation = match session_id {
+            Some(session) => {
+                let suggested = self.budget.suggested_mode(session, effective);
+                if suggested != effective {
+                    warnings.push(format!(
+                        "session budget is running low; response mode escalated from {effective} to {suggested}."
+                    ));
+                    effective = suggested;
+                }
+                Some(self.budget.allocate(session, None)?)
+            }
+            None => None,
+        };
+        Ok(Authorization { capability, max_rows: decision.max_rows, effective_mode: effective, reservation, warnings })
+    }
+
+    /// Stage 2: one driver attempt (`attempt` counts from 1 along the route).
+    pub async fn execute_attempt(
+        &self,
+        driver: &dyn Driver,
+        ctx: &ExecutionContext<'_>,
+        attempt: u32,
+    ) -> std::result::Result<RawResult, DriverError> {
+        log::debug!("driver_attempt action_id={} driver_id={} attempt={attempt}", ctx.action_id, driver.driver_id());
+        driver.execute(ctx).await
+    }
+
+    /// Stage 3: redaction, allowed fields, budgets and the response mode.
+    pub fn apply_firewall(
+        &self,
+        data: &Value,
+        mode: ResponseMode,
+        constraints: &Constraints,
+        max_rows: u64,
+        is_admin: bool,
+    ) -> FirewallOutput {
+        let request = FirewallRequest {
+            data,
+            requested_mode: mode,
+            allowed_fields: constraints.allowed_fields.as_deref(),
+            max_rows: Some(usize::try_from(max_rows).unwrap_or(usize::MAX)),
+            is_admin,
+            budgets: &self.budgets,
+        };
+        self.firewall.apply(&request)
+    }
+
+    // ── Expansion and explanation ───────────────────────────────────────────
+
+    /// Expands a handle: `filter`, `offset`, `limit`, `fields`, then the firewall
+    /// (table mode) with the constraints of the token that created the handle.
+    ///
+    /// Errors: [`KernelError::HandleNotFound`], [`KernelError::HandleExpired`],
+    /// [`KernelError::HandleAccessDenied`] for anyone but the handle's principal,
+    /// and [`KernelError::PolicyDenied`] (`invalid_constraint`) for a filter or
+    /// field outside the token's `allowed_fields`.
+    pub fn expand(&self, handle: &Handle, query: &ExpandQuery, principal: &Principal) -> Result<Frame> {
+        let stored = self.handles.get(&handle.handle_id, &principal.principal_id)?;
+        let constraints = &stored.owner.constraints;
+        if let Some(allowed) = constraints.allowed_fields.as_deref() {
+            let outside = query
+                .filter
+                .keys()
+                .chain(query.fields.iter().flatten())
+                .find(|k| !allowed.iter().any(|a| a == *k));
+            if let Some(field) = outside {
+                return Err(KernelError::PolicyDenied {
+                    capability_id: stored.handle.capability_id.clone(),
+                    principal_id: principal.principal_id.clone(),
+                    reason: format!("field '{field}' is not in the token's allowed_fields"),
+                    category: DenialCategory::InvalidConstraint,
+                });
+            }
+        }
+        let cap = constraints
+            .max_rows
+            .map_or(self.budgets.max_rows, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        let limit = query.limit.unwrap_or(usize::MAX);
+        let take = limit.min(cap);
+        let rows: Box<dyn Iterator<Item = &Value>> = match &*stored.data {
+            Value::Array(items) => Box::new(items.iter()),
+            other => Box::new(std::iter::once(other)),
+        };
+        let mut matched = rows
+            .filter(|row| {
+                query.filter.is_empty()
+                    || row.as_object().is_some_and(|o| query.filter.iter().all(|(k, v)| o.get(k) == Some(v)))
+            })
+            .skip(query.offset);
+        let selected: Vec<Value> = matched
+            .by_ref()
+            .take(take)
+            .map(|row| match (&query.fields, row) {
+                (Some(fields), Value::Object(o)) => Value::Object(
+                    o.iter().filter(|(k, _)| fields.iter().any(|f| f == *k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+                ),
+                (_, other) => other.clone(),
+            })
+            .collect();
+        let mut warnings = Vec::new();
+        if limit > cap && matched.next().is_some() {
+            warnings.push(format!("expansion limited to {cap} rows by the token's max_rows."));
+        }
+        let data = Value::Array(selected);
+        let fw = self.apply_firewall(&data, ResponseMode::Table, constraints, cap as u64, false);
+        warnings.extend(fw.warnings);
+        log::info!("expand handle_id={} principal_id={}", handle.handle_id, principal.principal_id);
+        Ok(Frame {
+            action_id: stored.owner.action_id.clone(),
+            capability_id: stored.handle.capability_id.clone(),
+            response_mode: ResponseMode::Table,
+            facts: Vec::new(),
+            table_preview: fw.table_preview,
+            handle: Some(stored.handle.clone()),
+            warnings,
+            provenance: Provenance {
+                capability_id: stored.handle.capability_id.clone(),
+                principal_id: principal.principal_id.clone(),
+                invoked_at: self.clock.now(),
+                action_id: stored.owner.action_id,
+            },
+            raw_data: None,
+        })
+    }
+
+    /// The audit trace of a past invocation.
+    pub fn explain(&self, action_id: &str) -> Result<Arc<ActionTrace>> {
+        self.traces.get(action_id)
+    }
+
+    // ── Accessors ───────────────────────────────────────────────────────────
+
+    /// The capability registry.
+    pub fn registry(&self) -> &CapabilityRegistry {
+        &self.registry
+    }
+
+    /// The token provider.
+    pub fn token_provider(&self) -> &HmacTokenProvider {
+        &self.tokens
+    }
+
+    /// The handle store.
+    pub fn handles(&self) -> &HandleStore {
+        &self.handles
+    }
+
+    /// The trace store.
+    pub fn traces(&self) -> &TraceStore {
+        &self.traces
+    }
+
+    /// The session budget manager.
+    pub fn budget(&self) -> &BudgetManager {
+        &self.budget
+    }
+
+    /// The firewall.
+    pub fn firewall(&self) -> &Firewall {
+        &self.firewall
+    }
+
+    /// The firewall budgets.
+    pub fn firewall_budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
+    /// The policy engine.
+    pub fn policy(&self) -> &dyn PolicyEngine {
+        self.policy.as_ref()
+    }
+
+    /// The ids of the registered drivers (unordered).
+    pub fn driver_ids(&self) -> Vec<String> {
+        self.drivers.read().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect()
+    }
+}
+
+/// Converts a JSON object into invocation [`Args`]; anything else is
+/// [`KernelError::InvalidArgument`].
+///
+/// ```
+/// let args = agent_kernel::args(serde_json::json!({"operation": "list"}))?;
+/// assert_eq!(args["operation"], "list");
+/// assert!(agent_kernel::args(serde_json::json!([1])).is_err());
+/// # Ok::<(), agent_kernel::KernelError>(())
+/// ```
+pub fn args(value: Value) -> Result<Args> {
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(KernelError::invalid_argument(format!("invocation args must be a JSON object, got {other}"))),
+    }
+}
