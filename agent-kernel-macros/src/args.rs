@@ -140,7 +140,10 @@ fn duplicate(key: &Ident) -> syn::Error {
 }
 
 /// Parses a comma-separated list with `f`, allowing a trailing comma.
-fn comma_list(input: ParseStream, mut f: impl FnMut(ParseStream) -> syn::Result<()>) -> syn::Result<()> {
+fn comma_list(
+    input: ParseStream,
+    mut f: impl FnMut(ParseStream) -> syn::Result<()>,
+) -> syn::Result<()> {
     while !input.is_empty() {
         f(input)?;
         if input.is_empty() {
@@ -154,7 +157,11 @@ fn comma_list(input: ParseStream, mut f: impl FnMut(ParseStream) -> syn::Result<
     Ok(())
 }
 
-fn parens<'a>(input: ParseStream<'a>, key: &Ident, example: &str) -> syn::Result<syn::parse::ParseBuffer<'a>> {
+fn parens<'a>(
+    input: ParseStream<'a>,
+    key: &Ident,
+    example: &str,
+) -> syn::Result<syn::parse::ParseBuffer<'a>> {
     if !input.peek(syn::token::Paren) {
         return Err(syn::Error::new(
             key.span(),
@@ -189,7 +196,10 @@ impl Parse for Args {
             let key = input.call(Ident::parse_any).map_err(|e| {
                 syn::Error::new(
                     e.span(),
-                    format!("expected a parameter: one of {}", list(PARAMS.iter().copied())),
+                    format!(
+                        "expected a parameter: one of {}",
+                        list(PARAMS.iter().copied())
+                    ),
                 )
             })?;
             match key.to_string().as_str() {
@@ -214,7 +224,10 @@ impl Parse for Args {
                     let value = input.call(Ident::parse_any).map_err(|e| {
                         syn::Error::new(
                             e.span(),
-                            format!("expected a span kind: one of {}", list(KINDS.iter().copied())),
+                            format!(
+                                "expected a span kind: one of {}",
+                                list(KINDS.iter().copied())
+                            ),
                         )
                     })?;
                     let text = value.to_string();
@@ -256,7 +269,8 @@ impl Parse for Args {
                     if attrs.is_some() {
                         return Err(duplicate(&key));
                     }
-                    let content = parens(input, &key, "principal_id = principal.id, response_mode")?;
+                    let content =
+                        parens(input, &key, "principal_id = principal.id, response_mode")?;
                     let mut list = Vec::new();
                     comma_list(&content, |input| {
                         list.push(parse_attr(input)?);
@@ -268,7 +282,8 @@ impl Parse for Args {
                     if metrics.is_some() {
                         return Err(duplicate(&key));
                     }
-                    let content = parens(input, &key, "counter(name = \"agent_kernel.invocations\")")?;
+                    let content =
+                        parens(input, &key, "counter(name = \"agent_kernel.invocations\")")?;
                     let mut list = Vec::new();
                     comma_list(&content, |input| {
                         list.push(parse_metric(input)?);
@@ -362,7 +377,10 @@ fn parse_attr(input: ParseStream) -> syn::Result<Attr> {
             }),
             Key::Lit(lit) => Err(syn::Error::new(
                 lit.span(),
-                format!("a string-literal key needs a value, as in `\"{}\" = expr`", lit.value()),
+                format!(
+                    "a string-literal key needs a value, as in `\"{}\" = expr`",
+                    lit.value()
+                ),
             )),
         };
     }
@@ -391,7 +409,10 @@ fn parse_attr(input: ParseStream) -> syn::Result<Attr> {
     if input.is_empty() || input.peek(Token![,]) {
         return Err(syn::Error::new(
             key.span(),
-            format!("`{} =` needs a value: an expression over the parameters, a string literal, or `deferred`", key.written()),
+            format!(
+                "`{} =` needs a value: an expression over the parameters, a string literal, or `deferred`",
+                key.written()
+            ),
         ));
     }
     Ok(Attr {
@@ -401,9 +422,9 @@ fn parse_attr(input: ParseStream) -> syn::Result<Attr> {
 }
 
 fn parse_metric(input: ParseStream) -> syn::Result<Metric> {
-    let kind_token = input.call(Ident::parse_any).map_err(|e| {
-        syn::Error::new(e.span(), "expected `counter(...)` or `histogram(...)`")
-    })?;
+    let kind_token = input
+        .call(Ident::parse_any)
+        .map_err(|e| syn::Error::new(e.span(), "expected `counter(...)` or `histogram(...)`"))?;
     let kind = match kind_token.to_string().as_str() {
         "counter" => MetricKind::Counter,
         "histogram" => MetricKind::Histogram,
@@ -423,7 +444,11 @@ fn parse_metric(input: ParseStream) -> syn::Result<Metric> {
             ));
         }
     };
-    let content = parens(input, &kind_token, "name = \"agent_kernel.invocations\", labels(status)")?;
+    let content = parens(
+        input,
+        &kind_token,
+        "name = \"agent_kernel.invocations\", labels(status)",
+    )?;
     let mut name = None;
     let mut unit = None;
     let mut description = None;
@@ -434,7 +459,10 @@ fn parse_metric(input: ParseStream) -> syn::Result<Metric> {
         let key = input.call(Ident::parse_any).map_err(|e| {
             syn::Error::new(
                 e.span(),
-                format!("expected a metric parameter: one of {}", list(METRIC_PARAMS.iter().copied())),
+                format!(
+                    "expected a metric parameter: one of {}",
+                    list(METRIC_PARAMS.iter().copied())
+                ),
             )
         })?;
         match key.to_string().as_str() {
@@ -473,7 +501,10 @@ fn parse_metric(input: ParseStream) -> syn::Result<Metric> {
                     return Err(duplicate(&key));
                 }
                 if kind == MetricKind::Counter {
-                    return Err(syn::Error::new(key.span(), "`buckets` applies to histograms, not counters"));
+                    return Err(syn::Error::new(
+                        key.span(),
+                        "`buckets` applies to histograms, not counters",
+                    ));
                 }
                 expect_eq(input, &key, "[0.01, 0.1, 1.0]")?;
                 buckets = Some(parse_buckets(input, &key)?);
@@ -489,7 +520,10 @@ fn parse_metric(input: ParseStream) -> syn::Result<Metric> {
                         list.push(Key::Lit(input.parse()?));
                     } else {
                         let ident = input.call(Ident::parse_any).map_err(|e| {
-                            syn::Error::new(e.span(), "expected a label: a declared attribute key or `status`")
+                            syn::Error::new(
+                                e.span(),
+                                "expected a label: a declared attribute key or `status`",
+                            )
                         })?;
                         if input.peek(Token![=]) {
                             return Err(syn::Error::new(
@@ -509,7 +543,10 @@ fn parse_metric(input: ParseStream) -> syn::Result<Metric> {
                 }
                 expect_eq(input, &key, "denied")?;
                 let value = input.call(Ident::parse_any).map_err(|e| {
-                    syn::Error::new(e.span(), format!("expected one of {}", list(WHENS.iter().copied())))
+                    syn::Error::new(
+                        e.span(),
+                        format!("expected one of {}", list(WHENS.iter().copied())),
+                    )
                 })?;
                 let text = value.to_string();
                 if !WHENS.contains(&text.as_str()) {
@@ -566,7 +603,8 @@ fn check_metric_name(lit: &LitStr) -> syn::Result<()> {
     let v = lit.value();
     let ok = v.len() <= 255
         && v.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c));
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c));
     if ok {
         Ok(())
     } else {
@@ -588,16 +626,19 @@ fn parse_buckets(input: ParseStream, key: &Ident) -> syn::Result<(Span, Vec<(f64
     let bracket = bracketed!(content in input);
     let mut values: Vec<(f64, Span)> = Vec::new();
     comma_list(&content, |input| {
-        let lit: syn::Lit = input.parse().map_err(|e| {
-            syn::Error::new(e.span(), "expected a number literal")
-        })?;
+        let lit: syn::Lit = input
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), "expected a number literal"))?;
         let value = match &lit {
             syn::Lit::Float(f) => f.base10_parse::<f64>()?,
             syn::Lit::Int(i) => i.base10_parse::<f64>()?,
             other => return Err(syn::Error::new(other.span(), "expected a number literal")),
         };
         if !value.is_finite() {
-            return Err(syn::Error::new(lit.span(), "bucket boundaries must be finite"));
+            return Err(syn::Error::new(
+                lit.span(),
+                "bucket boundaries must be finite",
+            ));
         }
         if let Some((prev, _)) = values.last() {
             if value <= *prev {

@@ -86,7 +86,9 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
                     quote_spanned!(ident.span()=> __ak_attrs.#plain(#span_key, &#ident);)
                 }
             }
-            Value::Expr(expr) => quote_spanned!(expr.span()=> __ak_attrs.#plain(#span_key, &(#expr));),
+            Value::Expr(expr) => {
+                quote_spanned!(expr.span()=> __ak_attrs.#plain(#span_key, &(#expr));)
+            }
         };
         n_attrs += 1;
         pushes.push(push);
@@ -121,7 +123,10 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
             }
         };
         let unit = m.unit.as_ref().map_or_else(String::new, syn::LitStr::value);
-        let description = m.description.as_ref().map_or_else(String::new, syn::LitStr::value);
+        let description = m
+            .description
+            .as_ref()
+            .map_or_else(String::new, syn::LitStr::value);
         let buckets = m
             .buckets
             .as_ref()
@@ -134,7 +139,10 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
             } else if let Some(i) = deferred.iter().position(|k| k.written() == written) {
                 quote!(#rt::LabelSource::Deferred(#i))
             } else {
-                let i = label_slots.iter().position(|w| *w == written).unwrap_or(usize::MAX);
+                let i = label_slots
+                    .iter()
+                    .position(|w| *w == written)
+                    .unwrap_or(usize::MAX);
                 quote!(#rt::LabelSource::Attr(#i))
             };
             quote!(#rt::Label { key: #written, source: #source })
@@ -160,7 +168,9 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
     });
 
     let binding = match &args.telemetry {
-        Some(expr) => quote_spanned!(expr.span()=> ::core::option::Option::Some(#rt::bind(&(#expr)))),
+        Some(expr) => {
+            quote_spanned!(expr.span()=> ::core::option::Option::Some(#rt::bind(&(#expr))))
+        }
         None => quote!(::core::option::Option::None),
     };
     let start_fn = match shape {
@@ -227,6 +237,9 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
         .into_iter()
         .partition(|a| matches!(a.style, AttrStyle::Outer));
 
+    // The body's statements are spliced in directly (not as a nested block),
+    // so no `unused_braces` lint fires on the user's code.
+    let stmts = &block.stmts;
     let body = match shape {
         Shape::Sync if is_result => {
             let fix = fix_type(output.as_ref());
@@ -235,7 +248,7 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
                 #start
                 let __ak_ret = #rt::call_once(move || {
                     #fix
-                    #block
+                    #(#stmts)*
                 });
                 if let ::core::option::Option::Some(__ak_span) = __ak_span {
                     __ak_span.finish(#outcome);
@@ -245,7 +258,7 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
         }
         Shape::Sync => quote! {
             #start
-            #block
+            #(#stmts)*
         },
         Shape::Async => {
             let fix = fix_type(output.as_ref());
@@ -253,12 +266,12 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
                 #start
                 #rt::instrument(__ak_span, async move {
                     #fix
-                    #block
+                    #(#stmts)*
                 }, #classify).await
             }
         }
         Shape::Future => {
-            let mut stmts = block.stmts;
+            let mut stmts = block.stmts.clone();
             let tail = match stmts.pop() {
                 Some(Stmt::Expr(expr, None)) => expr,
                 // `shape()` only returns `Future` when the tail is an expression.

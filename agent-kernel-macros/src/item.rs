@@ -70,7 +70,9 @@ fn verbatim_error(ts: TokenStream) -> syn::Error {
     match syn::parse2::<TraitItemFn>(ts.clone()) {
         Ok(f) if f.default.is_none() => no_body(&f.sig),
         _ => syn::Error::new(
-            ts.into_iter().next().map_or_else(proc_macro2::Span::call_site, |t| t.span()),
+            ts.into_iter()
+                .next()
+                .map_or_else(proc_macro2::Span::call_site, |t| t.span()),
             "`#[kernel_span]` goes on a function or method with a body",
         ),
     }
@@ -184,10 +186,18 @@ pub(crate) fn tail_future(block: &Block) -> Option<&Expr> {
             let Expr::Path(p) = &*call.func else {
                 return None;
             };
-            let segs: Vec<String> = p.path.segments.iter().map(|s| s.ident.to_string()).collect();
-            let is_box_pin = segs.len() >= 2 && segs[segs.len() - 2] == "Box" && segs[segs.len() - 1] == "pin";
-            (is_box_pin && call.args.len() == 1 && matches!(call.args.first(), Some(Expr::Async(_))))
-                .then_some(expr)
+            let segs: Vec<String> = p
+                .path
+                .segments
+                .iter()
+                .map(|s| s.ident.to_string())
+                .collect();
+            let is_box_pin =
+                segs.len() >= 2 && segs[segs.len() - 2] == "Box" && segs[segs.len() - 1] == "pin";
+            (is_box_pin
+                && call.args.len() == 1
+                && matches!(call.args.first(), Some(Expr::Async(_))))
+            .then_some(expr)
         }
         _ => None,
     }
@@ -198,11 +208,13 @@ pub(crate) fn tail_future(block: &Block) -> Option<&Expr> {
 fn future_output(ty: &Type) -> Option<Type> {
     match ty {
         Type::Path(p) => p.path.segments.iter().find_map(|seg| match &seg.arguments {
-            syn::PathArguments::AngleBracketed(args) => args.args.iter().find_map(|arg| match arg {
-                syn::GenericArgument::AssocType(a) if a.ident == "Output" => Some(a.ty.clone()),
-                syn::GenericArgument::Type(t) => future_output(t),
-                _ => None,
-            }),
+            syn::PathArguments::AngleBracketed(args) => {
+                args.args.iter().find_map(|arg| match arg {
+                    syn::GenericArgument::AssocType(a) if a.ident == "Output" => Some(a.ty.clone()),
+                    syn::GenericArgument::Type(t) => future_output(t),
+                    _ => None,
+                })
+            }
             _ => None,
         }),
         Type::ImplTrait(t) => bounds_output(t.bounds.iter()),
@@ -221,10 +233,14 @@ fn bounds_output<'a>(mut bounds: impl Iterator<Item = &'a syn::TypeParamBound>) 
                 return None;
             }
             match &seg.arguments {
-                syn::PathArguments::AngleBracketed(args) => args.args.iter().find_map(|arg| match arg {
-                    syn::GenericArgument::AssocType(a) if a.ident == "Output" => Some(a.ty.clone()),
-                    _ => None,
-                }),
+                syn::PathArguments::AngleBracketed(args) => {
+                    args.args.iter().find_map(|arg| match arg {
+                        syn::GenericArgument::AssocType(a) if a.ident == "Output" => {
+                            Some(a.ty.clone())
+                        }
+                        _ => None,
+                    })
+                }
                 _ => None,
             }
         }
@@ -257,7 +273,11 @@ pub(crate) fn erase_impl_trait(ty: &Type) -> Type {
 
 fn erase(ty: &mut Type) {
     match ty {
-        Type::ImplTrait(_) => *ty = Type::Infer(syn::TypeInfer { underscore_token: Default::default() }),
+        Type::ImplTrait(_) => {
+            *ty = Type::Infer(syn::TypeInfer {
+                underscore_token: Default::default(),
+            })
+        }
         Type::Path(p) => {
             if let Some(q) = &mut p.qself {
                 erase(&mut q.ty);

@@ -189,9 +189,12 @@ mod tests {
     /// without that attribute).
     fn annotated(file: &syn::File) -> Vec<(TokenStream, TokenStream)> {
         fn take(attrs: &mut Vec<syn::Attribute>) -> Option<TokenStream> {
-            let pos = attrs
-                .iter()
-                .position(|a| a.path().segments.last().is_some_and(|s| s.ident == "kernel_span"))?;
+            let pos = attrs.iter().position(|a| {
+                a.path()
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "kernel_span")
+            })?;
             let attr = attrs.remove(pos);
             Some(match attr.meta {
                 syn::Meta::List(l) => l.tokens,
@@ -255,16 +258,29 @@ mod tests {
     #[test]
     fn off_feature_output_equals_input_for_every_pass_case() {
         let files = pass_cases();
-        assert!(files.len() >= 12, "expected at least 12 pass cases, found {}", files.len());
+        assert!(
+            files.len() >= 12,
+            "expected at least 12 pass cases, found {}",
+            files.len()
+        );
         let mut functions = 0;
         for path in files {
             let src = std::fs::read_to_string(&path).expect("readable case");
             let file = syn::parse_file(&src).expect("case parses");
             let cases = annotated(&file);
-            assert!(!cases.is_empty(), "{} has no #[kernel_span]", path.display());
+            assert!(
+                !cases.is_empty(),
+                "{} has no #[kernel_span]",
+                path.display()
+            );
             for (args, item) in cases {
                 let off = run(args.clone(), item.clone(), false);
-                assert_eq!(off.to_string(), item.to_string(), "{}: off-feature output differs", path.display());
+                assert_eq!(
+                    off.to_string(),
+                    item.to_string(),
+                    "{}: off-feature output differs",
+                    path.display()
+                );
                 let on = run(args, item, true);
                 assert!(
                     !on.to_string().contains("compile_error"),

@@ -9,13 +9,15 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -26,7 +28,10 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 /// The candidate nearest to `word`, if it is near enough to be a typo.
-pub(crate) fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn nearest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()
@@ -37,7 +42,10 @@ pub(crate) fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a s
 }
 
 /// ` (did you mean `x`?)` or nothing.
-pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> String {
     match nearest(word, candidates) {
         Some(c) => format!(" (did you mean `{c}`?)"),
         None => String::new(),
@@ -63,7 +71,10 @@ mod tests {
         assert_eq!(nearest("nmae", ["name", "kind", "attrs"]), Some("name"));
         assert_eq!(nearest("nam", ["name", "kind", "attrs"]), Some("name"));
         assert_eq!(nearest("atrs", ["name", "kind", "attrs"]), Some("attrs"));
-        assert_eq!(nearest("principl_id", ["principal_id", "token"]), Some("principal_id"));
+        assert_eq!(
+            nearest("principl_id", ["principal_id", "token"]),
+            Some("principal_id")
+        );
         assert_eq!(nearest("zzz", ["name"]), None);
     }
 }

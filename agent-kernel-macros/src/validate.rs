@@ -108,7 +108,9 @@ pub(crate) fn validate(args: &Args, func: &Func) -> syn::Result<()> {
         if func.output().is_none() {
             errors.push(syn::Error::new(
                 flag.span(),
-                format!("`result` needs a function that returns a `Result`; `{fn_name}` returns `()`"),
+                format!(
+                    "`result` needs a function that returns a `Result`; `{fn_name}` returns `()`"
+                ),
             ));
         }
     }
@@ -144,13 +146,17 @@ pub(crate) fn validate(args: &Args, func: &Func) -> syn::Result<()> {
         if !metric_names.insert(metric.name.value()) {
             errors.push(syn::Error::new(
                 metric.name.span(),
-                format!("metric `{}` is declared twice on this function", metric.name.value()),
+                format!(
+                    "metric `{}` is declared twice on this function",
+                    metric.name.value()
+                ),
             ));
         }
         let mut seen = HashSet::new();
         for label in &metric.labels {
             let written = label.written();
-            let known = matches!(label, Key::Ident(i) if i == "status") || declared.contains(&written);
+            let known =
+                matches!(label, Key::Ident(i) if i == "status") || declared.contains(&written);
             if !known {
                 let candidates = declared.iter().map(String::as_str).chain(["status"]);
                 errors.push(syn::Error::new(
@@ -162,7 +168,10 @@ pub(crate) fn validate(args: &Args, func: &Func) -> syn::Result<()> {
                     ),
                 ));
             } else if !seen.insert(written.clone()) {
-                errors.push(syn::Error::new(label.span(), format!("duplicate label `{written}`")));
+                errors.push(syn::Error::new(
+                    label.span(),
+                    format!("duplicate label `{written}`"),
+                ));
             }
         }
         if let Some(when) = &metric.when {
@@ -179,11 +188,21 @@ pub(crate) fn validate(args: &Args, func: &Func) -> syn::Result<()> {
     errors.finish()
 }
 
-fn not_a_param(span: Span, name: &str, names: &[&str], fn_name: &str, shorthand: bool) -> syn::Error {
+fn not_a_param(
+    span: Span,
+    name: &str,
+    names: &[&str],
+    fn_name: &str,
+    shorthand: bool,
+) -> syn::Error {
     let candidates = names.iter().copied().filter(|n| *n != "self");
     let hint = did_you_mean(name, candidates.clone());
     let params = list(candidates);
-    let params = if params.is_empty() { "none".to_owned() } else { params };
+    let params = if params.is_empty() {
+        "none".to_owned()
+    } else {
+        params
+    };
     let tail = if shorthand {
         "; to record an expression write `key = expr`"
     } else {

@@ -36,7 +36,8 @@ pub fn record<V: ToAttrValue>(key: &str, value: V) -> bool {
             return false;
         }
         let slot = opentelemetry::Context::map_current(|cx| {
-            cx.get::<crate::private::Scope>().and_then(|s| s.slot.clone())
+            cx.get::<crate::private::Scope>()
+                .and_then(|s| s.slot.clone())
         });
         let mut current = slot.as_deref();
         while let Some(slot) = current {

@@ -52,6 +52,7 @@ mod sealed {
 pub trait GaugeValue: sealed::Sealed + Copy + Send + Sync + 'static {
     #[cfg(feature = "otel")]
     #[doc(hidden)]
+    #[allow(clippy::type_complexity)]
     fn build(
         meter: &opentelemetry::metrics::Meter,
         spec: GaugeSpec,
@@ -63,6 +64,7 @@ pub trait GaugeValue: sealed::Sealed + Copy + Send + Sync + 'static {
 macro_rules! gauge_value {
     ($($t:ty => $method:ident),*) => {$(
         impl GaugeValue for $t {
+            #[allow(clippy::type_complexity)]
             fn build(
                 meter: &opentelemetry::metrics::Meter,
                 spec: GaugeSpec,

@@ -106,10 +106,11 @@ mod imp {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex, PoisonError};
 
-    use opentelemetry::InstrumentationScope;
-    use opentelemetry::global::{self, BoxedTracer};
+    use opentelemetry::global::{self, BoxedSpan, BoxedTracer};
     use opentelemetry::metrics::{Meter, MeterProvider};
+    use opentelemetry::trace::SpanBuilder;
     use opentelemetry::trace::{Span, Tracer, TracerProvider};
+    use opentelemetry::{Context, InstrumentationScope};
 
     use super::Telemetry;
     use crate::private::SiteInstruments;
@@ -221,6 +222,39 @@ mod imp {
             crate::enable();
             Telemetry {
                 repr: Repr::Bound(Arc::new(Bound::new(tracer, meter))),
+            }
+        }
+
+        /// Builds a span with this binding's tracer. For the global binding the
+        /// thread's cached tracer is borrowed in place (no `Arc` traffic) when
+        /// it is of the current generation.
+        pub(crate) fn build_span(&self, builder: SpanBuilder, parent: &Context) -> BoxedSpan {
+            match &self.repr {
+                Repr::Bound(b) => b.tracer.build_with_context(builder, parent),
+                Repr::Global => {
+                    let generation = switch::global_generation();
+                    let mut builder = Some(builder);
+                    let built = GLOBAL_TLS
+                        .try_with(|c| {
+                            let c = c.try_borrow().ok()?;
+                            let (g, b) = c.as_ref()?;
+                            if *g != generation {
+                                return None;
+                            }
+                            let builder = builder.take()?;
+                            Some(b.tracer.build_with_context(builder, parent))
+                        })
+                        .ok()
+                        .flatten();
+                    match built {
+                        Some(span) => span,
+                        // `builder` is only taken on the path that returns `Some`.
+                        None => resolve_global().tracer.build_with_context(
+                            builder.unwrap_or_else(|| SpanBuilder::from_name("")),
+                            parent,
+                        ),
+                    }
+                }
             }
         }
 

@@ -183,7 +183,10 @@ mod tests {
     #[test]
     fn conversions() {
         assert_eq!("a".to_attr_value(), Some(AttrValue::Borrowed("a")));
-        assert_eq!(String::from("b").to_attr_value(), Some(AttrValue::Borrowed("b")));
+        assert_eq!(
+            String::from("b").to_attr_value(),
+            Some(AttrValue::Borrowed("b"))
+        );
         assert_eq!(7u32.to_attr_value(), Some(AttrValue::I64(7)));
         assert_eq!(
             u64::MAX.to_attr_value(),
@@ -191,6 +194,9 @@ mod tests {
         );
         assert_eq!(None::<i32>.to_attr_value(), None);
         assert_eq!(Some(true).to_attr_value(), Some(AttrValue::Bool(true)));
-        assert_eq!(Arc::<str>::from("c").to_attr_value(), Some(AttrValue::Borrowed("c")));
+        assert_eq!(
+            Arc::<str>::from("c").to_attr_value(),
+            Some(AttrValue::Borrowed("c"))
+        );
     }
 }

@@ -1,1 +1,206 @@
-fn main() {}
+//! Kernel benchmarks on the shared workload (`../shared/bench/README.md`):
+//! `billing.list_invoices` (READ, PII, 6 allowed fields) served by an in-memory
+//! driver returning the same 200 invoices (shared, not copied), principal
+//! `analyst-001` (reader, tenant acme), READ limit raised out of the way.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agent_kernel::*;
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::{Value, json};
+
+const CAP: &str = "billing.list_invoices";
+const SECRET: &str = "bench-fixed-secret-0123456789abcdef";
+const ALLOWED: [&str; 6] = [
+    "id",
+    "customer_name",
+    "amount",
+    "currency",
+    "status",
+    "date",
+];
+
+fn dataset() -> Arc<Value> {
+    let path: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "..",
+        "shared",
+        "bench",
+        "billing_invoices.json",
+    ]
+    .iter()
+    .collect();
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("benchmark data missing: cannot read {} ({e}); it must sit at ../shared/bench/ beside the repository", path.display())
+    });
+    let data: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+    assert_eq!(
+        data.as_array().map(Vec::len),
+        Some(200),
+        "expected 200 invoices in {}",
+        path.display()
+    );
+    Arc::new(data)
+}
+
+fn build(data: &Arc<Value>) -> (Kernel, Principal, CapabilityToken) {
+    let mut registry = CapabilityRegistry::new();
+    registry
+        .register(
+            Capability::new(
+                CAP,
+                "List Invoices",
+                "List all invoices, optionally filtered by status",
+                SafetyClass::Read,
+            )
+            .with_sensitivity(SensitivityTag::Pii)
+            .with_allowed_fields(ALLOWED)
+            .with_tags(["billing", "invoices", "list"])
+            .with_impl("billing", "list_invoices"),
+        )
+        .unwrap();
+    let policy = DefaultPolicyEngine::builder()
+        .rate_limit(SafetyClass::Read, 1_000_000_000, Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let rows = Arc::clone(data);
+    let kernel = Kernel::builder(registry)
+        .secret(SECRET)
+        .policy(policy)
+        .router(StaticRouter::new().with_route(CAP, ["billing"]))
+        .driver(
+            InMemoryDriver::new("billing").with_handler("list_invoices", move |_ctx| {
+                Ok::<_, String>(Arc::clone(&rows))
+            }),
+        )
+        .build()
+        .unwrap();
+    let principal = Principal::new("analyst-001")
+        .with_roles(["reader"])
+        .with_attribute("tenant", "acme");
+    let token = kernel
+        .get_token(
+            &CapabilityRequest::new(CAP, "list invoices"),
+            &principal,
+            "",
+        )
+        .unwrap();
+    (kernel, principal, token)
+}
+
+fn list_args() -> Args {
+    args(json!({"operation": "list_invoices"})).unwrap()
+}
+
+/// Times `iters` sequential invokes on a fresh kernel (built outside the timing),
+/// optionally with the handle store filled to its cap first.
+fn time_invokes(
+    rt: &tokio::runtime::Runtime,
+    data: &Arc<Value>,
+    mode: ResponseMode,
+    prefill: bool,
+    iters: u64,
+) -> Duration {
+    let (kernel, principal, token) = build(data);
+    if prefill {
+        let owner = HandleOwner {
+            principal_id: principal.principal_id.clone(),
+            constraints: token.constraints.clone(),
+            action_id: String::new(),
+        };
+        for _ in 0..kernel.handles().max_entries() {
+            kernel.handles().store(CAP, Arc::clone(data), owner.clone());
+        }
+        assert_eq!(kernel.handles().len(), kernel.handles().max_entries());
+    }
+    let args = list_args();
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let frame = kernel
+                .invoke(&token, &principal, args.clone(), mode)
+                .await
+                .unwrap();
+            black_box(frame);
+        }
+        start.elapsed()
+    })
+}
+
+fn benches(c: &mut Criterion) {
+    let data = dataset();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+
+    // Output sanity, comparable with python_baseline.py's "output sanity" block.
+    {
+        let (kernel, principal, token) = build(&data);
+        println!(
+            "token.constraints = {}",
+            serde_json::to_string(&token.constraints).unwrap()
+        );
+        for mode in [
+            ResponseMode::Summary,
+            ResponseMode::Table,
+            ResponseMode::HandleOnly,
+        ] {
+            let f = rt
+                .block_on(kernel.invoke(&token, &principal, list_args(), mode))
+                .unwrap();
+            println!(
+                "mode={mode}: facts={} table_rows={} table_fields={} warnings={} handle.total_rows={:?}",
+                f.facts.len(),
+                f.table_preview.len(),
+                f.table_preview.first().map_or(0, serde_json::Map::len),
+                f.warnings.len(),
+                f.handle.as_ref().map(|h| h.total_rows)
+            );
+        }
+    }
+
+    let mut group = c.benchmark_group("invoke");
+    for (id, mode) in [
+        ("summary", ResponseMode::Summary),
+        ("table", ResponseMode::Table),
+        ("handle_only", ResponseMode::HandleOnly),
+    ] {
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| time_invokes(&rt, &data, mode, false, iters))
+        });
+    }
+    group.bench_function("summary_store_at_cap", |b| {
+        b.iter_custom(|iters| time_invokes(&rt, &data, ResponseMode::Summary, true, iters))
+    });
+    group.finish();
+
+    {
+        let (kernel, principal, _) = build(&data);
+        let request = CapabilityRequest::new(CAP, "list invoices");
+        c.bench_function("get_token", |b| {
+            b.iter(|| black_box(kernel.get_token(&request, &principal, "").unwrap()))
+        });
+    }
+
+    {
+        let (kernel, _, _) = build(&data);
+        let allowed: Vec<String> = ALLOWED.iter().map(|s| (*s).to_owned()).collect();
+        let redactor = kernel.firewall().redactor();
+        c.bench_function("redact", |b| {
+            b.iter(|| black_box(redactor.redact_value(&data, Some(&allowed))))
+        });
+    }
+}
+
+criterion_group! {
+    name = kernel;
+    config = Criterion::default().measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(2));
+    targets = benches
+}
+criterion_main!(kernel);

@@ -174,7 +174,10 @@ pub struct Reservation {
 
 impl fmt::Debug for Reservation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Reservation").field("session_id", &self.session_id).field("amount", &self.amount).finish()
+        f.debug_struct("Reservation")
+            .field("session_id", &self.session_id)
+            .field("amount", &self.amount)
+            .finish()
     }
 }
 
@@ -237,15 +240,24 @@ impl BudgetManager {
     /// A manager with `config`; zero totals, requests or session caps are refused.
     pub fn with_config(config: BudgetConfig) -> Result<Self> {
         if config.total_budget == 0 {
-            return Err(KernelError::invalid_config("total_budget must be positive, got 0"));
+            return Err(KernelError::invalid_config(
+                "total_budget must be positive, got 0",
+            ));
         }
         if config.default_request == 0 {
-            return Err(KernelError::invalid_config("default_request must be positive, got 0"));
+            return Err(KernelError::invalid_config(
+                "default_request must be positive, got 0",
+            ));
         }
         if config.max_sessions == 0 {
-            return Err(KernelError::invalid_config("max_sessions must be >= 1, got 0"));
+            return Err(KernelError::invalid_config(
+                "max_sessions must be >= 1, got 0",
+            ));
         }
-        Ok(Self { config, ..Self::default() })
+        Ok(Self {
+            config,
+            ..Self::default()
+        })
     }
 
     /// Uses `counter` to count frame payloads.
@@ -265,7 +277,10 @@ impl BudgetManager {
     }
 
     fn remaining_of(&self, s: &SessionState) -> u64 {
-        self.config.total_budget.saturating_sub(s.used).saturating_sub(s.reserved)
+        self.config
+            .total_budget
+            .saturating_sub(s.used)
+            .saturating_sub(s.reserved)
     }
 
     /// Reserves `requested` tokens (default: the configured request), or what is
@@ -279,7 +294,11 @@ impl BudgetManager {
             while sessions.map.len() >= self.config.max_sessions {
                 match sessions.order.pop_front() {
                     Some((old, generation)) => {
-                        if sessions.map.get(&old).is_some_and(|s| s.generation == generation) {
+                        if sessions
+                            .map
+                            .get(&old)
+                            .is_some_and(|s| s.generation == generation)
+                        {
                             sessions.map.remove(&old);
                         }
                     }
@@ -292,13 +311,28 @@ impl BudgetManager {
             }
             sessions.next_generation += 1;
             let generation = sessions.next_generation;
-            sessions.map.insert(session_id.to_owned(), SessionState { used: 0, reserved: 0, generation });
-            sessions.order.push_back((session_id.to_owned(), generation));
+            sessions.map.insert(
+                session_id.to_owned(),
+                SessionState {
+                    used: 0,
+                    reserved: 0,
+                    generation,
+                },
+            );
+            sessions
+                .order
+                .push_back((session_id.to_owned(), generation));
         }
         let Some(state) = sessions.map.get_mut(session_id) else {
-            return Err(KernelError::invalid_argument(format!("session '{session_id}' vanished")));
+            return Err(KernelError::invalid_argument(format!(
+                "session '{session_id}' vanished"
+            )));
         };
-        let remaining = self.config.total_budget.saturating_sub(state.used).saturating_sub(state.reserved);
+        let remaining = self
+            .config
+            .total_budget
+            .saturating_sub(state.used)
+            .saturating_sub(state.reserved);
         if remaining == 0 {
             return Err(KernelError::BudgetExhausted {
                 session_id: session_id.to_owned(),
@@ -324,7 +358,10 @@ impl BudgetManager {
         if let Some(state) = s.map.get_mut(&reservation.session_id) {
             if state.generation == reservation.generation {
                 state.reserved = state.reserved.saturating_sub(reservation.amount);
-                state.used = state.used.saturating_add(actual).min(self.config.total_budget);
+                state.used = state
+                    .used
+                    .saturating_add(actual)
+                    .min(self.config.total_budget);
             }
         }
     }
@@ -341,7 +378,10 @@ impl BudgetManager {
 
     /// What remains for `session_id` (the full budget for an unknown session).
     pub fn remaining(&self, session_id: &str) -> u64 {
-        self.lock().map.get(session_id).map_or(self.config.total_budget, |s| self.remaining_of(s))
+        self.lock()
+            .map
+            .get(session_id)
+            .map_or(self.config.total_budget, |s| self.remaining_of(s))
     }
 
     /// The standing of `session_id`, if it is live.
@@ -409,7 +449,11 @@ mod tests {
     use serde_json::json;
 
     fn mgr(total: u64) -> BudgetManager {
-        BudgetManager::with_config(BudgetConfig { total_budget: total, ..BudgetConfig::default() }).unwrap()
+        BudgetManager::with_config(BudgetConfig {
+            total_budget: total,
+            ..BudgetConfig::default()
+        })
+        .unwrap()
     }
 
     #[test]
@@ -464,7 +508,11 @@ mod tests {
 
     #[test]
     fn sessions_are_bounded_and_can_end() {
-        let b = BudgetManager::with_config(BudgetConfig { max_sessions: 3, ..BudgetConfig::default() }).unwrap();
+        let b = BudgetManager::with_config(BudgetConfig {
+            max_sessions: 3,
+            ..BudgetConfig::default()
+        })
+        .unwrap();
         for i in 0..10 {
             let r = b.allocate(&format!("s{i}"), Some(1)).unwrap();
             b.record_usage(r, 1);
@@ -488,11 +536,23 @@ mod tests {
     #[test]
     fn invalid_config_refused() {
         for cfg in [
-            BudgetConfig { total_budget: 0, ..BudgetConfig::default() },
-            BudgetConfig { default_request: 0, ..BudgetConfig::default() },
-            BudgetConfig { max_sessions: 0, ..BudgetConfig::default() },
+            BudgetConfig {
+                total_budget: 0,
+                ..BudgetConfig::default()
+            },
+            BudgetConfig {
+                default_request: 0,
+                ..BudgetConfig::default()
+            },
+            BudgetConfig {
+                max_sessions: 0,
+                ..BudgetConfig::default()
+            },
         ] {
-            assert_eq!(BudgetManager::with_config(cfg).unwrap_err().kind(), "invalid_config");
+            assert_eq!(
+                BudgetManager::with_config(cfg).unwrap_err().kind(),
+                "invalid_config"
+            );
         }
     }
 
@@ -504,6 +564,9 @@ mod tests {
         assert_eq!(CharsOverFour.count(&FramePayload::Facts(&facts)), 3);
         assert_eq!(CharsOverFour.count(&FramePayload::Nothing), 0);
         let v = json!({"a": [1, 2]});
-        assert_eq!(FramePayload::Raw(&v).serialized_chars(), r#"{"a":[1,2]}"#.len());
+        assert_eq!(
+            FramePayload::Raw(&v).serialized_chars(),
+            r#"{"a":[1,2]}"#.len()
+        );
     }
 }

@@ -79,7 +79,9 @@ pub enum KernelError {
         capability_id: String,
     },
     /// The policy engine refused the request.
-    #[error("policy denied '{capability_id}' for principal '{principal_id}' ({category}): {reason}")]
+    #[error(
+        "policy denied '{capability_id}' for principal '{principal_id}' ({category}): {reason}"
+    )]
     PolicyDenied {
         /// The capability asked for.
         capability_id: String,
@@ -247,11 +249,15 @@ impl KernelError {
     }
 
     pub(crate) fn invalid_config(message: impl Into<String>) -> Self {
-        Self::InvalidConfig { message: message.into() }
+        Self::InvalidConfig {
+            message: message.into(),
+        }
     }
 
     pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
-        Self::InvalidArgument { message: message.into() }
+        Self::InvalidArgument {
+            message: message.into(),
+        }
     }
 }
 
@@ -278,13 +284,25 @@ mod tests {
 
     #[test]
     fn kinds_and_categories() {
-        let e = KernelError::BudgetExhausted { session_id: "s1".into(), used: 10, total: 10 };
+        let e = KernelError::BudgetExhausted {
+            session_id: "s1".into(),
+            used: 10,
+            total: 10,
+        };
         assert_eq!(e.kind(), "budget_exhausted");
         assert_eq!(e.denial_category(), Some(DenialCategory::BudgetExhausted));
         assert!(e.to_string().contains("s1"));
-        let e = KernelError::HandleAccessDenied { handle_id: "h".into(), principal_id: "p".into() };
-        assert_eq!(e.denial_category(), Some(DenialCategory::HandlePrincipalMismatch));
-        let e = KernelError::TokenRevoked { token_id: "t-1".into() };
+        let e = KernelError::HandleAccessDenied {
+            handle_id: "h".into(),
+            principal_id: "p".into(),
+        };
+        assert_eq!(
+            e.denial_category(),
+            Some(DenialCategory::HandlePrincipalMismatch)
+        );
+        let e = KernelError::TokenRevoked {
+            token_id: "t-1".into(),
+        };
         assert_eq!(e.denial_category(), None);
         assert!(e.is_token_error());
         assert!(e.to_string().contains("t-1"));

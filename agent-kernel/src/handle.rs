@@ -105,9 +105,15 @@ impl HandleStore {
             return Err(KernelError::invalid_config("handle TTL must be > 0"));
         }
         if max_entries == 0 {
-            return Err(KernelError::invalid_config("handle store max_entries must be >= 1, got 0"));
+            return Err(KernelError::invalid_config(
+                "handle store max_entries must be >= 1, got 0",
+            ));
         }
-        Ok(Self { ttl, max_entries, ..Self::new() })
+        Ok(Self {
+            ttl,
+            max_entries,
+            ..Self::new()
+        })
     }
 
     /// Uses `clock` for creation and expiry times.
@@ -143,7 +149,11 @@ impl HandleStore {
             total_rows: data.as_array().map_or(1, Vec::len),
         };
         let id = handle.handle_id.clone();
-        let entry = StoredResult { handle: handle.clone(), data, owner };
+        let entry = StoredResult {
+            handle: handle.clone(),
+            data,
+            owner,
+        };
         let mut inner = self.lock();
         inner.remove_front_expired(now);
         while inner.map.len() >= self.max_entries {
@@ -179,7 +189,9 @@ impl HandleStore {
         let entry = inner
             .map
             .get(handle_id)
-            .ok_or_else(|| KernelError::HandleNotFound { handle_id: handle_id.to_owned() })?;
+            .ok_or_else(|| KernelError::HandleNotFound {
+                handle_id: handle_id.to_owned(),
+            })?;
         if entry.owner.principal_id != principal_id {
             return Err(KernelError::HandleAccessDenied {
                 handle_id: handle_id.to_owned(),
@@ -190,7 +202,10 @@ impl HandleStore {
             let expired_at = entry.handle.expires_at;
             inner.map.remove(handle_id);
             inner.evicted_expired += 1;
-            return Err(KernelError::HandleExpired { handle_id: handle_id.to_owned(), expired_at });
+            return Err(KernelError::HandleExpired {
+                handle_id: handle_id.to_owned(),
+                expired_at,
+            });
         }
         Ok(entry.clone())
     }
@@ -232,7 +247,11 @@ mod tests {
     use serde_json::json;
 
     fn owner(p: &str) -> HandleOwner {
-        HandleOwner { principal_id: p.to_owned(), constraints: Constraints::default(), action_id: "a".into() }
+        HandleOwner {
+            principal_id: p.to_owned(),
+            constraints: Constraints::default(),
+            action_id: "a".into(),
+        }
     }
 
     #[test]
@@ -241,11 +260,21 @@ mod tests {
         let data = Arc::new(json!([{"a": 1}, {"a": 2}]));
         let h = s.store("cap", Arc::clone(&data), owner("u1"));
         assert_eq!(h.total_rows, 2);
-        assert_eq!(h.expires_at.as_millis() - h.created_at.as_millis(), 3_600_000);
+        assert_eq!(
+            h.expires_at.as_millis() - h.created_at.as_millis(),
+            3_600_000
+        );
         let got = s.get(&h.handle_id, "u1").unwrap();
         assert!(Arc::ptr_eq(&got.data, &data));
-        assert_eq!(s.store("cap", Arc::new(json!({"x": 1})), owner("u1")).total_rows, 1);
-        assert_eq!(s.get("missing", "u1").unwrap_err().kind(), "handle_not_found");
+        assert_eq!(
+            s.store("cap", Arc::new(json!({"x": 1})), owner("u1"))
+                .total_rows,
+            1
+        );
+        assert_eq!(
+            s.get("missing", "u1").unwrap_err().kind(),
+            "handle_not_found"
+        );
     }
 
     #[test]
@@ -261,19 +290,29 @@ mod tests {
     #[test]
     fn expiry_is_reported_then_entry_dropped() {
         let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_000)));
-        let s = HandleStore::with_limits(Duration::from_secs(10), 100).unwrap().with_clock(clock.clone());
+        let s = HandleStore::with_limits(Duration::from_secs(10), 100)
+            .unwrap()
+            .with_clock(clock.clone());
         let h = s.store("cap", Arc::new(json!(1)), owner("u1"));
         clock.advance(Duration::from_secs(9));
         assert!(s.get(&h.handle_id, "u1").is_ok());
         clock.advance(Duration::from_secs(1));
-        assert_eq!(s.get(&h.handle_id, "u1").unwrap_err().kind(), "handle_expired");
-        assert_eq!(s.get(&h.handle_id, "u1").unwrap_err().kind(), "handle_not_found");
+        assert_eq!(
+            s.get(&h.handle_id, "u1").unwrap_err().kind(),
+            "handle_expired"
+        );
+        assert_eq!(
+            s.get(&h.handle_id, "u1").unwrap_err().kind(),
+            "handle_not_found"
+        );
     }
 
     #[test]
     fn capacity_evicts_expired_first_then_oldest() {
         let clock = Arc::new(ManualClock::new(Timestamp::from_millis(0)));
-        let s = HandleStore::with_limits(Duration::from_secs(10), 3).unwrap().with_clock(clock.clone());
+        let s = HandleStore::with_limits(Duration::from_secs(10), 3)
+            .unwrap()
+            .with_clock(clock.clone());
         let a = s.store("cap", Arc::new(json!(1)), owner("u"));
         clock.advance(Duration::from_secs(6));
         let b = s.store("cap", Arc::new(json!(2)), owner("u"));
@@ -282,7 +321,10 @@ mod tests {
         let d = s.store("cap", Arc::new(json!(4)), owner("u"));
         assert_eq!(s.len(), 3);
         assert_eq!(s.evictions(), (1, 0));
-        assert_eq!(s.get(&a.handle_id, "u").unwrap_err().kind(), "handle_not_found");
+        assert_eq!(
+            s.get(&a.handle_id, "u").unwrap_err().kind(),
+            "handle_not_found"
+        );
         // full of live entries: the oldest (b) goes
         let e = s.store("cap", Arc::new(json!(5)), owner("u"));
         assert_eq!(s.len(), 3);

@@ -32,8 +32,8 @@ use crate::time::{Clock, SystemClock};
 use crate::token::{CapabilityToken, HmacTokenProvider};
 use crate::trace::TraceStore;
 use crate::types::{
-    ActionTrace, Args, Capability, CapabilityGrant, CapabilityRequest, Constraints, Frame, Handle, Principal,
-    Provenance, RawResult, ResponseMode, TraceOutcome,
+    ActionTrace, Args, Capability, CapabilityGrant, CapabilityRequest, Constraints, Frame, Handle,
+    Principal, Provenance, RawResult, ResponseMode, TraceOutcome,
 };
 
 /// One invocation: the token, who presents it, the driver arguments, the
@@ -66,7 +66,13 @@ pub struct InvokeRequest<'a> {
 impl<'a> InvokeRequest<'a> {
     /// A summary-mode request with no arguments and no session.
     pub fn new(token: &'a CapabilityToken, principal: &'a Principal) -> Self {
-        Self { token, principal, args: Args::new(), response_mode: ResponseMode::Summary, session_id: None }
+        Self {
+            token,
+            principal,
+            args: Args::new(),
+            response_mode: ResponseMode::Summary,
+            session_id: None,
+        }
     }
 
     /// Replaces the arguments.
@@ -125,7 +131,8 @@ impl ExpandQuery {
     /// Parses a query object strictly (unknown keys, negative or non-integer
     /// numbers are [`KernelError::InvalidArgument`]).
     pub fn from_json(value: &Value) -> Result<Self> {
-        Self::deserialize(value).map_err(|e| KernelError::invalid_argument(format!("invalid expand query: {e}")))
+        Self::deserialize(value)
+            .map_err(|e| KernelError::invalid_argument(format!("invalid expand query: {e}")))
     }
 }
 
@@ -249,17 +256,27 @@ impl KernelBuilder {
         };
         let policy: Arc<dyn PolicyEngine> = match self.policy {
             Some(p) => p,
-            None => Arc::new(DefaultPolicyEngine::builder().clock(Arc::clone(&clock)).build()?),
+            None => Arc::new(
+                DefaultPolicyEngine::builder()
+                    .clock(Arc::clone(&clock))
+                    .build()?,
+            ),
         };
-        let drivers = self.drivers.into_iter().map(|d| (d.driver_id().to_owned(), d)).collect();
+        let drivers = self
+            .drivers
+            .into_iter()
+            .map(|d| (d.driver_id().to_owned(), d))
+            .collect();
         Ok(Kernel {
             registry: self.registry,
             policy,
             tokens,
             router: self.router.unwrap_or_else(|| Arc::new(StaticRouter::new())),
-            firewall: Firewall::new(self.budgets.clone()),
+            firewall: Firewall::new(Budgets { ..self.budgets }),
             budgets: self.budgets,
-            handles: self.handles.unwrap_or_else(|| HandleStore::new().with_clock(Arc::clone(&clock))),
+            handles: self
+                .handles
+                .unwrap_or_else(|| HandleStore::new().with_clock(Arc::clone(&clock))),
             traces: self.traces.unwrap_or_default(),
             budget: self.budget.unwrap_or_default(),
             drivers: RwLock::new(drivers),
@@ -311,7 +328,13 @@ pub struct Kernel {
 
 impl fmt::Debug for Kernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let drivers: Vec<String> = self.drivers.read().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect();
+        let drivers: Vec<String> = self
+            .drivers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
         f.debug_struct("Kernel")
             .field("capabilities", &self.registry.len())
             .field("policy", &self.policy)
@@ -335,7 +358,9 @@ struct PendingTrace<'k> {
 impl PendingTrace<'_> {
     fn args(&self) -> &Args {
         static EMPTY: std::sync::OnceLock<Args> = std::sync::OnceLock::new();
-        self.trace.as_ref().map_or_else(|| EMPTY.get_or_init(Args::new), |t| &t.args)
+        self.trace
+            .as_ref()
+            .map_or_else(|| EMPTY.get_or_init(Args::new), |t| &t.args)
     }
 
     fn finish(mut self, update: impl FnOnce(&mut ActionTrace)) {
@@ -384,11 +409,18 @@ impl Kernel {
     /// Registers (or replaces) a shared driver.
     pub fn register_driver_arc(&self, driver: Arc<dyn Driver>) {
         let id = driver.driver_id().to_owned();
-        self.drivers.write().unwrap_or_else(PoisonError::into_inner).insert(id, driver);
+        self.drivers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, driver);
     }
 
     fn driver(&self, driver_id: &str) -> Option<Arc<dyn Driver>> {
-        self.drivers.read().unwrap_or_else(PoisonError::into_inner).get(driver_id).cloned()
+        self.drivers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(driver_id)
+            .cloned()
     }
 
     // ── Discovery and grants ────────────────────────────────────────────────
@@ -406,11 +438,22 @@ impl Kernel {
         keep_constraints: bool,
     ) -> Result<(crate::types::PolicyDecision, CapabilityToken, String)> {
         let capability = self.registry.get(&request.capability_id)?;
-        let mut decision = self.policy.evaluate(request, capability, principal, justification)?;
+        let mut decision = self
+            .policy
+            .evaluate(request, capability, principal, justification)?;
         let audit_id = new_id();
-        let constraints =
-            if keep_constraints { decision.constraints.clone() } else { std::mem::take(&mut decision.constraints) };
-        let token = self.tokens.issue(&capability.capability_id, &principal.principal_id, constraints, None, &audit_id);
+        let constraints = if keep_constraints {
+            decision.constraints.clone()
+        } else {
+            std::mem::take(&mut decision.constraints)
+        };
+        let token = self.tokens.issue(
+            &capability.capability_id,
+            &principal.principal_id,
+            constraints,
+            None,
+            &audit_id,
+        );
         log::info!(
             "grant_capability principal_id={} capability_id={} token_id={} audit_id={}",
             principal.principal_id,
@@ -428,8 +471,15 @@ impl Kernel {
         principal: &Principal,
         justification: &str,
     ) -> Result<CapabilityGrant> {
-        let (decision, token, audit_id) = self.grant_inner(request, principal, justification, true)?;
-        Ok(CapabilityGrant { request: request.clone(), principal: principal.clone(), decision, token, audit_id })
+        let (decision, token, audit_id) =
+            self.grant_inner(request, principal, justification, true)?;
+        Ok(CapabilityGrant {
+            request: request.clone(),
+            principal: principal.clone(),
+            decision,
+            token,
+            audit_id,
+        })
     }
 
     /// Like [`grant_capability`](Self::grant_capability) but returns only the token.
@@ -439,7 +489,8 @@ impl Kernel {
         principal: &Principal,
         justification: &str,
     ) -> Result<CapabilityToken> {
-        self.grant_inner(request, principal, justification, false).map(|(_, token, _)| token)
+        self.grant_inner(request, principal, justification, false)
+            .map(|(_, token, _)| token)
     }
 
     /// Revokes one token (idempotent).
@@ -462,7 +513,14 @@ impl Kernel {
         args: Args,
         response_mode: ResponseMode,
     ) -> Result<Frame> {
-        self.invoke_with(InvokeRequest { token, principal, args, response_mode, session_id: None }).await
+        self.invoke_with(InvokeRequest {
+            token,
+            principal,
+            args,
+            response_mode,
+            session_id: None,
+        })
+        .await
     }
 
     /// Invokes with every option (see [`InvokeRequest`]).
@@ -475,7 +533,13 @@ impl Kernel {
     pub async fn invoke_with(&self, request: InvokeRequest<'_>) -> Result<Frame> {
         let started = Instant::now();
         let invoked_at = self.clock.now();
-        let InvokeRequest { token, principal, args, response_mode, session_id } = request;
+        let InvokeRequest {
+            token,
+            principal,
+            args,
+            response_mode,
+            session_id,
+        } = request;
         let action_id = new_id();
 
         let auth = match self.authorize(token, principal, response_mode, session_id) {
@@ -506,7 +570,13 @@ impl Kernel {
                 return Err(err);
             }
         };
-        let Authorization { capability, max_rows, effective_mode, reservation, mut warnings } = auth;
+        let Authorization {
+            capability,
+            max_rows,
+            effective_mode,
+            reservation,
+            mut warnings,
+        } = auth;
 
         let pending = PendingTrace {
             traces: &self.traces,
@@ -531,7 +601,11 @@ impl Kernel {
                 span_id: None,
             }),
         };
-        let action_id = pending.trace.as_ref().map(|t| t.action_id.clone()).unwrap_or_default();
+        let action_id = pending
+            .trace
+            .as_ref()
+            .map(|t| t.action_id.clone())
+            .unwrap_or_default();
 
         // Stage 2: drivers in route order; an unregistered id is skipped.
         let route = self.router.route(&token.capability_id);
@@ -570,10 +644,25 @@ impl Kernel {
         let Some((raw, driver_id)) = outcome else {
             drop(reservation);
             let (message, status, last_driver) = match &last_error {
-                Some(e) => (self.firewall.redactor().redact_str(&e.to_string()).into_owned(), e.status, e.driver_id.clone()),
-                None => (format!("no registered driver on route [{}]", route.join(", ")), None, String::new()),
+                Some(e) => (
+                    self.firewall
+                        .redactor()
+                        .redact_str(&e.to_string())
+                        .into_owned(),
+                    e.status,
+                    e.driver_id.clone(),
+                ),
+                None => (
+                    format!("no registered driver on route [{}]", route.join(", ")),
+                    None,
+                    String::new(),
+                ),
             };
-            let err = KernelError::DriverError { capability_id: token.capability_id.clone(), last_error: message, status };
+            let err = KernelError::DriverError {
+                capability_id: token.capability_id.clone(),
+                last_error: message,
+                status,
+            };
             let text = err.to_string();
             pending.finish(|t| {
                 t.outcome = TraceOutcome::DriverError;
@@ -596,7 +685,13 @@ impl Kernel {
             )
         });
         let is_admin = principal.has_role("admin");
-        let fw = self.apply_firewall(&raw.data, effective_mode, &token.constraints, max_rows, is_admin);
+        let fw = self.apply_firewall(
+            &raw.data,
+            effective_mode,
+            &token.constraints,
+            max_rows,
+            is_admin,
+        );
         warnings.extend(fw.warnings);
         let frame = Frame {
             action_id: action_id.clone(),
@@ -638,9 +733,12 @@ impl Kernel {
         requested_mode: ResponseMode,
         session_id: Option<&str>,
     ) -> Result<Authorization> {
-        self.tokens.verify(token, &principal.principal_id, &token.capability_id)?;
+        self.tokens
+            .verify(token, &principal.principal_id, &token.capability_id)?;
         let capability = Arc::clone(self.registry.get(&token.capability_id)?);
-        let decision = self.policy.evaluate_invoke(&capability, principal, &token.constraints)?;
+        let decision = self
+            .policy
+            .evaluate_invoke(&capability, principal, &token.constraints)?;
         let mut warnings = Vec::new();
         let mut effective = requested_mode;
         if effective == ResponseMode::Raw && !principal.has_role("admin") {
@@ -660,7 +758,13 @@ impl Kernel {
             }
             None => None,
         };
-        Ok(Authorization { capability, max_rows: decision.max_rows, effective_mode: effective, reservation, warnings })
+        Ok(Authorization {
+            capability,
+            max_rows: decision.max_rows,
+            effective_mode: effective,
+            reservation,
+            warnings,
+        })
     }
 
     /// Stage 2: one driver attempt (`attempt` counts from 1 along the route).
@@ -670,7 +774,11 @@ impl Kernel {
         ctx: &ExecutionContext<'_>,
         attempt: u32,
     ) -> std::result::Result<RawResult, DriverError> {
-        log::debug!("driver_attempt action_id={} driver_id={} attempt={attempt}", ctx.action_id, driver.driver_id());
+        log::debug!(
+            "driver_attempt action_id={} driver_id={} attempt={attempt}",
+            ctx.action_id,
+            driver.driver_id()
+        );
         driver.execute(ctx).await
     }
 
@@ -703,8 +811,15 @@ impl Kernel {
     /// [`KernelError::HandleAccessDenied`] for anyone but the handle's principal,
     /// and [`KernelError::PolicyDenied`] (`invalid_constraint`) for a filter or
     /// field outside the token's `allowed_fields`.
-    pub fn expand(&self, handle: &Handle, query: &ExpandQuery, principal: &Principal) -> Result<Frame> {
-        let stored = self.handles.get(&handle.handle_id, &principal.principal_id)?;
+    pub fn expand(
+        &self,
+        handle: &Handle,
+        query: &ExpandQuery,
+        principal: &Principal,
+    ) -> Result<Frame> {
+        let stored = self
+            .handles
+            .get(&handle.handle_id, &principal.principal_id)?;
         let constraints = &stored.owner.constraints;
         if let Some(allowed) = constraints.allowed_fields.as_deref() {
             let outside = query
@@ -721,9 +836,9 @@ impl Kernel {
                 });
             }
         }
-        let cap = constraints
-            .max_rows
-            .map_or(self.budgets.max_rows, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        let cap = constraints.max_rows.map_or(self.budgets.max_rows, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        });
         let limit = query.limit.unwrap_or(usize::MAX);
         let take = limit.min(cap);
         let rows: Box<dyn Iterator<Item = &Value>> = match &*stored.data {
@@ -733,7 +848,9 @@ impl Kernel {
         let mut matched = rows
             .filter(|row| {
                 query.filter.is_empty()
-                    || row.as_object().is_some_and(|o| query.filter.iter().all(|(k, v)| o.get(k) == Some(v)))
+                    || row
+                        .as_object()
+                        .is_some_and(|o| query.filter.iter().all(|(k, v)| o.get(k) == Some(v)))
             })
             .skip(query.offset);
         let selected: Vec<Value> = matched
@@ -741,19 +858,28 @@ impl Kernel {
             .take(take)
             .map(|row| match (&query.fields, row) {
                 (Some(fields), Value::Object(o)) => Value::Object(
-                    o.iter().filter(|(k, _)| fields.iter().any(|f| f == *k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    o.iter()
+                        .filter(|(k, _)| fields.iter().any(|f| f == *k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
                 ),
                 (_, other) => other.clone(),
             })
             .collect();
         let mut warnings = Vec::new();
         if limit > cap && matched.next().is_some() {
-            warnings.push(format!("expansion limited to {cap} rows by the token's max_rows."));
+            warnings.push(format!(
+                "expansion limited to {cap} rows by the token's max_rows."
+            ));
         }
         let data = Value::Array(selected);
         let fw = self.apply_firewall(&data, ResponseMode::Table, constraints, cap as u64, false);
         warnings.extend(fw.warnings);
-        log::info!("expand handle_id={} principal_id={}", handle.handle_id, principal.principal_id);
+        log::info!(
+            "expand handle_id={} principal_id={}",
+            handle.handle_id,
+            principal.principal_id
+        );
         Ok(Frame {
             action_id: stored.owner.action_id.clone(),
             capability_id: stored.handle.capability_id.clone(),
@@ -821,7 +947,12 @@ impl Kernel {
 
     /// The ids of the registered drivers (unordered).
     pub fn driver_ids(&self) -> Vec<String> {
-        self.drivers.read().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect()
+        self.drivers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
     }
 }
 
@@ -837,6 +968,8 @@ impl Kernel {
 pub fn args(value: Value) -> Result<Args> {
     match value {
         Value::Object(map) => Ok(map),
-        other => Err(KernelError::invalid_argument(format!("invocation args must be a JSON object, got {other}"))),
+        other => Err(KernelError::invalid_argument(format!(
+            "invocation args must be a JSON object, got {other}"
+        ))),
     }
 }

@@ -14,13 +14,13 @@
 //! [`Kernel::get_token`] → [`Kernel::invoke`] → [`Kernel::expand`] → [`Kernel::explain`].
 #![forbid(unsafe_code)]
 
-mod budget;
+pub mod budget;
 pub mod driver;
 mod error;
 pub mod firewall;
-mod handle;
+pub mod handle;
 mod ids;
-mod kernel;
+pub mod kernel;
 pub mod policy;
 mod rate;
 mod registry;
@@ -32,21 +32,25 @@ pub mod types;
 
 pub use async_trait::async_trait;
 pub use budget::{
-    BudgetConfig, BudgetManager, CharsOverFour, DEFAULT_MAX_SESSIONS, DEFAULT_REQUEST, DEFAULT_TOTAL_BUDGET,
-    FramePayload, Reservation, SessionUsage, TokenCounter,
+    BudgetConfig, BudgetManager, CharsOverFour, DEFAULT_MAX_SESSIONS, DEFAULT_REQUEST,
+    DEFAULT_TOTAL_BUDGET, FramePayload, Reservation, SessionUsage, TokenCounter,
 };
 pub use driver::{Driver, DriverError, ExecutionContext, HttpDriver, HttpEndpoint, InMemoryDriver};
 pub use error::{DenialCategory, KernelError, Result};
 pub use firewall::{Budgets, Firewall, FirewallOutput, FirewallRequest, FirewallStats};
 pub use handle::{DEFAULT_HANDLE_TTL, DEFAULT_MAX_HANDLES, HandleOwner, HandleStore, StoredResult};
 pub use kernel::{Authorization, ExpandQuery, InvokeRequest, Kernel, KernelBuilder, args};
-pub use policy::{DefaultPolicyEngine, DefaultPolicyEngineBuilder, InvokeDecision, PolicyEngine, RateLimit, RateLimits};
+pub use policy::{
+    DefaultPolicyEngine, DefaultPolicyEngineBuilder, InvokeDecision, PolicyEngine, RateLimit,
+    RateLimits,
+};
 pub use registry::{CapabilityRegistry, DEFAULT_MAX_RESULTS};
 pub use router::{Router, StaticRouter};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use token::{CapabilityToken, DEFAULT_TOKEN_TTL, HmacTokenProvider, SECRET_ENV};
 pub use trace::{DEFAULT_TRACE_CAPACITY, TraceStore};
 pub use types::{
-    ActionTrace, Args, Capability, CapabilityGrant, CapabilityRequest, Constraints, Frame, Handle, ImplementationRef,
-    PolicyDecision, Principal, Provenance, RawResult, ResponseMode, SafetyClass, SensitivityTag, TraceOutcome,
+    ActionTrace, Args, Capability, CapabilityGrant, CapabilityRequest, Constraints, Frame, Handle,
+    ImplementationRef, PolicyDecision, Principal, Provenance, RawResult, ResponseMode, SafetyClass,
+    SensitivityTag, TraceOutcome,
 };

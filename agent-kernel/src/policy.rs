@@ -25,7 +25,10 @@ use serde_json::Value;
 use crate::error::{DenialCategory, KernelError, Result};
 use crate::rate::{DEFAULT_MAX_KEYS, RateLimiter, Refusal};
 use crate::time::{Clock, SystemClock};
-use crate::types::{Capability, CapabilityRequest, Constraints, PolicyDecision, Principal, SafetyClass, SensitivityTag};
+use crate::types::{
+    Capability, CapabilityRequest, Constraints, PolicyDecision, Principal, SafetyClass,
+    SensitivityTag,
+};
 
 /// Minimum justification length (characters, after trimming) where one is required.
 pub const MIN_JUSTIFICATION: usize = 15;
@@ -122,7 +125,11 @@ impl RateLimits {
 
     /// Refuses a count below 1 or a zero window, naming the class and values.
     pub fn validate(&self) -> Result<()> {
-        for class in [SafetyClass::Read, SafetyClass::Write, SafetyClass::Destructive] {
+        for class in [
+            SafetyClass::Read,
+            SafetyClass::Write,
+            SafetyClass::Destructive,
+        ] {
             let l = self.get(class);
             if l.count < 1 || l.window.is_zero() {
                 return Err(KernelError::invalid_config(format!(
@@ -177,7 +184,9 @@ impl DefaultPolicyEngineBuilder {
     pub fn build(self) -> Result<DefaultPolicyEngine> {
         self.limits.validate()?;
         if self.max_rate_keys == 0 {
-            return Err(KernelError::invalid_config("max_rate_keys must be >= 1, got 0"));
+            return Err(KernelError::invalid_config(
+                "max_rate_keys must be >= 1, got 0",
+            ));
         }
         Ok(DefaultPolicyEngine {
             limits: self.limits,
@@ -243,7 +252,12 @@ impl DefaultPolicyEngine {
         self.limiter.tracked_keys()
     }
 
-    fn deny(capability: &Capability, principal: &Principal, category: DenialCategory, reason: String) -> KernelError {
+    fn deny(
+        capability: &Capability,
+        principal: &Principal,
+        category: DenialCategory,
+        reason: String,
+    ) -> KernelError {
         log::warn!(
             "policy_denied principal_id={} capability_id={} category={}",
             principal.principal_id,
@@ -269,7 +283,9 @@ impl DefaultPolicyEngine {
     fn check_safety_roles(capability: &Capability, principal: &Principal) -> Result<()> {
         let needed = match capability.safety_class {
             SafetyClass::Read => return Ok(()),
-            SafetyClass::Write if principal.has_role("writer") || principal.has_role("admin") => return Ok(()),
+            SafetyClass::Write if principal.has_role("writer") || principal.has_role("admin") => {
+                return Ok(());
+            }
             SafetyClass::Destructive if principal.has_role("admin") => return Ok(()),
             SafetyClass::Write => "the 'writer' or 'admin' role",
             SafetyClass::Destructive => "the 'admin' role",
@@ -290,7 +306,9 @@ impl DefaultPolicyEngine {
     /// Rules 2 and 3's attribute and role halves.
     fn check_sensitivity(capability: &Capability, principal: &Principal) -> Result<()> {
         match capability.sensitivity {
-            SensitivityTag::Pii | SensitivityTag::Pci if !principal.attributes.contains_key("tenant") => {
+            SensitivityTag::Pii | SensitivityTag::Pci
+                if !principal.attributes.contains_key("tenant") =>
+            {
                 Err(Self::deny(
                     capability,
                     principal,
@@ -301,7 +319,9 @@ impl DefaultPolicyEngine {
                     ),
                 ))
             }
-            SensitivityTag::Secrets if !(principal.has_role("admin") || principal.has_role("secrets_reader")) => {
+            SensitivityTag::Secrets
+                if !(principal.has_role("admin") || principal.has_role("secrets_reader")) =>
+            {
                 Err(Self::deny(
                     capability,
                     principal,
@@ -339,17 +359,32 @@ impl DefaultPolicyEngine {
     }
 
     /// Whether the policy forces the capability's `allowed_fields` on this principal.
-    fn enforced_fields<'c>(capability: &'c Capability, principal: &Principal) -> Option<&'c Arc<[String]>> {
-        let sensitive = matches!(capability.sensitivity, SensitivityTag::Pii | SensitivityTag::Pci);
+    fn enforced_fields<'c>(
+        capability: &'c Capability,
+        principal: &Principal,
+    ) -> Option<&'c Arc<[String]>> {
+        let sensitive = matches!(
+            capability.sensitivity,
+            SensitivityTag::Pii | SensitivityTag::Pci
+        );
         (sensitive && !capability.allowed_fields.is_empty() && !principal.has_role("pii_reader"))
             .then_some(&capability.allowed_fields)
     }
 
     fn row_cap(principal: &Principal) -> u64 {
-        if principal.has_role("service") { MAX_ROWS_SERVICE } else { MAX_ROWS_USER }
+        if principal.has_role("service") {
+            MAX_ROWS_SERVICE
+        } else {
+            MAX_ROWS_USER
+        }
     }
 
-    fn rate_check(&self, scope: &str, capability: &Capability, principal: &Principal) -> Result<()> {
+    fn rate_check(
+        &self,
+        scope: &str,
+        capability: &Capability,
+        principal: &Principal,
+    ) -> Result<()> {
         let base = self.limits.get(capability.safety_class);
         let limit = if principal.has_role("service") {
             base.count.saturating_mul(SERVICE_RATE_MULTIPLIER)
@@ -379,7 +414,8 @@ impl DefaultPolicyEngine {
                 capability,
                 principal,
                 DenialCategory::RateLimited,
-                "rate limiter is tracking its maximum number of active keys; try again later".to_owned(),
+                "rate limiter is tracking its maximum number of active keys; try again later"
+                    .to_owned(),
             )),
         }
     }
@@ -396,7 +432,12 @@ impl PolicyEngine for DefaultPolicyEngine {
         // Rule 1: safety class (role, then justification).
         Self::check_safety_roles(capability, principal)?;
         if capability.safety_class != SafetyClass::Read {
-            Self::check_justification(capability.safety_class.as_str(), capability, principal, justification)?;
+            Self::check_justification(
+                capability.safety_class.as_str(),
+                capability,
+                principal,
+                justification,
+            )?;
         }
         // Rules 2 and 3: sensitivity.
         Self::check_sensitivity(capability, principal)?;
@@ -410,10 +451,16 @@ impl PolicyEngine for DefaultPolicyEngine {
             match k.as_str() {
                 Constraints::MAX_ROWS => {}
                 Constraints::ALLOWED_FIELDS => {
-                    let parsed = Constraints::from_map(
-                        std::iter::once((k.clone(), v.clone())).collect(),
-                    )
-                    .map_err(|e| Self::deny(capability, principal, DenialCategory::InvalidConstraint, e))?;
+                    let parsed =
+                        Constraints::from_map(std::iter::once((k.clone(), v.clone())).collect())
+                            .map_err(|e| {
+                                Self::deny(
+                                    capability,
+                                    principal,
+                                    DenialCategory::InvalidConstraint,
+                                    e,
+                                )
+                            })?;
                     constraints.allowed_fields = parsed.allowed_fields;
                 }
                 _ => {
@@ -424,7 +471,11 @@ impl PolicyEngine for DefaultPolicyEngine {
         if let Some(enforced) = Self::enforced_fields(capability, principal) {
             constraints.allowed_fields = Some(match constraints.allowed_fields.take() {
                 // A request may narrow the enforced list, never widen it.
-                Some(requested) => requested.iter().filter(|f| enforced.contains(f)).cloned().collect(),
+                Some(requested) => requested
+                    .iter()
+                    .filter(|f| enforced.contains(f))
+                    .cloned()
+                    .collect(),
                 None => Arc::clone(enforced),
             });
         }
@@ -517,11 +568,15 @@ mod tests {
     use serde_json::json;
 
     fn cap(class: SafetyClass, sens: SensitivityTag) -> Capability {
-        Capability::new("t.cap", "T", "test", class).with_sensitivity(sens).with_allowed_fields(["id", "name"])
+        Capability::new("t.cap", "T", "test", class)
+            .with_sensitivity(sens)
+            .with_allowed_fields(["id", "name"])
     }
 
     fn p(roles: &[&str]) -> Principal {
-        Principal::new("u1").with_roles(roles.iter().copied()).with_attribute("tenant", "acme")
+        Principal::new("u1")
+            .with_roles(roles.iter().copied())
+            .with_attribute("tenant", "acme")
     }
 
     fn req() -> CapabilityRequest {
@@ -537,7 +592,14 @@ mod tests {
     #[test]
     fn read_allowed_with_default_row_cap() {
         let e = DefaultPolicyEngine::new();
-        let d = e.evaluate(&req(), &cap(SafetyClass::Read, SensitivityTag::None), &p(&["reader"]), "").unwrap();
+        let d = e
+            .evaluate(
+                &req(),
+                &cap(SafetyClass::Read, SensitivityTag::None),
+                &p(&["reader"]),
+                "",
+            )
+            .unwrap();
         assert!(d.allowed);
         assert_eq!(d.constraints.max_rows, Some(50));
         assert_eq!(d.constraints.allowed_fields, None);
@@ -547,11 +609,23 @@ mod tests {
     fn write_rules() {
         let e = DefaultPolicyEngine::new();
         let c = cap(SafetyClass::Write, SensitivityTag::None);
-        assert_eq!(category(e.evaluate(&req(), &c, &p(&["reader"]), J)), "missing_role");
-        assert_eq!(category(e.evaluate(&req(), &c, &p(&["writer"]), "  short   ")), "insufficient_justification");
+        assert_eq!(
+            category(e.evaluate(&req(), &c, &p(&["reader"]), J)),
+            "missing_role"
+        );
+        assert_eq!(
+            category(e.evaluate(&req(), &c, &p(&["writer"]), "  short   ")),
+            "insufficient_justification"
+        );
         // 15 characters exactly after trimming passes; 14 fails
-        assert!(e.evaluate(&req(), &c, &p(&["writer"]), "  123456789012345  ").is_ok());
-        assert_eq!(category(e.evaluate(&req(), &c, &p(&["writer"]), "12345678901234")), "insufficient_justification");
+        assert!(
+            e.evaluate(&req(), &c, &p(&["writer"]), "  123456789012345  ")
+                .is_ok()
+        );
+        assert_eq!(
+            category(e.evaluate(&req(), &c, &p(&["writer"]), "12345678901234")),
+            "insufficient_justification"
+        );
         assert!(e.evaluate(&req(), &c, &p(&["admin"]), J).is_ok());
         // role is checked before justification
         let err = e.evaluate(&req(), &c, &p(&["reader"]), "").unwrap_err();
@@ -563,8 +637,14 @@ mod tests {
     fn destructive_rules() {
         let e = DefaultPolicyEngine::new();
         let c = cap(SafetyClass::Destructive, SensitivityTag::None);
-        assert_eq!(category(e.evaluate(&req(), &c, &p(&["writer"]), J)), "missing_role");
-        assert_eq!(category(e.evaluate(&req(), &c, &p(&["admin"]), "too short")), "insufficient_justification");
+        assert_eq!(
+            category(e.evaluate(&req(), &c, &p(&["writer"]), J)),
+            "missing_role"
+        );
+        assert_eq!(
+            category(e.evaluate(&req(), &c, &p(&["admin"]), "too short")),
+            "insufficient_justification"
+        );
         assert!(e.evaluate(&req(), &c, &p(&["admin"]), J).is_ok());
     }
 
@@ -574,19 +654,33 @@ mod tests {
         for sens in [SensitivityTag::Pii, SensitivityTag::Pci] {
             let c = cap(SafetyClass::Read, sens);
             let no_tenant = Principal::new("u1").with_roles(["reader"]);
-            assert_eq!(category(e.evaluate(&req(), &c, &no_tenant, "")), "missing_tenant_attribute");
+            assert_eq!(
+                category(e.evaluate(&req(), &c, &no_tenant, "")),
+                "missing_tenant_attribute"
+            );
             let d = e.evaluate(&req(), &c, &p(&["reader"]), "").unwrap();
-            assert_eq!(d.constraints.allowed_fields.as_deref(), Some(&["id".to_owned(), "name".to_owned()][..]));
-            let d = e.evaluate(&req(), &c, &p(&["reader", "pii_reader"]), "").unwrap();
+            assert_eq!(
+                d.constraints.allowed_fields.as_deref(),
+                Some(&["id".to_owned(), "name".to_owned()][..])
+            );
+            let d = e
+                .evaluate(&req(), &c, &p(&["reader", "pii_reader"]), "")
+                .unwrap();
             assert_eq!(d.constraints.allowed_fields, None);
         }
         // a request may narrow the enforced list but not widen it
         let c = cap(SafetyClass::Read, SensitivityTag::Pii);
         let r = req().with_constraint("allowed_fields", json!(["id", "email"]));
         let d = e.evaluate(&r, &c, &p(&["reader"]), "").unwrap();
-        assert_eq!(d.constraints.allowed_fields.as_deref(), Some(&["id".to_owned()][..]));
+        assert_eq!(
+            d.constraints.allowed_fields.as_deref(),
+            Some(&["id".to_owned()][..])
+        );
         let r = req().with_constraint("allowed_fields", json!("id"));
-        assert_eq!(category(e.evaluate(&r, &c, &p(&["reader"]), "")), "invalid_constraint");
+        assert_eq!(
+            category(e.evaluate(&r, &c, &p(&["reader"]), "")),
+            "invalid_constraint"
+        );
     }
 
     #[test]
@@ -594,18 +688,33 @@ mod tests {
         let e = DefaultPolicyEngine::new();
         let c = cap(SafetyClass::Write, SensitivityTag::Pii);
         let no_tenant = Principal::new("u1").with_roles(["reader"]);
-        assert_eq!(category(e.evaluate(&req(), &c, &no_tenant, J)), "missing_role");
+        assert_eq!(
+            category(e.evaluate(&req(), &c, &no_tenant, J)),
+            "missing_role"
+        );
         let no_tenant_writer = Principal::new("u1").with_roles(["writer"]);
-        assert_eq!(category(e.evaluate(&req(), &c, &no_tenant_writer, "")), "insufficient_justification");
-        assert_eq!(category(e.evaluate(&req(), &c, &no_tenant_writer, J)), "missing_tenant_attribute");
+        assert_eq!(
+            category(e.evaluate(&req(), &c, &no_tenant_writer, "")),
+            "insufficient_justification"
+        );
+        assert_eq!(
+            category(e.evaluate(&req(), &c, &no_tenant_writer, J)),
+            "missing_tenant_attribute"
+        );
     }
 
     #[test]
     fn secrets_rules() {
         let e = DefaultPolicyEngine::new();
         let c = cap(SafetyClass::Read, SensitivityTag::Secrets);
-        assert_eq!(category(e.evaluate(&req(), &c, &p(&["reader"]), J)), "missing_role");
-        assert_eq!(category(e.evaluate(&req(), &c, &p(&["secrets_reader"]), "short")), "insufficient_justification");
+        assert_eq!(
+            category(e.evaluate(&req(), &c, &p(&["reader"]), J)),
+            "missing_role"
+        );
+        assert_eq!(
+            category(e.evaluate(&req(), &c, &p(&["secrets_reader"]), "short")),
+            "insufficient_justification"
+        );
         assert!(e.evaluate(&req(), &c, &p(&["secrets_reader"]), J).is_ok());
         assert!(e.evaluate(&req(), &c, &p(&["admin"]), J).is_ok());
     }
@@ -615,7 +724,8 @@ mod tests {
         let e = DefaultPolicyEngine::new();
         let c = cap(SafetyClass::Read, SensitivityTag::None);
         let rows = |v: Value, roles: &[&str]| {
-            e.evaluate(&req().with_constraint("max_rows", v), &c, &p(roles), "").map(|d| d.constraints.max_rows)
+            e.evaluate(&req().with_constraint("max_rows", v), &c, &p(roles), "")
+                .map(|d| d.constraints.max_rows)
         };
         assert_eq!(rows(json!(10), &["reader"]).unwrap(), Some(10));
         assert_eq!(rows(json!(1000), &["reader"]).unwrap(), Some(50));
@@ -624,19 +734,33 @@ mod tests {
         assert_eq!(rows(json!(u64::MAX), &["reader"]).unwrap(), Some(50));
         for bad in [json!("ten"), json!(2.5), json!(null), json!([1])] {
             let err = rows(bad.clone(), &["reader"]).unwrap_err();
-            assert_eq!(err.denial_category(), Some(DenialCategory::InvalidConstraint), "{bad}");
+            assert_eq!(
+                err.denial_category(),
+                Some(DenialCategory::InvalidConstraint),
+                "{bad}"
+            );
         }
         let d = e.evaluate(&req(), &c, &p(&["service"]), "").unwrap();
         assert_eq!(d.constraints.max_rows, Some(500));
         // extra constraints pass through
-        let d = e.evaluate(&req().with_constraint("region", json!("eu")), &c, &p(&["reader"]), "").unwrap();
+        let d = e
+            .evaluate(
+                &req().with_constraint("region", json!("eu")),
+                &c,
+                &p(&["reader"]),
+                "",
+            )
+            .unwrap();
         assert_eq!(d.constraints.extra.get("region"), Some(&json!("eu")));
     }
 
     #[test]
     fn rate_limits_per_class_with_service_multiplier() {
         let clock = Arc::new(ManualClock::new(Timestamp::from_millis(0)));
-        let e = DefaultPolicyEngine::builder().clock(clock.clone()).build().unwrap();
+        let e = DefaultPolicyEngine::builder()
+            .clock(clock.clone())
+            .build()
+            .unwrap();
         let c = cap(SafetyClass::Destructive, SensitivityTag::None);
         let admin = p(&["admin"]);
         assert!(e.evaluate(&req(), &c, &admin, J).is_ok());
@@ -662,19 +786,38 @@ mod tests {
         for _ in 0..60 {
             assert!(e.evaluate(&req(), &r, &writer, "").is_ok());
         }
-        assert_eq!(category(e.evaluate(&req(), &r, &writer, "")), "rate_limited");
+        assert_eq!(
+            category(e.evaluate(&req(), &r, &writer, "")),
+            "rate_limited"
+        );
     }
 
     #[test]
     fn invalid_limits_refused_at_construction() {
-        let err = DefaultPolicyEngine::builder().rate_limit(SafetyClass::Read, 0, Duration::from_secs(1)).build();
+        let err = DefaultPolicyEngine::builder()
+            .rate_limit(SafetyClass::Read, 0, Duration::from_secs(1))
+            .build();
         assert_eq!(err.unwrap_err().kind(), "invalid_config");
-        let err = DefaultPolicyEngine::builder().rate_limit(SafetyClass::Write, 5, Duration::ZERO).build().unwrap_err();
+        let err = DefaultPolicyEngine::builder()
+            .rate_limit(SafetyClass::Write, 5, Duration::ZERO)
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("WRITE"), "{err}");
-        assert!(DefaultPolicyEngine::builder().max_rate_keys(0).build().is_err());
-        let e = DefaultPolicyEngine::builder().rate_limit(SafetyClass::Read, 3, Duration::from_secs(1)).build().unwrap();
+        assert!(
+            DefaultPolicyEngine::builder()
+                .max_rate_keys(0)
+                .build()
+                .is_err()
+        );
+        let e = DefaultPolicyEngine::builder()
+            .rate_limit(SafetyClass::Read, 3, Duration::from_secs(1))
+            .build()
+            .unwrap();
         // partial override keeps the other defaults
-        assert_eq!(e.rate_limits().write, RateLimit::new(10, Duration::from_secs(60)));
+        assert_eq!(
+            e.rate_limits().write,
+            RateLimit::new(10, Duration::from_secs(60))
+        );
         assert_eq!(e.rate_limits().read.count, 3);
     }
 
@@ -690,7 +833,12 @@ mod tests {
         let reader = p(&["reader"]);
         let d = e.evaluate(&req(), &c, &reader, "").unwrap();
         // grants and invocations are counted separately
-        assert_eq!(e.evaluate_invoke(&c, &reader, &d.constraints).unwrap().max_rows, 50);
+        assert_eq!(
+            e.evaluate_invoke(&c, &reader, &d.constraints)
+                .unwrap()
+                .max_rows,
+            50
+        );
         assert!(e.evaluate_invoke(&c, &reader, &d.constraints).is_ok());
         let err = e.evaluate_invoke(&c, &reader, &d.constraints).unwrap_err();
         assert_eq!(err.denial_category(), Some(DenialCategory::RateLimited));
@@ -698,30 +846,50 @@ mod tests {
         assert!(e.evaluate_invoke(&c, &reader, &d.constraints).is_ok());
 
         // a token minted for a pii_reader, used after the role is gone: fields now required
-        let unconstrained = Constraints { max_rows: Some(50), ..Constraints::default() };
+        let unconstrained = Constraints {
+            max_rows: Some(50),
+            ..Constraints::default()
+        };
         let err = e.evaluate_invoke(&c, &reader, &unconstrained).unwrap_err();
-        assert_eq!(err.denial_category(), Some(DenialCategory::InvalidConstraint));
-        // rows above the current cap (a service token used by a demoted principal)
-        let wide = Constraints { max_rows: Some(500), ..d.constraints.clone() };
         assert_eq!(
-            e.evaluate_invoke(&c, &reader, &wide).unwrap_err().denial_category(),
+            err.denial_category(),
+            Some(DenialCategory::InvalidConstraint)
+        );
+        // rows above the current cap (a service token used by a demoted principal)
+        let wide = Constraints {
+            max_rows: Some(500),
+            ..d.constraints.clone()
+        };
+        assert_eq!(
+            e.evaluate_invoke(&c, &reader, &wide)
+                .unwrap_err()
+                .denial_category(),
             Some(DenialCategory::InvalidConstraint)
         );
         // tenant attribute removed since the grant
         let no_tenant = Principal::new("u1").with_roles(["reader"]);
         assert_eq!(
-            e.evaluate_invoke(&c, &no_tenant, &d.constraints).unwrap_err().denial_category(),
+            e.evaluate_invoke(&c, &no_tenant, &d.constraints)
+                .unwrap_err()
+                .denial_category(),
             Some(DenialCategory::MissingTenantAttribute)
         );
         // role lost since the grant
         let w = cap(SafetyClass::Write, SensitivityTag::None);
         assert_eq!(
-            e.evaluate_invoke(&w, &reader, &Constraints::default()).unwrap_err().denial_category(),
+            e.evaluate_invoke(&w, &reader, &Constraints::default())
+                .unwrap_err()
+                .denial_category(),
             Some(DenialCategory::MissingRole)
         );
         // no max_rows signed → the principal's cap applies
         let svc = Principal::new("s").with_roles(["service"]);
         let plain = cap(SafetyClass::Read, SensitivityTag::None);
-        assert_eq!(e.evaluate_invoke(&plain, &svc, &Constraints::default()).unwrap().max_rows, 500);
+        assert_eq!(
+            e.evaluate_invoke(&plain, &svc, &Constraints::default())
+                .unwrap()
+                .max_rows,
+            500
+        );
     }
 }

@@ -9,7 +9,6 @@
 //! refused (fail closed) rather than evicting someone's live window.
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -38,7 +37,11 @@ impl Slot {
         let window = if limit <= EXACT_LOG_MAX {
             Window::Log(VecDeque::new())
         } else {
-            Window::Pair { cur_start: now - now % window_ns, cur: 0, prev: 0 }
+            Window::Pair {
+                cur_start: now - now % window_ns,
+                cur: 0,
+                prev: 0,
+            }
         };
         Self { window, window_ns }
     }
@@ -51,7 +54,10 @@ impl Slot {
         }
         match &mut self.window {
             Window::Log(log) => {
-                while log.front().is_some_and(|&t| t.saturating_add(window_ns) <= now) {
+                while log
+                    .front()
+                    .is_some_and(|&t| t.saturating_add(window_ns) <= now)
+                {
                     log.pop_front();
                 }
                 if (log.len() as u64) < limit {
@@ -61,7 +67,11 @@ impl Slot {
                     false
                 }
             }
-            Window::Pair { cur_start, cur, prev } => {
+            Window::Pair {
+                cur_start,
+                cur,
+                prev,
+            } => {
                 if now >= cur_start.saturating_add(window_ns.saturating_mul(2)) {
                     *prev = 0;
                     *cur = 0;
@@ -88,8 +98,12 @@ impl Slot {
     /// Whether nothing inside the window remains (the key can be forgotten).
     fn is_idle(&self, now: u64) -> bool {
         match &self.window {
-            Window::Log(log) => log.back().is_none_or(|&t| t.saturating_add(self.window_ns) <= now),
-            Window::Pair { cur_start, .. } => now >= cur_start.saturating_add(self.window_ns.saturating_mul(2)),
+            Window::Log(log) => log
+                .back()
+                .is_none_or(|&t| t.saturating_add(self.window_ns) <= now),
+            Window::Pair { cur_start, .. } => {
+                now >= cur_start.saturating_add(self.window_ns.saturating_mul(2))
+            }
         }
     }
 }
@@ -120,7 +134,11 @@ pub(crate) struct RateLimiter {
 impl RateLimiter {
     pub(crate) fn new(max_keys: usize) -> Self {
         Self {
-            state: Mutex::new(State { slots: HashMap::new(), scratch: String::new(), next_sweep_ns: 0 }),
+            state: Mutex::new(State {
+                slots: HashMap::new(),
+                scratch: String::new(),
+                next_sweep_ns: 0,
+            }),
             max_keys: max_keys.max(1),
         }
     }
@@ -137,15 +155,25 @@ impl RateLimiter {
     ) -> Result<(), Refusal> {
         let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX).max(1);
         let now = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
-        let mut guard = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let st = &mut *guard;
         st.scratch.clear();
         // Length-prefixed so that ("a:b", "c") and ("a", "b:c") never collide.
-        let _ = write!(st.scratch, "{scope}:{}:", principal_id.len());
+        st.scratch.push_str(scope);
+        st.scratch.push(':');
+        push_decimal(&mut st.scratch, principal_id.len());
+        st.scratch.push(':');
         st.scratch.push_str(principal_id);
         st.scratch.push_str(capability_id);
         if let Some(slot) = st.slots.get_mut(st.scratch.as_str()) {
-            return if slot.admit(limit, window_ns, now) { Ok(()) } else { Err(Refusal::OverLimit) };
+            return if slot.admit(limit, window_ns, now) {
+                Ok(())
+            } else {
+                Err(Refusal::OverLimit)
+            };
         }
         if st.slots.len() >= self.max_keys {
             if now < st.next_sweep_ns {
@@ -166,13 +194,29 @@ impl RateLimiter {
         let mut slot = Slot::new(limit, window_ns, now);
         let admitted = slot.admit(limit, window_ns, now);
         st.slots.insert(st.scratch.clone(), slot);
-        if admitted { Ok(()) } else { Err(Refusal::OverLimit) }
+        if admitted {
+            Ok(())
+        } else {
+            Err(Refusal::OverLimit)
+        }
     }
 
     /// Number of keys currently tracked.
     pub(crate) fn tracked_keys(&self) -> usize {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).slots.len()
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .slots
+            .len()
     }
+}
+
+/// Appends the decimal digits of `n` without the formatting machinery.
+fn push_decimal(out: &mut String, n: usize) {
+    if n >= 10 {
+        push_decimal(out, n / 10);
+    }
+    out.push(char::from(b'0' + (n % 10) as u8));
 }
 
 #[cfg(test)]
@@ -187,10 +231,16 @@ mod tests {
         let w = Duration::from_secs(60);
         assert!(l.admit("g", "p", "c", 2, w, Duration::ZERO).is_ok());
         assert!(l.admit("g", "p", "c", 2, w, 10 * S).is_ok());
-        assert_eq!(l.admit("g", "p", "c", 2, w, 59 * S), Err(Refusal::OverLimit));
+        assert_eq!(
+            l.admit("g", "p", "c", 2, w, 59 * S),
+            Err(Refusal::OverLimit)
+        );
         // first admission (t=0) leaves the window at t=60
         assert!(l.admit("g", "p", "c", 2, w, 60 * S).is_ok());
-        assert_eq!(l.admit("g", "p", "c", 2, w, 61 * S), Err(Refusal::OverLimit));
+        assert_eq!(
+            l.admit("g", "p", "c", 2, w, 61 * S),
+            Err(Refusal::OverLimit)
+        );
         // other keys are independent, and the scope separates grant from invoke
         assert!(l.admit("g", "p2", "c", 2, w, 61 * S).is_ok());
         assert!(l.admit("i", "p", "c", 2, w, 61 * S).is_ok());
@@ -212,7 +262,9 @@ mod tests {
         let w = Duration::from_secs(60);
         let mut ok = 0;
         for i in 0..1000u64 {
-            if l.admit("g", "p", "c", 5, w, Duration::from_millis(i)).is_ok() {
+            if l.admit("g", "p", "c", 5, w, Duration::from_millis(i))
+                .is_ok()
+            {
                 ok += 1;
             }
         }
@@ -233,7 +285,9 @@ mod tests {
         let mut ok = 0u64;
         // 10 000 attempts within the first window: exactly `limit` admitted.
         for i in 0..10_000u64 {
-            if l.admit("g", "p", "c", limit, w, Duration::from_micros(i)).is_ok() {
+            if l.admit("g", "p", "c", limit, w, Duration::from_micros(i))
+                .is_ok()
+            {
                 ok += 1;
             }
         }
@@ -241,13 +295,25 @@ mod tests {
         // Half-way through the next window, about half of the previous window's weight remains.
         let mut ok2 = 0u64;
         for i in 0..10_000u64 {
-            if l.admit("g", "p", "c", limit, w, Duration::from_secs(15) + Duration::from_micros(i)).is_ok() {
+            if l.admit(
+                "g",
+                "p",
+                "c",
+                limit,
+                w,
+                Duration::from_secs(15) + Duration::from_micros(i),
+            )
+            .is_ok()
+            {
                 ok2 += 1;
             }
         }
         assert!((2_400..=2_600).contains(&ok2), "{ok2}");
         // Two windows later everything is forgotten.
-        assert!(l.admit("g", "p", "c", limit, w, Duration::from_secs(40)).is_ok());
+        assert!(
+            l.admit("g", "p", "c", limit, w, Duration::from_secs(40))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -255,13 +321,25 @@ mod tests {
         let l = RateLimiter::new(4);
         let w = Duration::from_secs(1);
         for i in 0..4 {
-            assert!(l.admit("g", &format!("p{i}"), "c", 10, w, Duration::ZERO).is_ok());
+            assert!(
+                l.admit("g", &format!("p{i}"), "c", 10, w, Duration::ZERO)
+                    .is_ok()
+            );
         }
         // full of live keys: a fifth is refused, nobody's window is evicted
-        assert_eq!(l.admit("g", "p4", "c", 10, w, Duration::from_millis(500)), Err(Refusal::AtCapacity));
-        assert!(l.admit("g", "p0", "c", 10, w, Duration::from_millis(500)).is_ok());
+        assert_eq!(
+            l.admit("g", "p4", "c", 10, w, Duration::from_millis(500)),
+            Err(Refusal::AtCapacity)
+        );
+        assert!(
+            l.admit("g", "p0", "c", 10, w, Duration::from_millis(500))
+                .is_ok()
+        );
         // later all but p0 are idle: the sweep frees them
-        assert!(l.admit("g", "p4", "c", 10, w, Duration::from_millis(1_200)).is_ok());
+        assert!(
+            l.admit("g", "p4", "c", 10, w, Duration::from_millis(1_200))
+                .is_ok()
+        );
         assert_eq!(l.tracked_keys(), 2);
     }
 }

@@ -42,14 +42,23 @@ impl CapabilityRegistry {
     /// Registers a capability; a duplicate id is refused.
     pub fn register(&mut self, capability: Capability) -> Result<()> {
         if self.by_id.contains_key(&capability.capability_id) {
-            return Err(KernelError::CapabilityAlreadyRegistered { capability_id: capability.capability_id });
+            return Err(KernelError::CapabilityAlreadyRegistered {
+                capability_id: capability.capability_id,
+            });
         }
         let mut corpus = String::with_capacity(
-            capability.capability_id.len() + capability.name.len() + capability.description.len() + 16,
+            capability.capability_id.len()
+                + capability.name.len()
+                + capability.description.len()
+                + 16,
         );
-        for part in [&capability.capability_id, &capability.name, &capability.description]
-            .into_iter()
-            .chain(capability.tags.iter())
+        for part in [
+            &capability.capability_id,
+            &capability.name,
+            &capability.description,
+        ]
+        .into_iter()
+        .chain(capability.tags.iter())
         {
             if !corpus.is_empty() {
                 corpus.push(' ');
@@ -57,13 +66,20 @@ impl CapabilityRegistry {
             corpus.push_str(part);
         }
         let corpus = corpus.to_lowercase();
-        self.by_id.insert(capability.capability_id.clone(), self.entries.len());
-        self.entries.push(Entry { capability: Arc::new(capability), corpus });
+        self.by_id
+            .insert(capability.capability_id.clone(), self.entries.len());
+        self.entries.push(Entry {
+            capability: Arc::new(capability),
+            corpus,
+        });
         Ok(())
     }
 
     /// Registers several capabilities, stopping at the first duplicate.
-    pub fn register_many(&mut self, capabilities: impl IntoIterator<Item = Capability>) -> Result<()> {
+    pub fn register_many(
+        &mut self,
+        capabilities: impl IntoIterator<Item = Capability>,
+    ) -> Result<()> {
         capabilities.into_iter().try_for_each(|c| self.register(c))
     }
 
@@ -73,7 +89,9 @@ impl CapabilityRegistry {
             .get(capability_id)
             .and_then(|&i| self.entries.get(i))
             .map(|e| &e.capability)
-            .ok_or_else(|| KernelError::CapabilityNotFound { capability_id: capability_id.to_owned() })
+            .ok_or_else(|| KernelError::CapabilityNotFound {
+                capability_id: capability_id.to_owned(),
+            })
     }
 
     /// Whether a capability with this id is registered.
@@ -120,7 +138,10 @@ impl CapabilityRegistry {
                 (score > 0).then_some((score, &e.capability))
             })
             .collect();
-        scored.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.capability_id.cmp(&b.1.capability_id)));
+        scored.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| a.1.capability_id.cmp(&b.1.capability_id))
+        });
         scored
             .into_iter()
             .take(max_results)
@@ -137,11 +158,26 @@ mod tests {
     fn reg() -> CapabilityRegistry {
         let mut r = CapabilityRegistry::new();
         r.register_many([
-            Capability::new("billing.list_invoices", "List Invoices", "List all invoices", SafetyClass::Read)
-                .with_tags(["billing", "invoices"]),
-            Capability::new("billing.get_invoice", "Get Invoice", "Fetch one invoice by id", SafetyClass::Read),
-            Capability::new("crm.list_customers", "List Customers", "All customers", SafetyClass::Read)
-                .with_tags(["crm"]),
+            Capability::new(
+                "billing.list_invoices",
+                "List Invoices",
+                "List all invoices",
+                SafetyClass::Read,
+            )
+            .with_tags(["billing", "invoices"]),
+            Capability::new(
+                "billing.get_invoice",
+                "Get Invoice",
+                "Fetch one invoice by id",
+                SafetyClass::Read,
+            ),
+            Capability::new(
+                "crm.list_customers",
+                "List Customers",
+                "All customers",
+                SafetyClass::Read,
+            )
+            .with_tags(["crm"]),
         ])
         .unwrap();
         r
@@ -151,29 +187,59 @@ mod tests {
     fn duplicate_is_refused_and_unknown_named() {
         let mut r = reg();
         let err = r
-            .register(Capability::new("crm.list_customers", "x", "y", SafetyClass::Read))
+            .register(Capability::new(
+                "crm.list_customers",
+                "x",
+                "y",
+                SafetyClass::Read,
+            ))
             .unwrap_err();
         assert_eq!(err.kind(), "capability_already_registered");
         assert!(err.to_string().contains("crm.list_customers"));
         let err = r.get("nope.missing").unwrap_err();
-        assert_eq!(err, KernelError::CapabilityNotFound { capability_id: "nope.missing".into() });
+        assert_eq!(
+            err,
+            KernelError::CapabilityNotFound {
+                capability_id: "nope.missing".into()
+            }
+        );
         assert!(err.to_string().contains("nope.missing"));
         assert_eq!(r.len(), 3);
-        assert_eq!(r.list_all().map(|c| c.capability_id.as_str()).collect::<Vec<_>>(), vec![
-            "billing.list_invoices",
-            "billing.get_invoice",
-            "crm.list_customers"
-        ]);
+        assert_eq!(
+            r.list_all()
+                .map(|c| c.capability_id.as_str())
+                .collect::<Vec<_>>(),
+            vec![
+                "billing.list_invoices",
+                "billing.get_invoice",
+                "crm.list_customers"
+            ]
+        );
     }
 
     #[test]
     fn search_scores_orders_and_ties_by_id() {
         let r = reg();
         // "invoice" hits both billing caps (1 point each), "list" hits list_invoices and list_customers.
-        let hits: Vec<String> = r.search("List INVOICE", 10).into_iter().map(|h| h.capability_id).collect();
-        assert_eq!(hits, vec!["billing.list_invoices", "billing.get_invoice", "crm.list_customers"]);
+        let hits: Vec<String> = r
+            .search("List INVOICE", 10)
+            .into_iter()
+            .map(|h| h.capability_id)
+            .collect();
+        assert_eq!(
+            hits,
+            vec![
+                "billing.list_invoices",
+                "billing.get_invoice",
+                "crm.list_customers"
+            ]
+        );
         // tie on score 1 → id ascending
-        let hits: Vec<String> = r.search("customers", 10).into_iter().map(|h| h.capability_id).collect();
+        let hits: Vec<String> = r
+            .search("customers", 10)
+            .into_iter()
+            .map(|h| h.capability_id)
+            .collect();
         assert_eq!(hits, vec!["crm.list_customers"]);
         assert!(r.search("zzz", 10).is_empty());
         assert!(r.search("!!! ???", 10).is_empty());

@@ -34,7 +34,10 @@ impl Default for StaticRouter {
 impl StaticRouter {
     /// No explicit routes; fallback `["memory"]`.
     pub fn new() -> Self {
-        Self { routes: HashMap::new(), fallback: vec!["memory".to_owned()] }
+        Self {
+            routes: HashMap::new(),
+            fallback: vec!["memory".to_owned()],
+        }
     }
 
     /// Replaces the fallback route; an empty list keeps the default `["memory"]`.
@@ -57,7 +60,10 @@ impl StaticRouter {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.routes.insert(capability_id.into(), drivers.into_iter().map(Into::into).collect());
+        self.routes.insert(
+            capability_id.into(),
+            drivers.into_iter().map(Into::into).collect(),
+        );
     }
 
     /// Builder form of [`add_route`](Self::add_route).
@@ -79,7 +85,11 @@ impl StaticRouter {
 
 impl Router for StaticRouter {
     fn route(&self, capability_id: &str) -> Cow<'_, [String]> {
-        Cow::Borrowed(self.routes.get(capability_id).map_or(self.fallback.as_slice(), Vec::as_slice))
+        Cow::Borrowed(
+            self.routes
+                .get(capability_id)
+                .map_or(self.fallback.as_slice(), Vec::as_slice),
+        )
     }
 }
 
@@ -89,7 +99,9 @@ mod tests {
 
     #[test]
     fn explicit_then_fallback() {
-        let r = StaticRouter::new().with_route("a", ["x", "y"]).with_fallback(["z"]);
+        let r = StaticRouter::new()
+            .with_route("a", ["x", "y"])
+            .with_fallback(["z"]);
         assert_eq!(&*r.route("a"), ["x", "y"].map(String::from));
         assert_eq!(&*r.route("b"), ["z".to_owned()]);
         let r = StaticRouter::new().with_fallback(Vec::<String>::new());

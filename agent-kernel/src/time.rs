@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 /// let t = Timestamp::from_millis(86_400_000 + 1_500);
 /// assert_eq!(t.to_string(), "1970-01-02T00:00:01.500Z");
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(u64);
 
@@ -122,7 +124,10 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock whose wall time starts at `start` and whose monotonic reading starts at zero.
     pub fn new(start: Timestamp) -> Self {
-        Self { start_ms: start.as_millis(), elapsed_ns: AtomicU64::new(0) }
+        Self {
+            start_ms: start.as_millis(),
+            elapsed_ns: AtomicU64::new(0),
+        }
     }
 
     /// Moves both readings forward by `d`.
@@ -130,7 +135,9 @@ impl ManualClock {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let _ = self
             .elapsed_ns
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| Some(v.saturating_add(ns)));
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+                Some(v.saturating_add(ns))
+            });
     }
 }
 
@@ -151,16 +158,28 @@ mod tests {
 
     #[test]
     fn formats_rfc3339() {
-        assert_eq!(Timestamp::from_millis(0).to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_millis(0).to_string(),
+            "1970-01-01T00:00:00.000Z"
+        );
         // 2024-02-29T23:59:59.999Z (leap day)
-        assert_eq!(Timestamp::from_millis(1_709_251_199_999).to_string(), "2024-02-29T23:59:59.999Z");
-        assert_eq!(Timestamp::from_millis(951_782_400_000).to_string(), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_millis(1_709_251_199_999).to_string(),
+            "2024-02-29T23:59:59.999Z"
+        );
+        assert_eq!(
+            Timestamp::from_millis(951_782_400_000).to_string(),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 
     #[test]
     fn saturating_arithmetic() {
         let t = Timestamp::from_millis(u64::MAX - 1);
-        assert_eq!(t.saturating_add(Duration::from_secs(5)).as_millis(), u64::MAX);
+        assert_eq!(
+            t.saturating_add(Duration::from_secs(5)).as_millis(),
+            u64::MAX
+        );
         let a = Timestamp::from_millis(10);
         let b = Timestamp::from_millis(20);
         assert_eq!(a.saturating_duration_since(b), Duration::ZERO);

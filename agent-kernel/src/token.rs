@@ -59,7 +59,9 @@ pub struct CapabilityToken {
 impl CapabilityToken {
     /// The JSON transport form.
     pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string(self).map_err(|e| KernelError::TokenFormat { message: e.to_string() })
+        serde_json::to_string(self).map_err(|e| KernelError::TokenFormat {
+            message: e.to_string(),
+        })
     }
 
     /// Parses the JSON transport form strictly: every field is required and
@@ -71,7 +73,9 @@ impl CapabilityToken {
     /// assert_eq!(err.kind(), "token_format");
     /// ```
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| KernelError::TokenFormat { message: e.to_string() })
+        serde_json::from_str(text).map_err(|e| KernelError::TokenFormat {
+            message: e.to_string(),
+        })
     }
 
     /// Appends the canonical signed payload to `out`.
@@ -88,7 +92,9 @@ impl CapabilityToken {
             write_json_str(out, k);
             out.push(b':');
             match v {
-                crate::types::ConstraintValue::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
+                crate::types::ConstraintValue::Int(n) => {
+                    out.extend_from_slice(n.to_string().as_bytes())
+                }
                 crate::types::ConstraintValue::Fields(f) => {
                     out.push(b'[');
                     for (j, s) in f.iter().enumerate() {
@@ -103,9 +109,9 @@ impl CapabilityToken {
             }
         }
         out.extend_from_slice(b"},\"expires_at\":");
-        out.extend_from_slice(self.expires_at.as_millis().to_string().as_bytes());
+        write_u64(out, self.expires_at.as_millis());
         out.extend_from_slice(b",\"issued_at\":");
-        out.extend_from_slice(self.issued_at.as_millis().to_string().as_bytes());
+        write_u64(out, self.issued_at.as_millis());
         out.extend_from_slice(b",\"principal_id\":");
         write_json_str(out, &self.principal_id);
         out.extend_from_slice(b",\"token_id\":");
@@ -114,9 +120,44 @@ impl CapabilityToken {
     }
 }
 
+/// Appends `s` as a JSON string literal (the same bytes `serde_json` writes).
 fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    // Writing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// Appends the decimal form of `n`.
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(i..).unwrap_or_default());
+}
+
+/// Lower-case hex of a MAC.
+fn to_hex(bytes: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(64);
+    for b in bytes {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    s
 }
 
 /// Canonical JSON: object keys sorted at every level, no whitespace.
@@ -154,8 +195,9 @@ fn write_canonical(out: &mut Vec<u8>, v: &Value) {
 
 #[derive(Debug)]
 struct Tracked {
-    principal_id: String,
     expires_at: Timestamp,
+    token_id: String,
+    principal_id: String,
 }
 
 /// Revocation state; every index drops entries once the tokens they concern expire.
@@ -165,10 +207,9 @@ struct Revocations {
     revoked: HashMap<String, Timestamp>,
     /// Min-heap over `revoked` by forget time.
     revoked_expiry: BinaryHeap<Reverse<(Timestamp, String)>>,
-    /// Tokens issued and not yet expired (bounded by `max_tracked`), for `revoke_all` counts.
-    tracked: HashMap<String, Tracked>,
-    /// `tracked` ids in issue order.
-    tracked_order: VecDeque<String>,
+    /// Tokens issued and not yet expired, in issue order (bounded by
+    /// `max_tracked`), for `revoke_all` counts. No per-issue hashing.
+    tracked: VecDeque<Tracked>,
     /// principal → tokens issued strictly before this instant are revoked.
     epochs: HashMap<String, Timestamp>,
     /// Longest TTL issued so far (bounds how long an unknown id or an epoch matters).
@@ -188,15 +229,8 @@ impl Revocations {
                 }
             }
         }
-        while let Some(front) = self.tracked_order.front() {
-            match self.tracked.get(front) {
-                Some(t) if t.expires_at > now => break,
-                _ => {
-                    if let Some(id) = self.tracked_order.pop_front() {
-                        self.tracked.remove(&id);
-                    }
-                }
-            }
+        while self.tracked.front().is_some_and(|t| t.expires_at <= now) {
+            self.tracked.pop_front();
         }
     }
 
@@ -205,13 +239,15 @@ impl Revocations {
             Some(at) => {
                 if *at < forget_at {
                     *at = forget_at;
-                    self.revoked_expiry.push(Reverse((forget_at, token_id.to_owned())));
+                    self.revoked_expiry
+                        .push(Reverse((forget_at, token_id.to_owned())));
                 }
                 false
             }
             None => {
                 self.revoked.insert(token_id.to_owned(), forget_at);
-                self.revoked_expiry.push(Reverse((forget_at, token_id.to_owned())));
+                self.revoked_expiry
+                    .push(Reverse((forget_at, token_id.to_owned())));
                 true
             }
         }
@@ -264,7 +300,9 @@ impl HmacTokenProvider {
     pub fn new(secret: impl AsRef<[u8]>) -> Result<Self> {
         let secret = secret.as_ref();
         if secret.is_empty() {
-            return Err(KernelError::invalid_config("the token secret must not be empty"));
+            return Err(KernelError::invalid_config(
+                "the token secret must not be empty",
+            ));
         }
         let mac = HmacSha256::new_from_slice(secret)
             .map_err(|_| KernelError::invalid_config("the token secret cannot key HMAC-SHA256"))?;
@@ -344,53 +382,78 @@ impl HmacTokenProvider {
             signature: String::new(),
         };
         let mut buf = Vec::with_capacity(384);
-        token.signature = hex::encode(self.sign(&token, &mut buf));
+        token.signature = to_hex(&self.sign(&token, &mut buf));
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         st.prune(now);
         if ttl > st.max_ttl {
             st.max_ttl = ttl;
         }
-        if st.tracked_order.len() >= self.max_tracked {
-            if let Some(old) = st.tracked_order.pop_front() {
-                st.tracked.remove(&old);
-            }
+        if st.tracked.len() >= self.max_tracked {
+            st.tracked.pop_front();
         }
-        st.tracked.insert(
-            token.token_id.clone(),
-            Tracked { principal_id: token.principal_id.clone(), expires_at: token.expires_at },
-        );
-        st.tracked_order.push_back(token.token_id.clone());
+        st.tracked.push_back(Tracked {
+            expires_at: token.expires_at,
+            token_id: token.token_id.clone(),
+            principal_id: token.principal_id.clone(),
+        });
         drop(st);
         token
     }
 
     /// Verifies, in this order: revoked → expired → signature (constant time) →
     /// principal → capability; each failure is its own error kind.
-    pub fn verify(&self, token: &CapabilityToken, expected_principal_id: &str, expected_capability_id: &str) -> Result<()> {
+    pub fn verify(
+        &self,
+        token: &CapabilityToken,
+        expected_principal_id: &str,
+        expected_capability_id: &str,
+    ) -> Result<()> {
         let now = self.clock.now();
         let revoked = {
             let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             st.revoked.contains_key(&token.token_id)
-                || st.epochs.get(&token.principal_id).is_some_and(|epoch| token.issued_at < *epoch)
+                || st
+                    .epochs
+                    .get(&token.principal_id)
+                    .is_some_and(|epoch| token.issued_at < *epoch)
         };
         if revoked {
-            log::warn!("token_verify_failed token_id={} reason=revoked", token.token_id);
-            return Err(KernelError::TokenRevoked { token_id: token.token_id.clone() });
+            log::warn!(
+                "token_verify_failed token_id={} reason=revoked",
+                token.token_id
+            );
+            return Err(KernelError::TokenRevoked {
+                token_id: token.token_id.clone(),
+            });
         }
         if token.expires_at <= now {
-            log::warn!("token_verify_failed token_id={} reason=expired", token.token_id);
-            return Err(KernelError::TokenExpired { token_id: token.token_id.clone(), expires_at: token.expires_at });
+            log::warn!(
+                "token_verify_failed token_id={} reason=expired",
+                token.token_id
+            );
+            return Err(KernelError::TokenExpired {
+                token_id: token.token_id.clone(),
+                expires_at: token.expires_at,
+            });
         }
         let mut buf = Vec::with_capacity(384);
         let expected = self.sign(token, &mut buf);
         let mut presented = [0u8; 32];
         let decoded = hex::decode_to_slice(token.signature.as_bytes(), &mut presented).is_ok();
         if !(decoded && bool::from(expected.ct_eq(&presented))) {
-            log::warn!("token_verify_failed token_id={} reason=invalid_signature", token.token_id);
-            return Err(KernelError::TokenInvalid { token_id: token.token_id.clone() });
+            log::warn!(
+                "token_verify_failed token_id={} reason=invalid_signature",
+                token.token_id
+            );
+            return Err(KernelError::TokenInvalid {
+                token_id: token.token_id.clone(),
+            });
         }
         if token.principal_id != expected_principal_id {
-            log::warn!("token_verify_failed token_id={} reason=principal_mismatch", token.token_id);
+            log::warn!(
+                "token_verify_failed token_id={} reason=principal_mismatch",
+                token.token_id
+            );
             return Err(KernelError::TokenPrincipalMismatch {
                 token_id: token.token_id.clone(),
                 token_principal: token.principal_id.clone(),
@@ -398,7 +461,10 @@ impl HmacTokenProvider {
             });
         }
         if token.capability_id != expected_capability_id {
-            log::warn!("token_verify_failed token_id={} reason=capability_mismatch", token.token_id);
+            log::warn!(
+                "token_verify_failed token_id={} reason=capability_mismatch",
+                token.token_id
+            );
             return Err(KernelError::TokenCapabilityMismatch {
                 token_id: token.token_id.clone(),
                 token_capability: token.capability_id.clone(),
@@ -415,7 +481,8 @@ impl HmacTokenProvider {
         let now = self.clock.now();
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         st.prune(now);
-        let forget_at = match st.tracked.get(token_id) {
+        // Rare operation: a reverse scan (recent tokens first) finds the expiry.
+        let forget_at = match st.tracked.iter().rev().find(|t| t.token_id == token_id) {
             Some(t) => t.expires_at,
             None => now.saturating_add(st.max_ttl.max(self.default_ttl)),
         };
@@ -431,8 +498,8 @@ impl HmacTokenProvider {
         let mine: Vec<(String, Timestamp)> = st
             .tracked
             .iter()
-            .filter(|(_, t)| t.principal_id == principal_id && t.expires_at > now)
-            .map(|(id, t)| (id.clone(), t.expires_at))
+            .filter(|t| t.principal_id == principal_id && t.expires_at > now)
+            .map(|t| (t.token_id.clone(), t.expires_at))
             .collect();
         let mut newly = 0;
         for (id, expires_at) in &mine {
@@ -455,11 +522,19 @@ impl HmacTokenProvider {
 
     /// How many tokens the revocation index currently tracks (for tests and metrics).
     pub fn tracked_tokens(&self) -> usize {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).tracked.len()
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tracked
+            .len()
     }
 
     /// How many revoked ids are currently remembered.
     pub fn revoked_entries(&self) -> usize {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).revoked.len()
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .revoked
+            .len()
     }
 }

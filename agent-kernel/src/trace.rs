@@ -34,7 +34,10 @@ pub struct TraceStore {
 
 impl Default for TraceStore {
     fn default() -> Self {
-        Self { inner: Mutex::new(Inner::default()), capacity: DEFAULT_TRACE_CAPACITY }
+        Self {
+            inner: Mutex::new(Inner::default()),
+            capacity: DEFAULT_TRACE_CAPACITY,
+        }
     }
 }
 
@@ -47,9 +50,14 @@ impl TraceStore {
     /// A store keeping `capacity` traces (≥ 1).
     pub fn with_capacity(capacity: usize) -> Result<Self> {
         if capacity == 0 {
-            return Err(KernelError::invalid_config("trace store capacity must be >= 1, got 0"));
+            return Err(KernelError::invalid_config(
+                "trace store capacity must be >= 1, got 0",
+            ));
         }
-        Ok(Self { inner: Mutex::new(Inner::default()), capacity })
+        Ok(Self {
+            inner: Mutex::new(Inner::default()),
+            capacity,
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -61,7 +69,10 @@ impl TraceStore {
         let trace = Arc::new(trace);
         let mut inner = self.lock();
         inner.recorded += 1;
-        if let Some(old) = inner.by_id.insert(trace.action_id.clone(), Arc::clone(&trace)) {
+        if let Some(old) = inner
+            .by_id
+            .insert(trace.action_id.clone(), Arc::clone(&trace))
+        {
             if let Some(slot) = inner.order.iter_mut().find(|t| Arc::ptr_eq(t, &old)) {
                 *slot = Arc::clone(&trace);
             }
@@ -83,7 +94,9 @@ impl TraceStore {
             .by_id
             .get(action_id)
             .cloned()
-            .ok_or_else(|| KernelError::TraceNotFound { action_id: action_id.to_owned() })
+            .ok_or_else(|| KernelError::TraceNotFound {
+                action_id: action_id.to_owned(),
+            })
     }
 
     /// All kept traces, oldest first.
@@ -93,7 +106,12 @@ impl TraceStore {
 
     /// The traces recorded under the OpenTelemetry trace `trace_id`, oldest first.
     pub fn find_by_trace_id(&self, trace_id: &str) -> Vec<Arc<ActionTrace>> {
-        self.lock().order.iter().filter(|t| t.trace_id.as_deref() == Some(trace_id)).cloned().collect()
+        self.lock()
+            .order
+            .iter()
+            .filter(|t| t.trace_id.as_deref() == Some(trace_id))
+            .cloned()
+            .collect()
     }
 
     /// Number of traces kept.

@@ -67,8 +67,10 @@ impl SensitivityTag {
     }
 }
 
-/// How much of a tool's output the caller receives in its [`Frame`](crate::Frame).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+/// How much of a tool's output the caller receives in its [`Frame`].
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ResponseMode {
     /// Deterministic facts about the output (the default).
@@ -112,7 +114,11 @@ impl ResponseMode {
     /// assert_eq!(ResponseMode::HandleOnly.stricter(ResponseMode::Table), ResponseMode::HandleOnly);
     /// ```
     pub const fn stricter(self, other: ResponseMode) -> ResponseMode {
-        if self.strictness() >= other.strictness() { self } else { other }
+        if self.strictness() >= other.strictness() {
+            self
+        } else {
+            other
+        }
     }
 }
 
@@ -227,7 +233,10 @@ impl Capability {
     /// Sets the implementation reference.
     #[must_use]
     pub fn with_impl(mut self, driver_id: impl Into<String>, operation: impl Into<String>) -> Self {
-        self.impl_ref = Some(ImplementationRef { driver_id: driver_id.into(), operation: operation.into() });
+        self.impl_ref = Some(ImplementationRef {
+            driver_id: driver_id.into(),
+            operation: operation.into(),
+        });
         self
     }
 }
@@ -253,7 +262,11 @@ pub struct Principal {
 impl Principal {
     /// A principal with no roles and no attributes.
     pub fn new(principal_id: impl Into<String>) -> Self {
-        Self { principal_id: principal_id.into(), roles: Vec::new(), attributes: BTreeMap::new() }
+        Self {
+            principal_id: principal_id.into(),
+            roles: Vec::new(),
+            attributes: BTreeMap::new(),
+        }
     }
 
     /// Sets the roles.
@@ -296,7 +309,11 @@ pub struct CapabilityRequest {
 impl CapabilityRequest {
     /// A request with no constraints.
     pub fn new(capability_id: impl Into<String>, goal: impl Into<String>) -> Self {
-        Self { capability_id: capability_id.into(), goal: goal.into(), constraints: Map::new() }
+        Self {
+            capability_id: capability_id.into(),
+            goal: goal.into(),
+            constraints: Map::new(),
+        }
     }
 
     /// Adds one requested constraint.
@@ -334,9 +351,9 @@ impl Constraints {
         for (k, v) in map {
             match k.as_str() {
                 Self::MAX_ROWS => {
-                    let n = v
-                        .as_u64()
-                        .ok_or_else(|| format!("'max_rows' must be a non-negative integer, got {v}"))?;
+                    let n = v.as_u64().ok_or_else(|| {
+                        format!("'max_rows' must be a non-negative integer, got {v}")
+                    })?;
                     out.max_rows = Some(n);
                 }
                 Self::ALLOWED_FIELDS => out.allowed_fields = Some(parse_string_list(&v)?),
@@ -355,8 +372,11 @@ impl Constraints {
 
     /// Keys in canonical (sorted) order with their values.
     pub(crate) fn sorted_entries(&self) -> Vec<(&str, ConstraintValue<'_>)> {
-        let mut entries: Vec<(&str, ConstraintValue<'_>)> =
-            self.extra.iter().map(|(k, v)| (k.as_str(), ConstraintValue::Json(v))).collect();
+        let mut entries: Vec<(&str, ConstraintValue<'_>)> = self
+            .extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), ConstraintValue::Json(v)))
+            .collect();
         if let Some(f) = &self.allowed_fields {
             entries.push((Self::ALLOWED_FIELDS, ConstraintValue::Fields(f)));
         }
@@ -386,7 +406,9 @@ impl Serialize for ConstraintValue<'_> {
 }
 
 fn parse_string_list(v: &Value) -> Result<Arc<[String]>, String> {
-    let arr = v.as_array().ok_or_else(|| format!("'allowed_fields' must be an array of strings, got {v}"))?;
+    let arr = v
+        .as_array()
+        .ok_or_else(|| format!("'allowed_fields' must be an array of strings, got {v}"))?;
     arr.iter()
         .map(|x| {
             x.as_str()
@@ -456,7 +478,11 @@ pub struct RawResult {
 impl RawResult {
     /// A result with no metadata.
     pub fn new(capability_id: impl Into<String>, data: impl Into<Arc<Value>>) -> Self {
-        Self { capability_id: capability_id.into(), data: data.into(), metadata: Map::new() }
+        Self {
+            capability_id: capability_id.into(),
+            data: data.into(),
+            metadata: Map::new(),
+        }
     }
 }
 

@@ -12,7 +12,8 @@ use common::*;
 use serde_json::{Value, json};
 
 fn list_token(k: &Kernel, p: &Principal) -> CapabilityToken {
-    k.get_token(&CapabilityRequest::new(LIST, "list invoices"), p, "").unwrap()
+    k.get_token(&CapabilityRequest::new(LIST, "list invoices"), p, "")
+        .unwrap()
 }
 
 fn query(v: Value) -> ExpandQuery {
@@ -34,10 +35,24 @@ async fn full_flow_discover_grant_invoke_expand_explain() {
     assert_eq!(grant.token.capability_id, LIST);
     assert_eq!(grant.token.principal_id, p.principal_id);
     assert_eq!(grant.token.constraints.max_rows, Some(50));
-    assert_eq!(grant.token.constraints.allowed_fields.as_deref().map(<[String]>::len), Some(6));
-    assert_eq!(grant.token.expires_at.as_millis() - grant.token.issued_at.as_millis(), 3_600_000);
+    assert_eq!(
+        grant
+            .token
+            .constraints
+            .allowed_fields
+            .as_deref()
+            .map(<[String]>::len),
+        Some(6)
+    );
+    assert_eq!(
+        grant.token.expires_at.as_millis() - grant.token.issued_at.as_millis(),
+        3_600_000
+    );
 
-    let frame = k.invoke(&grant.token, &p, list_args(), ResponseMode::Summary).await.unwrap();
+    let frame = k
+        .invoke(&grant.token, &p, list_args(), ResponseMode::Summary)
+        .await
+        .unwrap();
     assert_eq!(frame.response_mode, ResponseMode::Summary);
     assert!(!frame.action_id.is_empty());
     assert!(!frame.facts.is_empty());
@@ -63,7 +78,9 @@ async fn full_flow_discover_grant_invoke_expand_explain() {
     assert!(trace.duration.is_some());
     assert!(trace.trace_id.is_none() && trace.span_id.is_none());
 
-    let expanded = k.expand(&handle, &query(json!({"offset": 0, "limit": 2})), &p).unwrap();
+    let expanded = k
+        .expand(&handle, &query(json!({"offset": 0, "limit": 2})), &p)
+        .unwrap();
     assert_eq!(expanded.table_preview.len(), 2);
     assert_eq!(expanded.response_mode, ResponseMode::Table);
     assert_eq!(expanded.action_id, frame.action_id);
@@ -75,10 +92,21 @@ async fn table_mode_respects_allowed_fields_and_max_rows() {
     let f = fixture();
     let p = reader();
     let token = list_token(&f.kernel, &p);
-    let frame = f.kernel.invoke(&token, &p, list_args(), ResponseMode::Table).await.unwrap();
+    let frame = f
+        .kernel
+        .invoke(&token, &p, list_args(), ResponseMode::Table)
+        .await
+        .unwrap();
     assert_eq!(frame.response_mode, ResponseMode::Table);
     assert_eq!(frame.table_preview.len(), 30);
-    let allowed = ["id", "customer_name", "amount", "currency", "status", "date"];
+    let allowed = [
+        "id",
+        "customer_name",
+        "amount",
+        "currency",
+        "status",
+        "date",
+    ];
     for row in &frame.table_preview {
         assert!(row.keys().all(|k| allowed.contains(&k.as_str())), "{row:?}");
     }
@@ -87,9 +115,17 @@ async fn table_mode_respects_allowed_fields_and_max_rows() {
 
     let small = f
         .kernel
-        .get_token(&CapabilityRequest::new(LIST, "x").with_constraint("max_rows", json!(5)), &p, "")
+        .get_token(
+            &CapabilityRequest::new(LIST, "x").with_constraint("max_rows", json!(5)),
+            &p,
+            "",
+        )
         .unwrap();
-    let frame = f.kernel.invoke(&small, &p, list_args(), ResponseMode::Table).await.unwrap();
+    let frame = f
+        .kernel
+        .invoke(&small, &p, list_args(), ResponseMode::Table)
+        .await
+        .unwrap();
     assert_eq!(frame.table_preview.len(), 5);
 }
 
@@ -98,7 +134,11 @@ async fn handle_only_mode_returns_only_the_handle() {
     let f = fixture();
     let p = reader();
     let token = list_token(&f.kernel, &p);
-    let frame = f.kernel.invoke(&token, &p, list_args(), ResponseMode::HandleOnly).await.unwrap();
+    let frame = f
+        .kernel
+        .invoke(&token, &p, list_args(), ResponseMode::HandleOnly)
+        .await
+        .unwrap();
     assert_eq!(frame.response_mode, ResponseMode::HandleOnly);
     assert!(frame.facts.is_empty() && frame.table_preview.is_empty() && frame.raw_data.is_none());
     assert_eq!(frame.handle.unwrap().total_rows, 30);
@@ -109,16 +149,37 @@ async fn raw_mode_is_admin_only() {
     let f = fixture();
     let p = reader();
     let token = list_token(&f.kernel, &p);
-    let frame = f.kernel.invoke(&token, &p, list_args(), ResponseMode::Raw).await.unwrap();
+    let frame = f
+        .kernel
+        .invoke(&token, &p, list_args(), ResponseMode::Raw)
+        .await
+        .unwrap();
     assert_eq!(frame.response_mode, ResponseMode::Summary);
     assert!(frame.raw_data.is_none());
-    assert!(frame.warnings.iter().any(|w| w.contains("raw mode requires admin")), "{:?}", frame.warnings);
-    assert!(frame.handle.is_some(), "a non-admin falling back to summary still gets a handle");
-    assert_eq!(f.kernel.explain(&frame.action_id).unwrap().requested_mode, ResponseMode::Raw);
+    assert!(
+        frame
+            .warnings
+            .iter()
+            .any(|w| w.contains("raw mode requires admin")),
+        "{:?}",
+        frame.warnings
+    );
+    assert!(
+        frame.handle.is_some(),
+        "a non-admin falling back to summary still gets a handle"
+    );
+    assert_eq!(
+        f.kernel.explain(&frame.action_id).unwrap().requested_mode,
+        ResponseMode::Raw
+    );
 
     let a = admin();
     let token = list_token(&f.kernel, &a);
-    let frame = f.kernel.invoke(&token, &a, list_args(), ResponseMode::Raw).await.unwrap();
+    let frame = f
+        .kernel
+        .invoke(&token, &a, list_args(), ResponseMode::Raw)
+        .await
+        .unwrap();
     assert_eq!(frame.response_mode, ResponseMode::Raw);
     assert!(frame.handle.is_none(), "raw results are not stored");
     let raw = frame.raw_data.unwrap();
@@ -126,7 +187,13 @@ async fn raw_mode_is_admin_only() {
     // an admin without pii_reader still gets only the allowed fields, redacted
     assert!(raw[0].get("email").is_none());
     assert!(!leaks_email(&raw));
-    assert!(f.kernel.explain(&frame.action_id).unwrap().handle_id.is_none());
+    assert!(
+        f.kernel
+            .explain(&frame.action_id)
+            .unwrap()
+            .handle_id
+            .is_none()
+    );
 }
 
 #[test]
@@ -134,18 +201,42 @@ fn grant_denials_carry_categories() {
     let f = fixture();
     let k = &f.kernel;
     let deny = |cap: &str, p: &Principal, j: &str| -> &'static str {
-        let err = k.get_token(&CapabilityRequest::new(cap, "g"), p, j).unwrap_err();
+        let err = k
+            .get_token(&CapabilityRequest::new(cap, "g"), p, j)
+            .unwrap_err();
         assert_eq!(err.kind(), "policy_denied");
         err.denial_category().unwrap().as_str()
     };
     assert_eq!(deny(UPDATE, &reader(), JUSTIFICATION), "missing_role");
-    assert_eq!(deny(UPDATE, &writer(), "too short"), "insufficient_justification");
+    assert_eq!(
+        deny(UPDATE, &writer(), "too short"),
+        "insufficient_justification"
+    );
     assert_eq!(deny(DELETE, &writer(), JUSTIFICATION), "missing_role");
     assert_eq!(deny(DELETE, &admin(), ""), "insufficient_justification");
-    assert_eq!(deny(LIST, &Principal::new("x").with_roles(["reader"]), ""), "missing_tenant_attribute");
-    assert!(k.get_token(&CapabilityRequest::new(UPDATE, "g"), &writer(), JUSTIFICATION).is_ok());
-    assert!(k.get_token(&CapabilityRequest::new(DELETE, "g"), &admin(), JUSTIFICATION).is_ok());
-    let err = k.get_token(&CapabilityRequest::new("billing.nope", "g"), &reader(), "").unwrap_err();
+    assert_eq!(
+        deny(LIST, &Principal::new("x").with_roles(["reader"]), ""),
+        "missing_tenant_attribute"
+    );
+    assert!(
+        k.get_token(
+            &CapabilityRequest::new(UPDATE, "g"),
+            &writer(),
+            JUSTIFICATION
+        )
+        .is_ok()
+    );
+    assert!(
+        k.get_token(
+            &CapabilityRequest::new(DELETE, "g"),
+            &admin(),
+            JUSTIFICATION
+        )
+        .is_ok()
+    );
+    let err = k
+        .get_token(&CapabilityRequest::new("billing.nope", "g"), &reader(), "")
+        .unwrap_err();
     assert_eq!(err.kind(), "capability_not_found");
     assert!(err.to_string().contains("billing.nope"));
 }
@@ -158,35 +249,62 @@ async fn token_failures_are_distinct_and_leave_no_trace() {
     let token = list_token(k, &p);
 
     // another principal (confused deputy)
-    let mallory = Principal::new("mallory").with_roles(["reader"]).with_attribute("tenant", "acme");
-    let err = k.invoke(&token, &mallory, list_args(), ResponseMode::Summary).await.unwrap_err();
+    let mallory = Principal::new("mallory")
+        .with_roles(["reader"])
+        .with_attribute("tenant", "acme");
+    let err = k
+        .invoke(&token, &mallory, list_args(), ResponseMode::Summary)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), "token_principal_mismatch");
     assert!(err.to_string().contains("mallory"));
 
     // tampered constraints: dropping allowed_fields breaks the signature
     let mut tampered = token.clone();
     tampered.constraints.allowed_fields = None;
-    let err = k.invoke(&tampered, &p, list_args(), ResponseMode::Table).await.unwrap_err();
+    let err = k
+        .invoke(&tampered, &p, list_args(), ResponseMode::Table)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), "token_invalid");
 
     // signed by another kernel's secret
     let other = fixture_with(None, |b| b.secret("a-completely-different-secret-value"));
     let foreign = list_token(&other.kernel, &p);
-    assert_eq!(k.invoke(&foreign, &p, list_args(), ResponseMode::Summary).await.unwrap_err().kind(), "token_invalid");
+    assert_eq!(
+        k.invoke(&foreign, &p, list_args(), ResponseMode::Summary)
+            .await
+            .unwrap_err()
+            .kind(),
+        "token_invalid"
+    );
 
     // transport round trip still verifies
     let wire = token.to_json().unwrap();
     let back = CapabilityToken::from_json(&wire).unwrap();
-    assert!(k.invoke(&back, &p, list_args(), ResponseMode::Summary).await.is_ok());
+    assert!(
+        k.invoke(&back, &p, list_args(), ResponseMode::Summary)
+            .await
+            .is_ok()
+    );
 
     // revoked
     k.revoke_token(&token.token_id);
-    assert_eq!(k.invoke(&token, &p, list_args(), ResponseMode::Summary).await.unwrap_err().kind(), "token_revoked");
+    assert_eq!(
+        k.invoke(&token, &p, list_args(), ResponseMode::Summary)
+            .await
+            .unwrap_err()
+            .kind(),
+        "token_revoked"
+    );
 
     // expired after an hour
     let fresh = list_token(k, &p);
     f.clock.advance(Duration::from_secs(3600));
-    let err = k.invoke(&fresh, &p, list_args(), ResponseMode::Summary).await.unwrap_err();
+    let err = k
+        .invoke(&fresh, &p, list_args(), ResponseMode::Summary)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), "token_expired");
     assert!(err.to_string().contains(&fresh.token_id));
 
@@ -208,13 +326,27 @@ async fn revoke_all_counts_newly_revoked() {
     assert_eq!(k.revoke_all(&p.principal_id), 2);
     assert_eq!(k.revoke_all(&p.principal_id), 0);
     for t in [&t1, &t3] {
-        assert_eq!(k.invoke(t, &p, list_args(), ResponseMode::Summary).await.unwrap_err().kind(), "token_revoked");
+        assert_eq!(
+            k.invoke(t, &p, list_args(), ResponseMode::Summary)
+                .await
+                .unwrap_err()
+                .kind(),
+            "token_revoked"
+        );
     }
-    assert!(k.invoke(&other, &admin(), list_args(), ResponseMode::Summary).await.is_ok());
+    assert!(
+        k.invoke(&other, &admin(), list_args(), ResponseMode::Summary)
+            .await
+            .is_ok()
+    );
     // tokens issued afterwards work
     f.clock.advance(Duration::from_millis(1));
     let t4 = list_token(k, &p);
-    assert!(k.invoke(&t4, &p, list_args(), ResponseMode::Summary).await.is_ok());
+    assert!(
+        k.invoke(&t4, &p, list_args(), ResponseMode::Summary)
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -230,9 +362,14 @@ async fn change_invoke_is_rate_limited_so_tokens_cannot_be_replayed() {
     let p = reader();
     let token = list_token(k, &p);
     for _ in 0..3 {
-        k.invoke(&token, &p, list_args(), ResponseMode::Summary).await.unwrap();
+        k.invoke(&token, &p, list_args(), ResponseMode::Summary)
+            .await
+            .unwrap();
     }
-    let err = k.invoke(&token, &p, list_args(), ResponseMode::Summary).await.unwrap_err();
+    let err = k
+        .invoke(&token, &p, list_args(), ResponseMode::Summary)
+        .await
+        .unwrap_err();
     assert_eq!(err.denial_category(), Some(DenialCategory::RateLimited));
     // the denial is audited
     let last = k.traces().list_all().last().cloned().unwrap();
@@ -240,7 +377,11 @@ async fn change_invoke_is_rate_limited_so_tokens_cannot_be_replayed() {
     assert_eq!(last.denial_category, Some(DenialCategory::RateLimited));
     assert!(last.error.as_deref().unwrap().contains("rate limit"));
     clock.advance(minute());
-    assert!(k.invoke(&token, &p, list_args(), ResponseMode::Summary).await.is_ok());
+    assert!(
+        k.invoke(&token, &p, list_args(), ResponseMode::Summary)
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -251,26 +392,59 @@ async fn change_invoke_reevaluates_roles_and_signed_constraints() {
     let before = reader().with_roles(["reader", "pii_reader"]);
     let token = list_token(k, &before);
     assert!(token.constraints.allowed_fields.is_none());
-    assert!(k.invoke(&token, &before, list_args(), ResponseMode::Table).await.is_ok());
+    assert!(
+        k.invoke(&token, &before, list_args(), ResponseMode::Table)
+            .await
+            .is_ok()
+    );
     // … then the role is withdrawn: the token no longer carries what the policy requires
     let after = reader();
-    let err = k.invoke(&token, &after, list_args(), ResponseMode::Table).await.unwrap_err();
-    assert_eq!(err.denial_category(), Some(DenialCategory::InvalidConstraint));
+    let err = k
+        .invoke(&token, &after, list_args(), ResponseMode::Table)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.denial_category(),
+        Some(DenialCategory::InvalidConstraint)
+    );
 
     // a writer demoted after the grant
     let w = writer();
-    let token = k.get_token(&CapabilityRequest::new(UPDATE, "fix"), &w, JUSTIFICATION).unwrap();
-    assert!(k.invoke(&token, &w, op("update_invoice"), ResponseMode::Summary).await.is_ok());
-    let demoted = Principal { roles: vec!["reader".into()], ..w.clone() };
-    let err = k.invoke(&token, &demoted, op("update_invoice"), ResponseMode::Summary).await.unwrap_err();
+    let token = k
+        .get_token(&CapabilityRequest::new(UPDATE, "fix"), &w, JUSTIFICATION)
+        .unwrap();
+    assert!(
+        k.invoke(&token, &w, op("update_invoice"), ResponseMode::Summary)
+            .await
+            .is_ok()
+    );
+    let demoted = Principal {
+        roles: vec!["reader".into()],
+        ..w.clone()
+    };
+    let err = k
+        .invoke(
+            &token,
+            &demoted,
+            op("update_invoice"),
+            ResponseMode::Summary,
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.denial_category(), Some(DenialCategory::MissingRole));
 
     // tenant attribute removed
     let p = reader();
     let token = list_token(k, &p);
     let no_tenant = Principal::new(p.principal_id.clone()).with_roles(["reader"]);
-    let err = k.invoke(&token, &no_tenant, list_args(), ResponseMode::Summary).await.unwrap_err();
-    assert_eq!(err.denial_category(), Some(DenialCategory::MissingTenantAttribute));
+    let err = k
+        .invoke(&token, &no_tenant, list_args(), ResponseMode::Summary)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.denial_category(),
+        Some(DenialCategory::MissingTenantAttribute)
+    );
 }
 
 #[tokio::test]
@@ -278,13 +452,29 @@ async fn change_expand_is_principal_bound() {
     let f = fixture();
     let p = reader();
     let token = list_token(&f.kernel, &p);
-    let frame = f.kernel.invoke(&token, &p, list_args(), ResponseMode::HandleOnly).await.unwrap();
+    let frame = f
+        .kernel
+        .invoke(&token, &p, list_args(), ResponseMode::HandleOnly)
+        .await
+        .unwrap();
     let handle = frame.handle.unwrap();
-    let mallory = Principal::new("mallory").with_roles(["reader"]).with_attribute("tenant", "acme");
-    let err = f.kernel.expand(&handle, &ExpandQuery::default(), &mallory).unwrap_err();
+    let mallory = Principal::new("mallory")
+        .with_roles(["reader"])
+        .with_attribute("tenant", "acme");
+    let err = f
+        .kernel
+        .expand(&handle, &ExpandQuery::default(), &mallory)
+        .unwrap_err();
     assert_eq!(err.kind(), "handle_access_denied");
-    assert_eq!(err.denial_category(), Some(DenialCategory::HandlePrincipalMismatch));
-    assert!(f.kernel.expand(&handle, &ExpandQuery::default(), &p).is_ok());
+    assert_eq!(
+        err.denial_category(),
+        Some(DenialCategory::HandlePrincipalMismatch)
+    );
+    assert!(
+        f.kernel
+            .expand(&handle, &ExpandQuery::default(), &p)
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -293,29 +483,54 @@ async fn change_expand_goes_through_the_firewall_with_the_tokens_constraints() {
     // A reader: the token's allowed_fields apply to expansions too.
     let p = reader();
     let token = list_token(&f.kernel, &p);
-    let frame = f.kernel.invoke(&token, &p, list_args(), ResponseMode::Summary).await.unwrap();
+    let frame = f
+        .kernel
+        .invoke(&token, &p, list_args(), ResponseMode::Summary)
+        .await
+        .unwrap();
     let handle = frame.handle.unwrap();
-    let out = f.kernel.expand(&handle, &ExpandQuery::default(), &p).unwrap();
+    let out = f
+        .kernel
+        .expand(&handle, &ExpandQuery::default(), &p)
+        .unwrap();
     assert_eq!(out.table_preview.len(), 30);
     for row in &out.table_preview {
-        assert!(row.get("email").is_none() && row.get("phone").is_none() && row.get("notes").is_none());
+        assert!(
+            row.get("email").is_none() && row.get("phone").is_none() && row.get("notes").is_none()
+        );
     }
     assert!(!leaks_email(&frame_json(&out)));
     // asking for a field outside allowed_fields, or filtering on one, is refused
-    for q in [json!({"fields": ["email"]}), json!({"filter": {"email": "alice.smith4@example.com"}})] {
+    for q in [
+        json!({"fields": ["email"]}),
+        json!({"filter": {"email": "alice.smith4@example.com"}}),
+    ] {
         let err = f.kernel.expand(&handle, &query(q), &p).unwrap_err();
-        assert_eq!(err.denial_category(), Some(DenialCategory::InvalidConstraint));
+        assert_eq!(
+            err.denial_category(),
+            Some(DenialCategory::InvalidConstraint)
+        );
     }
 
     // A pii_reader sees all fields, but still redacted: field names and inline e-mails.
     let pii = reader().with_roles(["reader", "pii_reader"]);
     let token = list_token(&f.kernel, &pii);
-    let frame = f.kernel.invoke(&token, &pii, list_args(), ResponseMode::Summary).await.unwrap();
-    let out = f.kernel.expand(&frame.handle.unwrap(), &ExpandQuery::default(), &pii).unwrap();
+    let frame = f
+        .kernel
+        .invoke(&token, &pii, list_args(), ResponseMode::Summary)
+        .await
+        .unwrap();
+    let out = f
+        .kernel
+        .expand(&frame.handle.unwrap(), &ExpandQuery::default(), &pii)
+        .unwrap();
     let row = &out.table_preview[0];
     assert_eq!(row["email"], "[REDACTED]");
     assert!(row["notes"].as_str().unwrap().contains("[REDACTED]"));
-    assert!(!leaks_email(&frame_json(&out)), "expansions must not hand out what invoke removed");
+    assert!(
+        !leaks_email(&frame_json(&out)),
+        "expansions must not hand out what invoke removed"
+    );
     assert!(!out.warnings.is_empty(), "redactions are reported");
 }
 
@@ -325,31 +540,65 @@ async fn expand_filter_offset_limit_fields_and_row_cap() {
     let p = reader();
     let token = f
         .kernel
-        .get_token(&CapabilityRequest::new(LIST, "x").with_constraint("max_rows", json!(5)), &p, "")
+        .get_token(
+            &CapabilityRequest::new(LIST, "x").with_constraint("max_rows", json!(5)),
+            &p,
+            "",
+        )
         .unwrap();
-    let handle = f.kernel.invoke(&token, &p, list_args(), ResponseMode::HandleOnly).await.unwrap().handle.unwrap();
+    let handle = f
+        .kernel
+        .invoke(&token, &p, list_args(), ResponseMode::HandleOnly)
+        .await
+        .unwrap()
+        .handle
+        .unwrap();
     let k = &f.kernel;
 
-    let paid = k.expand(&handle, &query(json!({"filter": {"status": "paid"}, "limit": 3})), &p).unwrap();
+    let paid = k
+        .expand(
+            &handle,
+            &query(json!({"filter": {"status": "paid"}, "limit": 3})),
+            &p,
+        )
+        .unwrap();
     assert_eq!(paid.table_preview.len(), 3);
     assert!(paid.table_preview.iter().all(|r| r["status"] == "paid"));
 
     let two_filters = query(json!({"filter": {"status": "paid", "currency": "USD"}}));
     let both = k.expand(&handle, &two_filters, &p).unwrap();
-    assert!(both.table_preview.iter().all(|r| r["status"] == "paid" && r["currency"] == "USD"));
+    assert!(
+        both.table_preview
+            .iter()
+            .all(|r| r["status"] == "paid" && r["currency"] == "USD")
+    );
     assert!(!both.table_preview.is_empty());
 
-    let page = k.expand(&handle, &query(json!({"offset": 10, "limit": 2, "fields": ["id", "amount"]})), &p).unwrap();
+    let page = k
+        .expand(
+            &handle,
+            &query(json!({"offset": 10, "limit": 2, "fields": ["id", "amount"]})),
+            &p,
+        )
+        .unwrap();
     assert_eq!(page.table_preview.len(), 2);
     assert_eq!(page.table_preview[0]["id"], "INV-0011");
     assert_eq!(page.table_preview[0].len(), 2);
 
     // the token's max_rows (5) caps what an expansion returns
-    let capped = k.expand(&handle, &query(json!({"limit": 100})), &p).unwrap();
+    let capped = k
+        .expand(&handle, &query(json!({"limit": 100})), &p)
+        .unwrap();
     assert_eq!(capped.table_preview.len(), 5);
-    assert!(capped.warnings.iter().any(|w| w.contains("max_rows")), "{:?}", capped.warnings);
+    assert!(
+        capped.warnings.iter().any(|w| w.contains("max_rows")),
+        "{:?}",
+        capped.warnings
+    );
 
-    let past_end = k.expand(&handle, &query(json!({"offset": 1000})), &p).unwrap();
+    let past_end = k
+        .expand(&handle, &query(json!({"offset": 1000})), &p)
+        .unwrap();
     assert!(past_end.table_preview.is_empty());
 
     assert!(ExpandQuery::from_json(&json!({"limit": "ten"})).is_err());
@@ -361,13 +610,31 @@ async fn expand_errors_not_found_and_expired() {
     let f = fixture();
     let p = reader();
     let token = list_token(&f.kernel, &p);
-    let handle = f.kernel.invoke(&token, &p, list_args(), ResponseMode::Summary).await.unwrap().handle.unwrap();
-    let bogus = Handle { handle_id: "no-such-handle".into(), ..handle.clone() };
-    let err = f.kernel.expand(&bogus, &ExpandQuery::default(), &p).unwrap_err();
+    let handle = f
+        .kernel
+        .invoke(&token, &p, list_args(), ResponseMode::Summary)
+        .await
+        .unwrap()
+        .handle
+        .unwrap();
+    let bogus = Handle {
+        handle_id: "no-such-handle".into(),
+        ..handle.clone()
+    };
+    let err = f
+        .kernel
+        .expand(&bogus, &ExpandQuery::default(), &p)
+        .unwrap_err();
     assert_eq!(err.kind(), "handle_not_found");
     assert!(err.to_string().contains("no-such-handle"));
     f.clock.advance(Duration::from_secs(3600));
-    assert_eq!(f.kernel.expand(&handle, &ExpandQuery::default(), &p).unwrap_err().kind(), "handle_expired");
+    assert_eq!(
+        f.kernel
+            .expand(&handle, &ExpandQuery::default(), &p)
+            .unwrap_err()
+            .kind(),
+        "handle_expired"
+    );
 }
 
 #[test]
@@ -394,26 +661,54 @@ impl Driver for Failing {
 #[tokio::test]
 async fn drivers_are_tried_in_route_order_skipping_unregistered() {
     let router = router().with_route(SUMMARY, ["ghost", "flaky", "billing"]);
-    let f = fixture_with(None, |b| b.router(router).driver(Failing("flaky", "temporarily down")));
+    let f = fixture_with(None, |b| {
+        b.router(router)
+            .driver(Failing("flaky", "temporarily down"))
+    });
     let p = reader();
-    let token = f.kernel.get_token(&CapabilityRequest::new(SUMMARY, "spend"), &p, "").unwrap();
-    let frame = f.kernel.invoke(&token, &p, op("summarize_spend"), ResponseMode::Summary).await.unwrap();
-    assert_eq!(f.kernel.explain(&frame.action_id).unwrap().driver_id, "billing");
+    let token = f
+        .kernel
+        .get_token(&CapabilityRequest::new(SUMMARY, "spend"), &p, "")
+        .unwrap();
+    let frame = f
+        .kernel
+        .invoke(&token, &p, op("summarize_spend"), ResponseMode::Summary)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.kernel.explain(&frame.action_id).unwrap().driver_id,
+        "billing"
+    );
 }
 
 #[tokio::test]
 async fn all_drivers_failing_is_a_driver_error_with_an_audited_redacted_message() {
     let router = router().with_route(SUMMARY, ["a", "b"]);
     let f = fixture_with(None, |b| {
-        b.router(router).driver(Failing("a", "first")).driver(Failing("b", "lookup failed for bob@example.com"))
+        b.router(router)
+            .driver(Failing("a", "first"))
+            .driver(Failing("b", "lookup failed for bob@example.com"))
     });
     let p = reader();
-    let token = f.kernel.get_token(&CapabilityRequest::new(SUMMARY, "spend"), &p, "").unwrap();
-    let err = f.kernel.invoke(&token, &p, op("summarize_spend"), ResponseMode::Summary).await.unwrap_err();
+    let token = f
+        .kernel
+        .get_token(&CapabilityRequest::new(SUMMARY, "spend"), &p, "")
+        .unwrap();
+    let err = f
+        .kernel
+        .invoke(&token, &p, op("summarize_spend"), ResponseMode::Summary)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), "driver_error");
     let text = err.to_string();
-    assert!(text.contains(SUMMARY) && text.contains("lookup failed"), "{text}");
-    assert!(!text.contains("bob@example.com"), "driver errors are redacted: {text}");
+    assert!(
+        text.contains(SUMMARY) && text.contains("lookup failed"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("bob@example.com"),
+        "driver errors are redacted: {text}"
+    );
     let trace = f.kernel.traces().list_all().pop().unwrap();
     assert_eq!(trace.outcome, TraceOutcome::DriverError);
     assert_eq!(trace.driver_id, "b");
@@ -424,24 +719,55 @@ async fn all_drivers_failing_is_a_driver_error_with_an_audited_redacted_message(
 #[tokio::test]
 async fn no_registered_driver_and_default_fallback_route() {
     // SUMMARY routed nowhere → falls back to ["memory"], which is not registered.
-    let f = fixture_with(None, |b| b.router(StaticRouter::new().with_route(LIST, ["billing"])));
+    let f = fixture_with(None, |b| {
+        b.router(StaticRouter::new().with_route(LIST, ["billing"]))
+    });
     let p = reader();
-    let token = f.kernel.get_token(&CapabilityRequest::new(SUMMARY, "s"), &p, "").unwrap();
-    let err = f.kernel.invoke(&token, &p, op("summarize_spend"), ResponseMode::Summary).await.unwrap_err();
-    assert!(err.to_string().contains("no registered driver on route [memory]"), "{err}");
+    let token = f
+        .kernel
+        .get_token(&CapabilityRequest::new(SUMMARY, "s"), &p, "")
+        .unwrap();
+    let err = f
+        .kernel
+        .invoke(&token, &p, op("summarize_spend"), ResponseMode::Summary)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no registered driver on route [memory]"),
+        "{err}"
+    );
     // registering a "memory" driver at run time makes the fallback work
-    f.kernel.register_driver(InMemoryDriver::new("memory").with_handler("summarize_spend", |_c| Ok::<_, String>(json!({"n": 1}))));
-    assert!(f.kernel.invoke(&token, &p, op("summarize_spend"), ResponseMode::Summary).await.is_ok());
+    f.kernel.register_driver(
+        InMemoryDriver::new("memory")
+            .with_handler("summarize_spend", |_c| Ok::<_, String>(json!({"n": 1}))),
+    );
+    assert!(
+        f.kernel
+            .invoke(&token, &p, op("summarize_spend"), ResponseMode::Summary)
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
 async fn session_budget_escalates_modes_then_exhausts() {
-    let budget = BudgetManager::with_config(BudgetConfig { total_budget: 1_000, default_request: 100, ..BudgetConfig::default() }).unwrap();
+    let budget = BudgetManager::with_config(BudgetConfig {
+        total_budget: 1_000,
+        default_request: 100,
+        ..BudgetConfig::default()
+    })
+    .unwrap();
     let f = fixture_with(None, |b| b.budget_manager(budget));
     let k = &f.kernel;
     let p = reader().with_roles(["reader", "admin"]);
     let token = list_token(k, &p);
-    let req = |mode| InvokeRequest::new(&token, &p).with_args(list_args()).with_mode(mode).with_session("chat-1");
+    let req = |mode| {
+        InvokeRequest::new(&token, &p)
+            .with_args(list_args())
+            .with_mode(mode)
+            .with_session("chat-1")
+    };
 
     // A table of 30 rows costs well over half of 1 000 tokens.
     let first = k.invoke_with(req(ResponseMode::Table)).await.unwrap();
@@ -454,7 +780,11 @@ async fn session_budget_escalates_modes_then_exhausts() {
     // Now ≤ 50 % remains: raw is downgraded (never relaxed), then stricter tiers follow.
     let second = k.invoke_with(req(ResponseMode::Raw)).await.unwrap();
     assert_ne!(second.response_mode, ResponseMode::Raw);
-    assert!(second.warnings.iter().any(|w| w.contains("escalated")), "{:?}", second.warnings);
+    assert!(
+        second.warnings.iter().any(|w| w.contains("escalated")),
+        "{:?}",
+        second.warnings
+    );
     let trace = k.explain(&second.action_id).unwrap();
     assert_eq!(trace.requested_mode, ResponseMode::Raw);
     assert_eq!(trace.session_id.as_deref(), Some("chat-1"));
@@ -463,7 +793,9 @@ async fn session_budget_escalates_modes_then_exhausts() {
     let mut exhausted = None;
     for _ in 0..20 {
         match k.invoke_with(req(ResponseMode::Table)).await {
-            Ok(frame) => assert!(frame.response_mode.strictness() >= ResponseMode::Table.strictness()),
+            Ok(frame) => {
+                assert!(frame.response_mode.strictness() >= ResponseMode::Table.strictness())
+            }
             Err(e) => {
                 exhausted = Some(e);
                 break;
@@ -477,10 +809,21 @@ async fn session_budget_escalates_modes_then_exhausts() {
     assert_eq!(err.kind(), "budget_exhausted");
     assert_eq!(err.denial_category(), Some(DenialCategory::BudgetExhausted));
     assert!(err.to_string().contains("chat-1"));
-    assert_eq!(k.traces().list_all().last().unwrap().outcome, TraceOutcome::Denied);
+    assert_eq!(
+        k.traces().list_all().last().unwrap().outcome,
+        TraceOutcome::Denied
+    );
     // other sessions are unaffected, and a call without a session is never charged
-    assert!(k.invoke_with(req(ResponseMode::Table).with_session("chat-2")).await.is_ok());
-    assert!(k.invoke(&token, &p, list_args(), ResponseMode::Table).await.is_ok());
+    assert!(
+        k.invoke_with(req(ResponseMode::Table).with_session("chat-2"))
+            .await
+            .is_ok()
+    );
+    assert!(
+        k.invoke(&token, &p, list_args(), ResponseMode::Table)
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -488,8 +831,13 @@ async fn failed_invocations_release_their_budget() {
     let router = router().with_route(SUMMARY, ["down"]);
     let f = fixture_with(None, |b| b.router(router).driver(Failing("down", "no")));
     let p = reader();
-    let token = f.kernel.get_token(&CapabilityRequest::new(SUMMARY, "s"), &p, "").unwrap();
-    let req = InvokeRequest::new(&token, &p).with_args(op("summarize_spend")).with_session("s1");
+    let token = f
+        .kernel
+        .get_token(&CapabilityRequest::new(SUMMARY, "s"), &p, "")
+        .unwrap();
+    let req = InvokeRequest::new(&token, &p)
+        .with_args(op("summarize_spend"))
+        .with_session("s1");
     assert!(f.kernel.invoke_with(req).await.is_err());
     let u = f.kernel.budget().usage("s1").unwrap();
     assert_eq!((u.used, u.reserved), (0, 0));
@@ -514,8 +862,13 @@ async fn a_dropped_invocation_is_audited_once_as_cancelled_and_releases_budget()
     let router = router().with_route(SUMMARY, ["slow"]);
     let f = fixture_with(None, |b| b.router(router).driver(Slow));
     let p = reader();
-    let token = f.kernel.get_token(&CapabilityRequest::new(SUMMARY, "s"), &p, "").unwrap();
-    let req = InvokeRequest::new(&token, &p).with_args(op("summarize_spend")).with_session("s1");
+    let token = f
+        .kernel
+        .get_token(&CapabilityRequest::new(SUMMARY, "s"), &p, "")
+        .unwrap();
+    let req = InvokeRequest::new(&token, &p)
+        .with_args(op("summarize_spend"))
+        .with_session("s1");
     let res = tokio::time::timeout(Duration::from_millis(50), f.kernel.invoke_with(req)).await;
     assert!(res.is_err(), "the invocation should have been cut off");
     let traces = f.kernel.traces().list_all();
@@ -535,14 +888,28 @@ async fn stores_are_bounded_by_configuration() {
     let token = list_token(&f.kernel, &p);
     let mut frames = Vec::new();
     for _ in 0..8 {
-        frames.push(f.kernel.invoke(&token, &p, list_args(), ResponseMode::HandleOnly).await.unwrap());
+        frames.push(
+            f.kernel
+                .invoke(&token, &p, list_args(), ResponseMode::HandleOnly)
+                .await
+                .unwrap(),
+        );
     }
     assert_eq!(f.kernel.traces().len(), 5);
     assert_eq!(f.kernel.traces().evicted(), 3);
     assert_eq!(f.kernel.handles().len(), 3);
-    assert_eq!(f.kernel.explain(&frames[0].action_id).unwrap_err().kind(), "trace_not_found");
+    assert_eq!(
+        f.kernel.explain(&frames[0].action_id).unwrap_err().kind(),
+        "trace_not_found"
+    );
     let oldest = frames[0].handle.as_ref().unwrap();
-    assert_eq!(f.kernel.expand(oldest, &ExpandQuery::default(), &p).unwrap_err().kind(), "handle_not_found");
+    assert_eq!(
+        f.kernel
+            .expand(oldest, &ExpandQuery::default(), &p)
+            .unwrap_err()
+            .kind(),
+        "handle_not_found"
+    );
     let newest = frames[7].handle.as_ref().unwrap();
     assert!(f.kernel.expand(newest, &ExpandQuery::default(), &p).is_ok());
 }
@@ -559,7 +926,14 @@ fn kernel_is_send_sync_and_never_shows_its_secret() {
     let builder = Kernel::builder(registry()).secret(SECRET);
     assert!(!format!("{builder:?}").contains(SECRET));
     // an empty secret is refused
-    assert_eq!(Kernel::builder(registry()).secret("").build().unwrap_err().kind(), "invalid_config");
+    assert_eq!(
+        Kernel::builder(registry())
+            .secret("")
+            .build()
+            .unwrap_err()
+            .kind(),
+        "invalid_config"
+    );
 }
 
 #[tokio::test]
@@ -569,8 +943,14 @@ async fn invoke_future_is_send() {
     let p = reader();
     let token = list_token(&kernel, &p);
     let k2 = Arc::clone(&kernel);
-    let handle = tokio::spawn(async move { k2.invoke(&token, &p, list_args(), ResponseMode::Table).await });
-    assert_eq!(handle.await.unwrap().unwrap().response_mode, ResponseMode::Table);
+    let handle = tokio::spawn(async move {
+        k2.invoke(&token, &p, list_args(), ResponseMode::Table)
+            .await
+    });
+    assert_eq!(
+        handle.await.unwrap().unwrap().response_mode,
+        ResponseMode::Table
+    );
 }
 
 #[tokio::test]
@@ -597,8 +977,15 @@ async fn driver_receives_the_borrowed_context() {
     let router = router().with_route(SUMMARY, ["echo"]);
     let f = fixture_with(None, |b| b.router(router).driver(Echo));
     let p = reader();
-    let token = f.kernel.get_token(&CapabilityRequest::new(SUMMARY, "s"), &p, "").unwrap();
-    let frame = f.kernel.invoke(&token, &p, op("custom_op"), ResponseMode::Table).await.unwrap();
+    let token = f
+        .kernel
+        .get_token(&CapabilityRequest::new(SUMMARY, "s"), &p, "")
+        .unwrap();
+    let frame = f
+        .kernel
+        .invoke(&token, &p, op("custom_op"), ResponseMode::Table)
+        .await
+        .unwrap();
     let row = &frame.table_preview[0];
     assert_eq!(row["operation"], "custom_op");
     assert_eq!(row["principal"], "analyst-001");

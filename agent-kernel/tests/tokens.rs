@@ -16,12 +16,19 @@ fn clock() -> Arc<ManualClock> {
 }
 
 fn provider(c: &Arc<ManualClock>) -> HmacTokenProvider {
-    HmacTokenProvider::new(SECRET).unwrap().with_clock(c.clone())
+    HmacTokenProvider::new(SECRET)
+        .unwrap()
+        .with_clock(c.clone())
 }
 
 fn constraints() -> Constraints {
-    let mut c = Constraints { max_rows: Some(50), allowed_fields: Some(Arc::from(vec!["id".to_owned(), "amount".to_owned()])), ..Constraints::default() };
-    c.extra.insert("region".into(), json!({"z": 1, "a": [true, null, 2.5]}));
+    let mut c = Constraints {
+        max_rows: Some(50),
+        allowed_fields: Some(Arc::from(vec!["id".to_owned(), "amount".to_owned()])),
+        ..Constraints::default()
+    };
+    c.extra
+        .insert("region".into(), json!({"z": 1, "a": [true, null, 2.5]}));
     c
 }
 
@@ -41,34 +48,63 @@ fn signable_payload_is_canonical_and_key_sorted() {
     assert_eq!(text, expected);
     assert!(!text.contains("signature"));
     assert_eq!(t.signature.len(), 64);
-    assert!(t.signature.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert!(
+        t.signature
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
 }
 
 #[test]
 fn verify_checks_in_the_specified_order() {
     let c = clock();
     let p = provider(&c);
-    let t = p.issue("cap", "u1", Constraints::default(), Some(Duration::from_secs(10)), "");
+    let t = p.issue(
+        "cap",
+        "u1",
+        Constraints::default(),
+        Some(Duration::from_secs(10)),
+        "",
+    );
     assert!(p.verify(&t, "u1", "cap").is_ok());
 
     // principal before capability
-    assert_eq!(p.verify(&t, "u2", "other").unwrap_err().kind(), "token_principal_mismatch");
+    assert_eq!(
+        p.verify(&t, "u2", "other").unwrap_err().kind(),
+        "token_principal_mismatch"
+    );
     let err = p.verify(&t, "u1", "other").unwrap_err();
     assert_eq!(err.kind(), "token_capability_mismatch");
     assert!(err.to_string().contains("other") && err.to_string().contains("cap"));
 
     // signature before principal
     let mut bad = t.clone();
-    bad.signature.replace_range(0..1, if bad.signature.starts_with('0') { "1" } else { "0" });
-    assert_eq!(p.verify(&bad, "u2", "other").unwrap_err().kind(), "token_invalid");
+    bad.signature.replace_range(
+        0..1,
+        if bad.signature.starts_with('0') {
+            "1"
+        } else {
+            "0"
+        },
+    );
+    assert_eq!(
+        p.verify(&bad, "u2", "other").unwrap_err().kind(),
+        "token_invalid"
+    );
 
     // expiry before signature
     c.advance(Duration::from_secs(10));
-    assert_eq!(p.verify(&bad, "u1", "cap").unwrap_err().kind(), "token_expired");
+    assert_eq!(
+        p.verify(&bad, "u1", "cap").unwrap_err().kind(),
+        "token_expired"
+    );
 
     // revocation before expiry
     p.revoke(&t.token_id);
-    assert_eq!(p.verify(&t, "u1", "cap").unwrap_err().kind(), "token_revoked");
+    assert_eq!(
+        p.verify(&t, "u1", "cap").unwrap_err().kind(),
+        "token_revoked"
+    );
 }
 
 #[test]
@@ -76,7 +112,14 @@ fn malformed_signatures_are_invalid_not_panics() {
     let c = clock();
     let p = provider(&c);
     let t = p.issue("cap", "u1", Constraints::default(), None, "");
-    for sig in ["", "zz", &"0".repeat(64), &"g".repeat(64), &t.signature[..62], &format!("{}00", t.signature), &t.signature.to_uppercase()] {
+    for sig in [
+        "",
+        "zz",
+        &"0".repeat(64),
+        &"g".repeat(64),
+        &t.signature[..62],
+        &format!("{}00", t.signature),
+    ] {
         let mut bad = t.clone();
         bad.signature = sig.to_owned();
         let err = p.verify(&bad, "u1", "cap").unwrap_err();
@@ -88,9 +131,14 @@ fn malformed_signatures_are_invalid_not_panics() {
 fn another_secret_does_not_verify() {
     let c = clock();
     let a = provider(&c);
-    let b = HmacTokenProvider::new("a-different-secret").unwrap().with_clock(c.clone());
+    let b = HmacTokenProvider::new("a-different-secret")
+        .unwrap()
+        .with_clock(c.clone());
     let t = a.issue("cap", "u1", Constraints::default(), None, "");
-    assert_eq!(b.verify(&t, "u1", "cap").unwrap_err().kind(), "token_invalid");
+    assert_eq!(
+        b.verify(&t, "u1", "cap").unwrap_err().kind(),
+        "token_invalid"
+    );
     assert!(HmacTokenProvider::new("").is_err());
 }
 
@@ -110,7 +158,9 @@ fn secret_never_in_debug_or_errors() {
 fn revoke_is_idempotent_and_revoke_all_counts_newly_revoked() {
     let c = clock();
     let p = provider(&c);
-    let a: Vec<CapabilityToken> = (0..3).map(|_| p.issue("cap", "alice", Constraints::default(), None, "")).collect();
+    let a: Vec<CapabilityToken> = (0..3)
+        .map(|_| p.issue("cap", "alice", Constraints::default(), None, ""))
+        .collect();
     let bob = p.issue("cap", "bob", Constraints::default(), None, "");
     p.revoke(&a[0].token_id);
     p.revoke(&a[0].token_id);
@@ -119,17 +169,29 @@ fn revoke_is_idempotent_and_revoke_all_counts_newly_revoked() {
     assert_eq!(p.revoke_all("alice"), 0);
     assert_eq!(p.revoke_all("nobody"), 0);
     for t in &a {
-        assert_eq!(p.verify(t, "alice", "cap").unwrap_err().kind(), "token_revoked");
+        assert_eq!(
+            p.verify(t, "alice", "cap").unwrap_err().kind(),
+            "token_revoked"
+        );
     }
     assert!(p.verify(&bob, "bob", "cap").is_ok());
     // issued in the same millisecond after revoke_all: valid
     let after = p.issue("cap", "alice", Constraints::default(), None, "");
     assert!(p.verify(&after, "alice", "cap").is_ok());
     // expired tokens are not counted
-    let short = p.issue("cap", "carol", Constraints::default(), Some(Duration::from_secs(1)), "");
+    let short = p.issue(
+        "cap",
+        "carol",
+        Constraints::default(),
+        Some(Duration::from_secs(1)),
+        "",
+    );
     c.advance(Duration::from_secs(2));
     assert_eq!(p.revoke_all("carol"), 0);
-    assert_eq!(p.verify(&short, "carol", "cap").unwrap_err().kind(), "token_revoked");
+    assert_eq!(
+        p.verify(&short, "carol", "cap").unwrap_err().kind(),
+        "token_revoked"
+    );
 }
 
 #[test]
@@ -137,7 +199,13 @@ fn change_revocation_indexes_are_bounded() {
     let c = clock();
     let p = provider(&c);
     for i in 0..500 {
-        let t = p.issue("cap", &format!("u{}", i % 7), Constraints::default(), Some(Duration::from_secs(5)), "");
+        let t = p.issue(
+            "cap",
+            &format!("u{}", i % 7),
+            Constraints::default(),
+            Some(Duration::from_secs(5)),
+            "",
+        );
         if i % 2 == 0 {
             p.revoke(&t.token_id);
         }
@@ -151,15 +219,25 @@ fn change_revocation_indexes_are_bounded() {
     assert_eq!(p.revoked_entries(), 1);
 
     // a hard cap on tracked tokens; revoke_all still revokes untracked ones
-    let capped = HmacTokenProvider::new(SECRET).unwrap().with_clock(c.clone()).with_max_tracked_tokens(10);
+    let capped = HmacTokenProvider::new(SECRET)
+        .unwrap()
+        .with_clock(c.clone())
+        .with_max_tracked_tokens(10);
     let early = capped.issue("cap", "dave", Constraints::default(), None, "");
     for _ in 0..50 {
         capped.issue("cap", "erin", Constraints::default(), None, "");
     }
     assert_eq!(capped.tracked_tokens(), 10);
     c.advance(Duration::from_millis(1));
-    assert_eq!(capped.revoke_all("dave"), 0, "dave's token fell out of the index");
-    assert_eq!(capped.verify(&early, "dave", "cap").unwrap_err().kind(), "token_revoked");
+    assert_eq!(
+        capped.revoke_all("dave"),
+        0,
+        "dave's token fell out of the index"
+    );
+    assert_eq!(
+        capped.verify(&early, "dave", "cap").unwrap_err().kind(),
+        "token_revoked"
+    );
 }
 
 #[test]
@@ -173,7 +251,16 @@ fn transport_form_round_trips_and_is_strict() {
     assert!(p.verify(&back, "u1", "cap").is_ok());
 
     let mut v: serde_json::Value = serde_json::from_str(&wire).unwrap();
-    for field in ["token_id", "capability_id", "principal_id", "issued_at", "expires_at", "constraints", "audit_id", "signature"] {
+    for field in [
+        "token_id",
+        "capability_id",
+        "principal_id",
+        "issued_at",
+        "expires_at",
+        "constraints",
+        "audit_id",
+        "signature",
+    ] {
         let mut missing = v.clone();
         missing.as_object_mut().unwrap().remove(field);
         let err = CapabilityToken::from_json(&missing.to_string()).unwrap_err();
@@ -181,12 +268,26 @@ fn transport_form_round_trips_and_is_strict() {
         assert!(err.to_string().contains(field), "{err}");
     }
     v["extra"] = json!(1);
-    assert_eq!(CapabilityToken::from_json(&v.to_string()).unwrap_err().kind(), "token_format");
+    assert_eq!(
+        CapabilityToken::from_json(&v.to_string())
+            .unwrap_err()
+            .kind(),
+        "token_format"
+    );
     let mut bad_rows: serde_json::Value = serde_json::from_str(&wire).unwrap();
     bad_rows["constraints"]["max_rows"] = json!("fifty");
-    assert_eq!(CapabilityToken::from_json(&bad_rows.to_string()).unwrap_err().kind(), "token_format");
+    assert_eq!(
+        CapabilityToken::from_json(&bad_rows.to_string())
+            .unwrap_err()
+            .kind(),
+        "token_format"
+    );
     for junk in ["", "{", "null", "[]", "{\"token_id\": 5}", "\u{0}"] {
-        assert_eq!(CapabilityToken::from_json(junk).unwrap_err().kind(), "token_format", "{junk:?}");
+        assert_eq!(
+            CapabilityToken::from_json(junk).unwrap_err().kind(),
+            "token_format",
+            "{junk:?}"
+        );
     }
 }
 
@@ -211,7 +312,8 @@ fn tamper() -> impl Strategy<Value = Tamper> {
         (0u64..1_700_000_000_000).prop_map(Tamper::IssuedAt),
         (1_700_000_000_001u64..4_000_000_000_000).prop_map(Tamper::ExpiresAt),
         proptest::option::of(0u64..10_000).prop_map(Tamper::MaxRows),
-        proptest::option::of(proptest::collection::vec("[a-z_]{1,10}", 0..5)).prop_map(Tamper::AllowedFields),
+        proptest::option::of(proptest::collection::vec("[a-z_]{1,10}", 0..5))
+            .prop_map(Tamper::AllowedFields),
         ("[a-z]{1,8}", any::<i64>()).prop_map(|(k, v)| Tamper::Extra(k, v)),
         "\\PC{0,20}".prop_map(Tamper::AuditId),
     ]

@@ -11,9 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use agent_kernel_otel::opentelemetry::Context;
-use agent_kernel_otel::{
-    GaugeSpec, SpanError, Telemetry, current_trace_ids, kernel_span, record,
-};
+use agent_kernel_otel::{GaugeSpec, SpanError, Telemetry, current_trace_ids, kernel_span, record};
 use agent_kernel_tests::Capture;
 
 #[derive(Debug)]
@@ -184,14 +182,31 @@ fn metric_counts_are_exact() {
         let _ = invoke(&t, "cap.a", o);
     }
     let _ = invoke(&t, "cap.b", 1);
-    let c = |cap_id, status| cap.count("test.invocations", &[("capability_id", cap_id), ("status", status)]);
+    let c = |cap_id, status| {
+        cap.count(
+            "test.invocations",
+            &[("capability_id", cap_id), ("status", status)],
+        )
+    };
     assert_eq!(c("cap.a", "success"), 2);
     assert_eq!(c("cap.a", "denied"), 1);
     assert_eq!(c("cap.a", "error"), 3);
     assert_eq!(c("cap.b", "denied"), 1);
     assert_eq!(cap.count("test.duration", &[("status", "error")]), 3);
-    assert_eq!(cap.count("test.denials", &[("capability_id", "cap.a"), ("reason", "policy")]), 1);
-    assert_eq!(cap.count("test.denials", &[("capability_id", "cap.b"), ("reason", "policy")]), 1);
+    assert_eq!(
+        cap.count(
+            "test.denials",
+            &[("capability_id", "cap.a"), ("reason", "policy")]
+        ),
+        1
+    );
+    assert_eq!(
+        cap.count(
+            "test.denials",
+            &[("capability_id", "cap.b"), ("reason", "policy")]
+        ),
+        1
+    );
     assert_eq!(cap.count("test.failures", &[("status", "error")]), 3);
     assert_eq!(cap.count("test.failures", &[("status", "denied")]), 2);
     assert_eq!(cap.count("test.failures", &[("status", "success")]), 0);
@@ -242,11 +257,20 @@ fn gauge_reports_until_unregistered() {
         GaugeSpec::new("test.budget_consumed").with_unit("{token}"),
         move |o| o.observe(v.load(Ordering::Relaxed), &[("session_id", "s-1")]),
     );
-    assert_eq!(cap.count("test.budget_consumed", &[("session_id", "s-1")]), 7);
+    assert_eq!(
+        cap.count("test.budget_consumed", &[("session_id", "s-1")]),
+        7
+    );
     value.store(9, Ordering::Relaxed);
-    assert_eq!(cap.count("test.budget_consumed", &[("session_id", "s-1")]), 9);
+    assert_eq!(
+        cap.count("test.budget_consumed", &[("session_id", "s-1")]),
+        9
+    );
     drop(gauge);
-    assert_eq!(cap.count("test.budget_consumed", &[("session_id", "s-1")]), 0);
+    assert_eq!(
+        cap.count("test.budget_consumed", &[("session_id", "s-1")]),
+        0
+    );
 }
 
 #[kernel_span(name = "test.nested.inner", attrs(inner = deferred))]
@@ -268,7 +292,13 @@ fn nested_outer(telemetry: &Telemetry) {
 fn deferred_values_reach_labels_from_nested_calls() {
     let cap = Capture::new();
     nested_outer(&cap.telemetry());
-    assert_eq!(cap.span("test.nested.outer").attr("agent_kernel.outer"), Some("2"));
-    assert_eq!(cap.span("test.nested.inner").attr("agent_kernel.inner"), Some("1"));
+    assert_eq!(
+        cap.span("test.nested.outer").attr("agent_kernel.outer"),
+        Some("2")
+    );
+    assert_eq!(
+        cap.span("test.nested.inner").attr("agent_kernel.inner"),
+        Some("1")
+    );
     assert_eq!(cap.count("test.nested", &[("outer", "2")]), 1);
 }

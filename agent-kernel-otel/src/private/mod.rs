@@ -218,7 +218,9 @@ impl Site {
 
 impl std::fmt::Debug for Site {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Site").field("desc", &self.desc).finish_non_exhaustive()
+        f.debug_struct("Site")
+            .field("desc", &self.desc)
+            .finish_non_exhaustive()
     }
 }
 
@@ -280,7 +282,9 @@ impl Attrs {
     pub fn label_attr<V: ToAttrValue + ?Sized>(&mut self, key: &'static str, value: &V) {
         #[cfg(feature = "otel")]
         {
-            let v = value.to_attr_value().map(crate::AttrValue::into_otel_shared);
+            let v = value
+                .to_attr_value()
+                .map(crate::AttrValue::into_otel_shared);
             if let Some(v) = &v {
                 self.attrs.push(opentelemetry::KeyValue::new(
                     opentelemetry::Key::from_static_str(key),

@@ -41,7 +41,12 @@ pub fn start(site: &'static Site, binding: Option<Telemetry>, attrs: Attrs) -> A
     #[cfg(feature = "otel")]
     {
         ActiveSpan {
-            inner: Some(imp::Live::start(site, binding, attrs, imp::OnDrop::Cancelled)),
+            inner: Some(imp::Live::start(
+                site,
+                binding,
+                attrs,
+                imp::OnDrop::Cancelled,
+            )),
         }
     }
     #[cfg(not(feature = "otel"))]
@@ -65,7 +70,9 @@ pub fn enter(site: &'static Site, binding: Option<Telemetry>, attrs: Attrs) -> S
     #[cfg(not(feature = "otel"))]
     {
         let _ = (site, binding, attrs);
-        SyncSpan { span: ActiveSpan {} }
+        SyncSpan {
+            span: ActiveSpan {},
+        }
     }
 }
 
@@ -151,10 +158,12 @@ mod imp {
     use std::time::Instant;
 
     use opentelemetry::metrics::{Counter, Histogram, Meter};
-    use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
+    use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt};
     use opentelemetry::{Context, Key, KeyValue, Value};
 
-    use super::super::{Attrs, DeferredKey, Kind, LabelSource, MetricKind, Outcome, Site, Status as Label};
+    use super::super::{
+        Attrs, DeferredKey, Kind, LabelSource, MetricKind, Outcome, Site, Status as Label,
+    };
     use crate::Telemetry;
     use crate::telemetry::Bound;
 
@@ -286,46 +295,50 @@ mod imp {
             on_drop: OnDrop,
         ) -> Live {
             let desc = &site.desc;
-            let parent = Context::current();
-            let inherited = parent.get::<Scope>();
-            let (telemetry, push_binding) = match binding {
-                Some(t) => {
-                    let same = match inherited {
-                        Some(s) => s.telemetry.same_binding(&t),
-                        None => t.is_global(),
-                    };
-                    (t, !same)
-                }
-                None => (
-                    inherited.map_or_else(Telemetry::global, |s| s.telemetry.clone()),
-                    false,
-                ),
-            };
-            let inherited_slot = inherited.and_then(|s| s.slot.clone());
-            let bound = telemetry.resolve();
-
             let Attrs { attrs, labels } = attrs;
-            let mut builder = SpanBuilder::from_name(desc.name).with_kind(kind(desc.kind));
-            if !attrs.is_empty() {
-                builder.attributes = Some(attrs);
-            }
-            let span = bound.tracer.build_with_context(builder, &parent);
+            // Everything happens inside a borrow of the current context (no
+            // clone of the parent), as `SpanBuilder::start` does.
+            let (cx, telemetry, slot) = Context::map_current(|parent| {
+                let inherited = parent.get::<Scope>();
+                let (telemetry, push_binding) = match binding {
+                    Some(t) => {
+                        let same = match inherited {
+                            Some(s) => s.telemetry.same_binding(&t),
+                            None => t.is_global(),
+                        };
+                        (t, !same)
+                    }
+                    None => (
+                        inherited.map_or_else(Telemetry::global, |s| s.telemetry.clone()),
+                        false,
+                    ),
+                };
+                let inherited_slot = inherited.and_then(|s| s.slot.clone());
 
-            let slot = (!desc.deferred.is_empty()).then(|| {
-                Arc::new(Slot {
-                    keys: desc.deferred,
-                    values: Mutex::new(vec![None; desc.deferred.len()]),
-                    parent: inherited_slot.clone(),
-                })
-            });
-            let mut cx = parent.with_span(span);
-            if push_binding || slot.is_some() {
-                cx = cx.with_value(Scope {
-                    telemetry,
-                    slot: slot.clone().or(inherited_slot),
+                let mut builder = SpanBuilder::from_name(desc.name).with_kind(kind(desc.kind));
+                if !attrs.is_empty() {
+                    builder.attributes = Some(attrs);
+                }
+                let span = telemetry.build_span(builder, parent);
+
+                let slot = (!desc.deferred.is_empty()).then(|| {
+                    Arc::new(Slot {
+                        keys: desc.deferred,
+                        values: Mutex::new(vec![None; desc.deferred.len()]),
+                        parent: inherited_slot.clone(),
+                    })
                 });
-            }
-            let metrics = (!desc.metrics.is_empty()).then(|| (bound, Instant::now()));
+                let mut cx = parent.with_span(span);
+                if push_binding || slot.is_some() {
+                    cx = cx.with_value(Scope {
+                        telemetry: telemetry.clone(),
+                        slot: slot.clone().or(inherited_slot),
+                    });
+                }
+                (cx, telemetry, slot)
+            });
+            // Instruments are only needed by sites with metrics.
+            let metrics = (!desc.metrics.is_empty()).then(|| (telemetry.resolve(), Instant::now()));
             Live {
                 cx,
                 site,
@@ -345,7 +358,10 @@ mod imp {
                     );
                     for (k, v) in slot.keys.iter().zip(&values) {
                         if let Some(v) = v {
-                            span.set_attribute(KeyValue::new(Key::from_static_str(k.span_key), v.clone()));
+                            span.set_attribute(KeyValue::new(
+                                Key::from_static_str(k.span_key),
+                                v.clone(),
+                            ));
                         }
                     }
                     values
@@ -368,7 +384,11 @@ mod imp {
                 }
                 End::Cancelled => {
                     span.set_attribute(KeyValue::new("agent_kernel.cancelled", true));
-                    fail(&span, "cancelled".into(), "cancelled: the future was dropped before completion".into());
+                    fail(
+                        &span,
+                        "cancelled".into(),
+                        "cancelled: the future was dropped before completion".into(),
+                    );
                     Label::Error
                 }
             };

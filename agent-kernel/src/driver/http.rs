@@ -32,9 +32,15 @@ impl HttpEndpoint {
     pub fn new(method: &str, url: &str) -> Result<Self> {
         let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
             .map_err(|_| KernelError::invalid_config(format!("invalid HTTP method '{method}'")))?;
-        let url = reqwest::Url::parse(url)
-            .map_err(|e| KernelError::invalid_config(format!("invalid endpoint URL '{url}': {e}")))?;
-        Ok(Self { url, method, headers: HeaderMap::new(), timeout: None })
+        let url = reqwest::Url::parse(url).map_err(|e| {
+            KernelError::invalid_config(format!("invalid endpoint URL '{url}': {e}"))
+        })?;
+        Ok(Self {
+            url,
+            method,
+            headers: HeaderMap::new(),
+            timeout: None,
+        })
     }
 
     /// Adds a header sent with every request to this endpoint.
@@ -178,7 +184,10 @@ impl Driver for HttpDriver {
         &self.driver_id
     }
 
-    async fn execute(&self, ctx: &ExecutionContext<'_>) -> std::result::Result<RawResult, DriverError> {
+    async fn execute(
+        &self,
+        ctx: &ExecutionContext<'_>,
+    ) -> std::result::Result<RawResult, DriverError> {
         let operation = ctx.operation();
         let endpoint = self
             .endpoints
@@ -197,9 +206,14 @@ impl Driver for HttpDriver {
         if endpoint.method == Method::GET || endpoint.method == Method::DELETE {
             request = request.query(&query_pairs(ctx.args));
         } else {
-            let body: Map<String, Value> =
-                ctx.args.iter().filter(|(k, _)| k.as_str() != "operation").map(|(k, v)| (k.clone(), v.clone())).collect();
-            let bytes = serde_json::to_vec(&body).map_err(|e| self.fail(format!("cannot encode request body: {e}")))?;
+            let body: Map<String, Value> = ctx
+                .args
+                .iter()
+                .filter(|(k, _)| k.as_str() != "operation")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let bytes = serde_json::to_vec(&body)
+                .map_err(|e| self.fail(format!("cannot encode request body: {e}")))?;
             request = request.header(CONTENT_TYPE, "application/json").body(bytes);
         }
         let url = endpoint.url.as_str();
@@ -212,13 +226,22 @@ impl Driver for HttpDriver {
         })?;
         let status = response.status();
         let body = response.bytes().await.map_err(|e| {
-            let what = if e.is_timeout() { "timed out reading the body" } else { "failed reading the body" };
-            self.fail(format!("request to {url} {what}: {}", e.without_url())).with_status(status.as_u16())
+            let what = if e.is_timeout() {
+                "timed out reading the body"
+            } else {
+                "failed reading the body"
+            };
+            self.fail(format!("request to {url} {what}: {}", e.without_url()))
+                .with_status(status.as_u16())
         })?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body);
             return Err(self
-                .fail(format!("HTTP {} from {url}: {}", status.as_u16(), excerpt(&text)))
+                .fail(format!(
+                    "HTTP {} from {url}: {}",
+                    status.as_u16(),
+                    excerpt(&text)
+                ))
                 .with_status(status.as_u16()));
         }
         let data: Value = if body.iter().all(u8::is_ascii_whitespace) {
@@ -226,14 +249,21 @@ impl Driver for HttpDriver {
         } else {
             serde_json::from_slice(&body).map_err(|e| {
                 let text = String::from_utf8_lossy(&body);
-                self.fail(format!("response from {url} is not JSON ({e}): {}", excerpt(&text)))
-                    .with_status(status.as_u16())
+                self.fail(format!(
+                    "response from {url} is not JSON ({e}): {}",
+                    excerpt(&text)
+                ))
+                .with_status(status.as_u16())
             })?
         };
         let mut metadata = Map::new();
         metadata.insert("status_code".to_owned(), Value::from(status.as_u16()));
         metadata.insert("url".to_owned(), Value::from(url));
-        Ok(RawResult { capability_id: ctx.capability_id.to_owned(), data: data.into(), metadata })
+        Ok(RawResult {
+            capability_id: ctx.capability_id.to_owned(),
+            data: data.into(),
+            metadata,
+        })
     }
 }
 
@@ -246,17 +276,21 @@ mod tests {
     fn query_pairs_skip_operation_and_flatten() {
         let args = json!({"operation": "x", "q": "a b", "n": 3, "flag": true, "none": null, "ids": [1, "two"], "obj": {"k": 1}});
         let pairs = query_pairs(args.as_object().unwrap());
-        let mut got: Vec<(String, String)> = pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let mut got: Vec<(String, String)> =
+            pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         got.sort();
-        assert_eq!(got, vec![
-            ("flag".into(), "true".into()),
-            ("ids".into(), "1".into()),
-            ("ids".into(), "two".into()),
-            ("n".into(), "3".into()),
-            ("none".into(), String::new()),
-            ("obj".into(), "{\"k\":1}".into()),
-            ("q".into(), "a b".into()),
-        ]);
+        assert_eq!(
+            got,
+            vec![
+                ("flag".into(), "true".into()),
+                ("ids".into(), "1".into()),
+                ("ids".into(), "two".into()),
+                ("n".into(), "3".into()),
+                ("none".into(), String::new()),
+                ("obj".into(), "{\"k\":1}".into()),
+                ("q".into(), "a b".into()),
+            ]
+        );
     }
 
     #[test]
@@ -268,10 +302,26 @@ mod tests {
 
     #[test]
     fn invalid_config_is_refused() {
-        assert_eq!(HttpEndpoint::new("GET", "not a url").unwrap_err().kind(), "invalid_config");
+        assert_eq!(
+            HttpEndpoint::new("GET", "not a url").unwrap_err().kind(),
+            "invalid_config"
+        );
         assert!(HttpEndpoint::new("BAD METHOD", "http://x").is_err());
-        assert!(HttpEndpoint::new("get", "http://x").unwrap().with_header("bad header", "v").is_err());
-        assert!(HttpEndpoint::new("post", "http://x").unwrap().with_header("x-ok", "line\nbreak").is_err());
-        assert_eq!(HttpEndpoint::new("patch", "http://x/").unwrap().method(), Method::PATCH);
+        assert!(
+            HttpEndpoint::new("get", "http://x")
+                .unwrap()
+                .with_header("bad header", "v")
+                .is_err()
+        );
+        assert!(
+            HttpEndpoint::new("post", "http://x")
+                .unwrap()
+                .with_header("x-ok", "line\nbreak")
+                .is_err()
+        );
+        assert_eq!(
+            HttpEndpoint::new("patch", "http://x/").unwrap().method(),
+            Method::PATCH
+        );
     }
 }

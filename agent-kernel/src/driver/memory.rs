@@ -38,14 +38,20 @@ impl fmt::Debug for InMemoryDriver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut ops: Vec<&String> = self.handlers.keys().collect();
         ops.sort_unstable();
-        f.debug_struct("InMemoryDriver").field("driver_id", &self.driver_id).field("operations", &ops).finish()
+        f.debug_struct("InMemoryDriver")
+            .field("driver_id", &self.driver_id)
+            .field("operations", &ops)
+            .finish()
     }
 }
 
 impl InMemoryDriver {
     /// A driver with no handlers.
     pub fn new(driver_id: impl Into<String>) -> Self {
-        Self { driver_id: driver_id.into(), handlers: HashMap::new() }
+        Self {
+            driver_id: driver_id.into(),
+            handlers: HashMap::new(),
+        }
     }
 
     /// Registers (or replaces) the handler for `operation`.
@@ -55,7 +61,9 @@ impl InMemoryDriver {
         T: Into<Arc<Value>>,
         E: fmt::Display,
     {
-        let wrapped = move |ctx: &ExecutionContext<'_>| handler(ctx).map(Into::into).map_err(|e| e.to_string());
+        let wrapped = move |ctx: &ExecutionContext<'_>| {
+            handler(ctx).map(Into::into).map_err(|e| e.to_string())
+        };
         self.handlers.insert(operation.into(), Arc::new(wrapped));
     }
 
@@ -88,16 +96,22 @@ impl Driver for InMemoryDriver {
         let handler = self.handlers.get(operation).ok_or_else(|| {
             DriverError::new(
                 &self.driver_id,
-                format!("no handler for operation '{operation}'; register one with register_handler()"),
+                format!(
+                    "no handler for operation '{operation}'; register one with register_handler()"
+                ),
             )
         })?;
         let outcome = catch_unwind(AssertUnwindSafe(|| handler(ctx)));
         match outcome {
             Ok(Ok(data)) => Ok(RawResult::new(ctx.capability_id, data)),
-            Ok(Err(message)) => {
-                Err(DriverError::new(&self.driver_id, format!("handler for operation '{operation}' failed: {message}")))
-            }
-            Err(_) => Err(DriverError::new(&self.driver_id, format!("handler for operation '{operation}' panicked"))),
+            Ok(Err(message)) => Err(DriverError::new(
+                &self.driver_id,
+                format!("handler for operation '{operation}' failed: {message}"),
+            )),
+            Err(_) => Err(DriverError::new(
+                &self.driver_id,
+                format!("handler for operation '{operation}' panicked"),
+            )),
         }
     }
 }
@@ -109,7 +123,13 @@ mod tests {
     use serde_json::json;
 
     fn ctx<'a>(args: &'a Args, constraints: &'a Constraints) -> ExecutionContext<'a> {
-        ExecutionContext { capability_id: "cap.x", principal_id: "u1", args, constraints, action_id: "a1" }
+        ExecutionContext {
+            capability_id: "cap.x",
+            principal_id: "u1",
+            args,
+            constraints,
+            action_id: "a1",
+        }
     }
 
     #[tokio::test]
@@ -118,11 +138,16 @@ mod tests {
         let s2 = Arc::clone(&shared);
         let d = InMemoryDriver::new("mem")
             .with_handler("list", move |_c| Ok::<_, String>(Arc::clone(&s2)))
-            .with_handler("cap.x", |c| Ok::<_, String>(json!({ "principal": c.principal_id })));
+            .with_handler("cap.x", |c| {
+                Ok::<_, String>(json!({ "principal": c.principal_id }))
+            });
         let c = Constraints::default();
         let args: Args = json!({"operation": "list"}).as_object().cloned().unwrap();
         let r = d.execute(&ctx(&args, &c)).await.unwrap();
-        assert!(Arc::ptr_eq(&r.data, &shared), "data must be shared, not copied");
+        assert!(
+            Arc::ptr_eq(&r.data, &shared),
+            "data must be shared, not copied"
+        );
         assert_eq!(r.capability_id, "cap.x");
         let empty = Args::new();
         let r = d.execute(&ctx(&empty, &c)).await.unwrap();
@@ -138,7 +163,11 @@ mod tests {
             .with_handler("fail", |_c| Err::<Value, _>("boom"))
             .with_handler("panic", |_c| -> Result<Value, String> { panic!("kaput") });
         let c = Constraints::default();
-        for (op, needle) in [("nope", "no handler for operation 'nope'"), ("fail", "boom"), ("panic", "panicked")] {
+        for (op, needle) in [
+            ("nope", "no handler for operation 'nope'"),
+            ("fail", "boom"),
+            ("panic", "panicked"),
+        ] {
             let args: Args = json!({ "operation": op }).as_object().cloned().unwrap();
             let err = d.execute(&ctx(&args, &c)).await.unwrap_err();
             assert_eq!(err.driver_id, "mem");

@@ -33,7 +33,10 @@ pub struct ExecutionContext<'a> {
 impl ExecutionContext<'_> {
     /// The operation to run: `args["operation"]` if it is a string, else the capability id.
     pub fn operation(&self) -> &str {
-        self.args.get("operation").and_then(serde_json::Value::as_str).unwrap_or(self.capability_id)
+        self.args
+            .get("operation")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or(self.capability_id)
     }
 }
 
@@ -52,7 +55,11 @@ pub struct DriverError {
 impl DriverError {
     /// A failure of `driver_id` described by `message`.
     pub fn new(driver_id: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { driver_id: driver_id.into(), message: message.into(), status: None }
+        Self {
+            driver_id: driver_id.into(),
+            message: message.into(),
+            status: None,
+        }
     }
 
     /// Attaches an HTTP status.

@@ -41,16 +41,43 @@ pub fn invoices(n: usize) -> Value {
 pub fn registry() -> CapabilityRegistry {
     let mut r = CapabilityRegistry::new();
     r.register_many([
-        Capability::new(LIST, "List Invoices", "List all invoices, optionally filtered by status", SafetyClass::Read)
-            .with_sensitivity(SensitivityTag::Pii)
-            .with_allowed_fields(["id", "customer_name", "amount", "currency", "status", "date"])
-            .with_tags(["billing", "invoices", "list"]),
-        Capability::new(SUMMARY, "Summarize Spend", "Total spend per currency", SafetyClass::Read)
-            .with_tags(["billing", "summary"]),
-        Capability::new(UPDATE, "Update Invoice", "Update an invoice field", SafetyClass::Write)
-            .with_tags(["billing", "update"]),
-        Capability::new(DELETE, "Delete Invoice", "Delete an invoice permanently", SafetyClass::Destructive)
-            .with_tags(["billing", "delete"]),
+        Capability::new(
+            LIST,
+            "List Invoices",
+            "List all invoices, optionally filtered by status",
+            SafetyClass::Read,
+        )
+        .with_sensitivity(SensitivityTag::Pii)
+        .with_allowed_fields([
+            "id",
+            "customer_name",
+            "amount",
+            "currency",
+            "status",
+            "date",
+        ])
+        .with_tags(["billing", "invoices", "list"]),
+        Capability::new(
+            SUMMARY,
+            "Summarize Spend",
+            "Total spend per currency",
+            SafetyClass::Read,
+        )
+        .with_tags(["billing", "summary"]),
+        Capability::new(
+            UPDATE,
+            "Update Invoice",
+            "Update an invoice field",
+            SafetyClass::Write,
+        )
+        .with_tags(["billing", "update"]),
+        Capability::new(
+            DELETE,
+            "Delete Invoice",
+            "Delete an invoice permanently",
+            SafetyClass::Destructive,
+        )
+        .with_tags(["billing", "delete"]),
     ])
     .unwrap();
     r
@@ -74,9 +101,15 @@ pub fn billing_driver(data: Arc<Value>) -> InMemoryDriver {
                 }
             }
         })
-        .with_handler("summarize_spend", |_ctx| Ok::<_, String>(json!({"totals": {"USD": 10.0}, "invoice_count": 30})))
-        .with_handler("update_invoice", |ctx| Ok::<_, String>(json!({"updated": ctx.args.get("id").cloned()})))
-        .with_handler("delete_invoice", |_ctx| Ok::<_, String>(json!({"deleted": true})))
+        .with_handler("summarize_spend", |_ctx| {
+            Ok::<_, String>(json!({"totals": {"USD": 10.0}, "invoice_count": 30}))
+        })
+        .with_handler("update_invoice", |ctx| {
+            Ok::<_, String>(json!({"updated": ctx.args.get("id").cloned()}))
+        })
+        .with_handler("delete_invoice", |_ctx| {
+            Ok::<_, String>(json!({"deleted": true}))
+        })
 }
 
 pub fn router() -> StaticRouter {
@@ -93,10 +126,18 @@ pub struct Fixture {
     pub data: Arc<Value>,
 }
 
-pub fn fixture_with(policy: Option<DefaultPolicyEngine>, configure: impl FnOnce(KernelBuilder) -> KernelBuilder) -> Fixture {
+pub fn fixture_with(
+    policy: Option<DefaultPolicyEngine>,
+    configure: impl FnOnce(KernelBuilder) -> KernelBuilder,
+) -> Fixture {
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
     let data = Arc::new(invoices(30));
-    let policy = policy.unwrap_or_else(|| DefaultPolicyEngine::builder().clock(clock.clone()).build().unwrap());
+    let policy = policy.unwrap_or_else(|| {
+        DefaultPolicyEngine::builder()
+            .clock(clock.clone())
+            .build()
+            .unwrap()
+    });
     let builder = Kernel::builder(registry())
         .secret(SECRET)
         .router(router())
@@ -104,7 +145,11 @@ pub fn fixture_with(policy: Option<DefaultPolicyEngine>, configure: impl FnOnce(
         .clock(clock.clone())
         .driver(billing_driver(Arc::clone(&data)));
     let kernel = configure(builder).build().unwrap();
-    Fixture { kernel, clock, data }
+    Fixture {
+        kernel,
+        clock,
+        data,
+    }
 }
 
 pub fn fixture() -> Fixture {
@@ -112,15 +157,21 @@ pub fn fixture() -> Fixture {
 }
 
 pub fn reader() -> Principal {
-    Principal::new("analyst-001").with_roles(["reader"]).with_attribute("tenant", "acme")
+    Principal::new("analyst-001")
+        .with_roles(["reader"])
+        .with_attribute("tenant", "acme")
 }
 
 pub fn writer() -> Principal {
-    Principal::new("writer-001").with_roles(["reader", "writer"]).with_attribute("tenant", "acme")
+    Principal::new("writer-001")
+        .with_roles(["reader", "writer"])
+        .with_attribute("tenant", "acme")
 }
 
 pub fn admin() -> Principal {
-    Principal::new("admin-001").with_roles(["admin"]).with_attribute("tenant", "acme")
+    Principal::new("admin-001")
+        .with_roles(["admin"])
+        .with_attribute("tenant", "acme")
 }
 
 pub fn list_args() -> Args {

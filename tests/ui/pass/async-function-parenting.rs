@@ -1,6 +1,7 @@
 // Checks: an async fn's span travels with its future across `.await` points
 // (children started after an await are still its children), and sibling
 // futures polled concurrently keep their own parents.
+#![deny(warnings)]
 use agent_kernel_otel::kernel_span;
 use agent_kernel_tests::Capture;
 

@@ -2,6 +2,7 @@
 // attribute sees the `Box::pin(async move { .. })` that async-trait produces
 // and instruments that future), including a default method of the trait and
 // `Send` futures spawned on a multi-thread runtime.
+#![deny(warnings)]
 use agent_kernel_otel::kernel_span;
 use agent_kernel_tests::Capture;
 use async_trait::async_trait;

@@ -1,6 +1,7 @@
 // Checks: attribute values of many types: integers, floats, booleans, owned
 // and borrowed strings, `Option` (left out when `None`), and a user enum
 // implementing `ToAttrValue`; raw identifiers as keys and parameters.
+#![deny(warnings)]
 use agent_kernel_otel::{kernel_span, AttrValue, ToAttrValue};
 use agent_kernel_tests::Capture;
 

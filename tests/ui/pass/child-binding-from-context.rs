@@ -1,6 +1,7 @@
 // Checks: a root span bound with `telemetry = ...` hands its binding to child
 // spans through the Context (including on another thread that carries the
 // Context), and a second binding in the same process stays separate.
+#![deny(warnings)]
 use agent_kernel_otel::{kernel_span, Telemetry};
 use agent_kernel_tests::Capture;
 
@@ -11,6 +12,9 @@ fn child() -> u8 {
 
 #[kernel_span(name = "demo.root", telemetry = telemetry)]
 fn root(telemetry: &Telemetry) -> u8 {
+    // Without the feature the item is returned unchanged, so a parameter used
+    // only by the attribute must be used (or `_`-prefixed) to avoid a warning.
+    let _ = telemetry;
     #[cfg(feature = "otel")]
     let cx = agent_kernel_otel::opentelemetry::Context::current();
     let on_thread = std::thread::spawn(move || {

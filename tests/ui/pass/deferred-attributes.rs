@@ -1,6 +1,7 @@
 // Checks: `key = deferred` attributes recorded later with `record`, from the
 // body and from nested sync and async calls; a key the inner span did not
 // declare reaches the enclosing span; unknown keys are refused (`false`).
+#![deny(warnings)]
 use agent_kernel_otel::{kernel_span, record};
 use agent_kernel_tests::Capture;
 

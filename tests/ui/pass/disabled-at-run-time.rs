@@ -1,5 +1,6 @@
 // Checks: while telemetry is disabled at run time no span is recorded and no
 // attribute or binding expression is evaluated; enabling it again resumes.
+#![deny(warnings)]
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use agent_kernel_otel::{kernel_span, Telemetry};
@@ -19,6 +20,7 @@ fn binding(t: &Telemetry) -> &Telemetry {
 
 #[kernel_span(name = "demo.switch", telemetry = binding(t), attrs(value = costly(x)))]
 fn work(t: &Telemetry, x: u32) -> u32 {
+    let _ = t;
     x + 1
 }
 

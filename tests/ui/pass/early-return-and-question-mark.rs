@@ -1,6 +1,7 @@
 // Checks: early `return` and `?` end the span on every path; `Ok` leaves the
 // status unset; `Err` sets ERROR, `error.type` and an `exception` event, and
 // the error's Display text (which may hold secrets) is never recorded.
+#![deny(warnings)]
 use agent_kernel_otel::kernel_span;
 use agent_kernel_tests::Capture;
 

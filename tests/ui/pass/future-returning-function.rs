@@ -3,6 +3,7 @@
 // `Box::pin(async move { .. })`: the future is instrumented (attributes are
 // computed when the function is called), and dropping it before completion
 // ends the span as cancelled (ERROR).
+#![deny(warnings)]
 use std::future::Future;
 use std::pin::Pin;
 

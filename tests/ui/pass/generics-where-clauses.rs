@@ -1,5 +1,6 @@
 // Checks: generic functions with lifetimes, type parameters, `impl Trait`
 // arguments and where clauses; one call site, several instantiations.
+#![deny(warnings)]
 use std::fmt::Display;
 
 use agent_kernel_otel::kernel_span;

@@ -1,5 +1,6 @@
 // Checks: `impl Trait` in return position, bare and inside a `Result`, sync
 // and async.
+#![deny(warnings)]
 use agent_kernel_otel::kernel_span;
 use agent_kernel_tests::Capture;
 

@@ -1,6 +1,7 @@
 // Checks: inner attributes of the body stay at the top of the generated body,
 // other attributes and doc comments are kept, `unsafe fn` and `pub(crate)`
 // visibility survive, and items declared inside the body still work.
+#![deny(warnings)]
 #![deny(unused_variables)]
 
 use agent_kernel_otel::kernel_span;

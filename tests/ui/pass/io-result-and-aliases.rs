@@ -1,6 +1,7 @@
 // Checks: `Result` detected by type through `io::Result<T>` and a qualified
 // path; a type alias with another name needs `result`; `no_result` turns
 // detection off for a `Result` that should not set the status.
+#![deny(warnings)]
 use agent_kernel_otel::kernel_span;
 use agent_kernel_tests::Capture;
 

@@ -1,6 +1,7 @@
 // Checks: `&self`, `&mut self` and `self` methods, the root binding taken from
 // `telemetry = <expr>` (a `Telemetry` or `&Telemetry`), and a `&mut self`
 // method returning a reborrow through `Result`.
+#![deny(warnings)]
 use agent_kernel_otel::{kernel_span, Telemetry};
 use agent_kernel_tests::Capture;
 

@@ -2,6 +2,7 @@
 // invocations counter and duration histogram (explicit buckets 0.01 ms to
 // 10 s) labelled capability_id, safety_class, status, and the denials counter
 // recorded only on denial with a deferred reason_category; exact counts.
+#![deny(warnings)]
 use std::borrow::Cow;
 
 use agent_kernel_otel::{kernel_span, record, SpanError, Telemetry};
@@ -49,7 +50,7 @@ impl Kernel {
         ),
     )]
     fn invoke(&self, capability_id: &str, outcome: u8) -> Result<(), KernelError> {
-        record("safety_class", "read");
+        record("safety_class", if capability_id.contains("list") { "read" } else { "write" });
         match outcome {
             0 => Ok(()),
             1 => {

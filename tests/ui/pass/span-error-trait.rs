@@ -2,6 +2,7 @@
 // redacted status description and the exception event; one that does not
 // falls back to its type name; a panic ends the span as ERROR and keeps
 // unwinding.
+#![deny(warnings)]
 use std::borrow::Cow;
 
 use agent_kernel_otel::{kernel_span, SpanError};

@@ -1,6 +1,7 @@
 // Checks: a plain sync function gets one span with its name, kind, scope, the
 // shorthand / expression / literal attributes (namespaced or verbatim), and
 // nothing else: parameters not named in `attrs` are never recorded.
+#![deny(warnings)]
 use agent_kernel_otel::kernel_span;
 use agent_kernel_tests::Capture;
 

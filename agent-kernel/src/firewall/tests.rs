@@ -1,0 +1,1322 @@
+//! Tests for the context firewall: every rule, pattern, mode and budget,
+//! the reference's firewall and redaction cases, and property tests.
+
+use std::borrow::Cow;
+
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+use super::patterns::{PATTERNS, candidates};
+use super::*;
+use crate::types::ResponseMode;
+
+// ── helpers ─────────────────────────────────────────────────────────────────
+
+fn fields(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn run(data: &Value, mode: ResponseMode) -> FirewallOutput {
+    run_with(data, mode, None, None, false, &Budgets::default())
+}
+
+fn run_with(
+    data: &Value,
+    mode: ResponseMode,
+    allowed: Option<&[String]>,
+    max_rows: Option<usize>,
+    is_admin: bool,
+    budgets: &Budgets,
+) -> FirewallOutput {
+    Firewall::new(*budgets).apply(&FirewallRequest {
+        data,
+        requested_mode: mode,
+        allowed_fields: allowed,
+        max_rows,
+        is_admin,
+        budgets,
+    })
+}
+
+fn kinds(text: &str) -> PatternSet {
+    Redactor::new().redact_str_with_kinds(text).1
+}
+
+fn scrub(text: &str) -> String {
+    Redactor::new().redact_str(text).into_owned()
+}
+
+fn billing() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/bench/billing_invoices.json"
+    );
+    let text = std::fs::read_to_string(path)
+        .or_else(|_| std::fs::read_to_string("/work/shared/bench/billing_invoices.json"));
+    match text {
+        Ok(text) => serde_json::from_str(&text).unwrap(),
+        // A small stand-in with the same shape when the shared data is not around.
+        Err(_) => Value::Array(
+            (1..=200)
+                .map(|i| {
+                    let names = ["Bob Smith", "Alice Lee", "Dave Brown"];
+                    let currencies = ["USD", "EUR", "GBP"];
+                    let statuses = ["paid", "unpaid", "overdue"];
+                    json!({
+                        "id": format!("INV-{i:04}"),
+                        "customer_name": names[i % 3],
+                        "email": format!("user{i}@example.com"),
+                        "phone": format!("+1-555-{:04}", 1000 + i),
+                        "amount": f64::from(u32::try_from(i).unwrap()) * 10.5,
+                        "currency": currencies[i % 3],
+                        "status": statuses[i % 3],
+                        "date": format!("2023-11-{:02}", 1 + i % 28),
+                        "line_items": [{"description": "Item 1", "qty": 1, "unit_price": 2.5}],
+                    })
+                })
+                .collect(),
+        ),
+    }
+}
+
+const ALLOWED: [&str; 6] = [
+    "id",
+    "customer_name",
+    "amount",
+    "currency",
+    "status",
+    "date",
+];
+
+// ── compiled patterns ───────────────────────────────────────────────────────
+
+#[test]
+fn every_pattern_compiles() {
+    assert!(PATTERNS.all_compiled());
+}
+
+#[test]
+fn firewall_is_send_sync_and_cheap_to_share() {
+    fn assert_traits<T: Send + Sync + Clone + 'static>() {}
+    assert_traits::<Firewall>();
+    assert_traits::<Redactor>();
+    assert!(std::mem::size_of::<Redactor>() <= 16);
+}
+
+// ── e-mail ──────────────────────────────────────────────────────────────────
+
+#[test]
+fn email_true_positives() {
+    for text in [
+        "user@example.com",
+        "first.last@company.co.uk",
+        "name+tag@domain.org",
+        "user_name@sub.domain.com",
+        "user-name@example.io",
+    ] {
+        assert!(kinds(text).contains(PatternKind::Email), "{text}");
+        assert_eq!(scrub(text), REDACTED, "{text}");
+    }
+}
+
+#[test]
+fn email_true_negatives() {
+    for text in ["plaintext", "user@", "@domain.com", "user@@domain.com"] {
+        assert!(!kinds(text).contains(PatternKind::Email), "{text}");
+    }
+}
+
+// ── phone ───────────────────────────────────────────────────────────────────
+
+#[test]
+fn phone_true_positives() {
+    for text in [
+        "+1-555-123-4567",
+        "(555) 123-4567",
+        "555-123-4567",
+        "555.123.4567",
+        "+44 20 7946 0958",
+        "(020) 7946-0958",
+        "123 456 7890",
+        "+1 800 555 0199",
+    ] {
+        assert!(kinds(text).contains(PatternKind::Phone), "{text}");
+        assert!(
+            !scrub(text).contains("4567") || text.contains("4567 "),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn phone_true_negatives() {
+    for text in [
+        "2026-03-04",
+        "100.00 - 200.00",
+        "v1.2.3.456",
+        "192.168.1.100",
+        "order-12345",
+        "1234567",
+        "(100)",
+        "3.14159",
+        "2026/03/04",
+        "ID: 9876543",
+    ] {
+        assert_eq!(scrub(text), text, "{text}");
+        assert!(kinds(text).is_empty(), "{text}");
+    }
+}
+
+#[test]
+fn phone_look_behind_and_look_ahead() {
+    // Preceded by '.', '/' or a digit: not a phone number (as in the reference).
+    assert_eq!(scrub("v.555-123-4567"), "v.555-123-4567");
+    assert_eq!(scrub("a/555-123-4567"), "a/555-123-4567");
+    // Followed by '.': no match either.
+    assert_eq!(scrub("555-123-4567.txt"), "555-123-4567.txt");
+    // The character after the number stays.
+    assert_eq!(
+        scrub("call 555-123-4567, thanks"),
+        "call [REDACTED], thanks"
+    );
+    assert_eq!(
+        scrub("(555) 123-4567 and 555.987.6543!"),
+        "[REDACTED] and [REDACTED]!"
+    );
+    assert_eq!(
+        scrub("Call me at (555) 123-4567 please"),
+        "Call me at [REDACTED] please"
+    );
+}
+
+// ── card ────────────────────────────────────────────────────────────────────
+
+#[test]
+fn card_true_positives() {
+    for text in [
+        "4111111111111111",
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "5500000000000004",
+        "6011000990139424123", // 19 digits (the reference stopped at 16)
+    ] {
+        let out = scrub(text);
+        assert!(!out.contains(text), "{text} -> {out}");
+        assert!(out.contains(REDACTED), "{text}");
+    }
+    assert!(kinds("pan 5500000000000004 ok").contains(PatternKind::CardNumber));
+}
+
+#[test]
+fn card_true_negatives() {
+    for text in ["12345", "abcdefghijklmnop", "123-45-6789"] {
+        assert!(!kinds(text).contains(PatternKind::CardNumber), "{text}");
+    }
+}
+
+// ── SSN ─────────────────────────────────────────────────────────────────────
+
+#[test]
+fn ssn_patterns() {
+    for text in ["123-45-6789", "123 45 6789"] {
+        assert!(kinds(text).contains(PatternKind::Ssn), "{text}");
+    }
+    for text in ["123456789", "12-345-6789", "1234-56-789", "abc-de-fghi"] {
+        assert!(!kinds(text).contains(PatternKind::Ssn), "{text}");
+    }
+    assert_eq!(scrub("SSN: 123-45-6789"), "SSN: [REDACTED]");
+}
+
+// ── bearer, JWT ─────────────────────────────────────────────────────────────
+
+#[test]
+fn bearer_patterns() {
+    for text in [
+        "Bearer abc123XYZ",
+        "bearer eyJhbGciOiJIUzI1NiJ9",
+        "Authorization: Bearer my-token+value/here==",
+    ] {
+        assert!(kinds(text).contains(PatternKind::BearerToken), "{text}");
+    }
+    for text in ["Basic dXNlcjpwYXNz", "no token here"] {
+        assert!(!kinds(text).contains(PatternKind::BearerToken), "{text}");
+    }
+    let out = scrub("Authorization: Bearer supersecrettoken123");
+    assert_eq!(out, "Authorization: [REDACTED]");
+}
+
+#[test]
+fn jwt_patterns() {
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyMSJ9.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV";
+    assert!(kinds(jwt).contains(PatternKind::Jwt));
+    assert_eq!(scrub(jwt), REDACTED);
+    for text in [
+        "eyJhbGciOiJIUzI1NiJ9",
+        "notajwt.notajwt.notajwt",
+        "aaa.bbb.ccc",
+    ] {
+        assert!(!kinds(text).contains(PatternKind::Jwt), "{text}");
+    }
+}
+
+// ── API keys and credential assignments ─────────────────────────────────────
+
+#[test]
+fn api_key_patterns() {
+    for text in [
+        "api_key=ABCDEFGH12345678",
+        "apikey: sk-proj-abc123defgh456",
+        "API_KEY = MySecretKeyValue1",
+        "access_key ABCD1234EFGH5678",
+        "api-token=someRandomToken99",
+    ] {
+        assert!(kinds(text).contains(PatternKind::ApiKey), "{text}");
+    }
+    for text in ["api_key=short", "no key here"] {
+        assert!(!kinds(text).contains(PatternKind::ApiKey), "{text}");
+    }
+    assert_eq!(
+        scrub("Set api_key=ABCDEFGH12345678 in config"),
+        "Set api_key=[REDACTED] in config"
+    );
+}
+
+#[test]
+fn credential_assignments_beyond_the_reference() {
+    assert_eq!(scrub("token: abc123def"), "token: [REDACTED]");
+    assert_eq!(scrub("password=hunter2"), "password=[REDACTED]");
+    assert_eq!(
+        scrub("client_secret=s3cr3tvalue"),
+        "client_secret=[REDACTED]"
+    );
+    assert_eq!(scrub("access_token=xyz.abc"), "access_token=[REDACTED]");
+    assert_eq!(
+        scrub(r#"{"token": "abcdef123", "user": "bob"}"#),
+        r#"{"token": "[REDACTED]", "user": "bob"}"#
+    );
+    // Prose without an assignment is left alone.
+    assert_eq!(scrub("the token expired"), "the token expired");
+}
+
+// ── connection strings ──────────────────────────────────────────────────────
+
+#[test]
+fn connection_string_patterns() {
+    for text in [
+        "postgresql://admin:s3cret@db.example.com/mydb",
+        "mysql://user:password@localhost:3306/schema",
+        "redis://default:hunter2@cache.example.com:6379",
+        "amqp://guest:guest@rabbitmq.internal/vhost",
+    ] {
+        let out = scrub(text);
+        assert!(!kinds(text).is_empty(), "{text}");
+        let password = text
+            .split(':')
+            .nth(2)
+            .and_then(|p| p.split('@').next())
+            .unwrap();
+        assert!(!out.contains(&format!(":{password}@")), "{text} -> {out}");
+    }
+    for text in ["https://example.com/path", "ftp://files.example.com/pub"] {
+        assert_eq!(scrub(text), text);
+    }
+    let out = scrub("DB_URL=redis://u:p@ss@host:6379");
+    assert!(!out.contains("p@ss"), "{out}");
+    assert_eq!(
+        scrub("Visit https://example.com/page for more info."),
+        "Visit https://example.com/page for more info."
+    );
+}
+
+#[test]
+fn redact_str_removes_all_eight_kinds_from_one_message() {
+    let message = "failed for bob@example.com (555) 123-4567 card 4111 1111 1111 1111 \
+        ssn 123-45-6789 auth Bearer abcdefghij123 jwt \
+        eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyMSJ9.SflKxwRJSMeKKF2QT4fw \
+        api_key=ABCDEFGH12345678 url postgres://admin:topsecret9@db.internal/x";
+    let (out, found) = Redactor::new().redact_str_with_kinds(message);
+    for secret in [
+        "bob@example.com",
+        "123-4567",
+        "4111 1111 1111 1111",
+        "123-45-6789",
+        "abcdefghij123",
+        "SflKxwRJSMeKKF2QT4fw",
+        "ABCDEFGH12345678",
+        "topsecret9",
+    ] {
+        assert!(!out.contains(secret), "{secret} survived in {out}");
+    }
+    assert!(found.contains(PatternKind::Email));
+    assert!(found.contains(PatternKind::BearerToken));
+    assert!(found.contains(PatternKind::ApiKey));
+}
+
+#[test]
+fn redact_str_borrows_when_clean() {
+    let r = Redactor::new();
+    assert!(matches!(r.redact_str("Date: 2026-03-04"), Cow::Borrowed(_)));
+    assert!(matches!(
+        r.redact_str("Price: 100.00 - 200.00"),
+        Cow::Borrowed(_)
+    ));
+    assert!(matches!(
+        r.redact_str("Server: 192.168.1.100"),
+        Cow::Borrowed(_)
+    ));
+    assert!(matches!(r.redact_str(""), Cow::Borrowed(_)));
+}
+
+#[test]
+fn pattern_set_display_and_iteration() {
+    let set: PatternSet = [PatternKind::Phone, PatternKind::Email]
+        .into_iter()
+        .collect();
+    assert_eq!(set.to_string(), "email, phone");
+    assert_eq!(set.iter().count(), 2);
+    assert!(PatternSet::EMPTY.is_empty());
+    assert_eq!(PatternSet::ALL.iter().count(), 8);
+    assert_eq!(PatternKind::CardNumber.to_string(), "card_number");
+}
+
+// ── field rules ─────────────────────────────────────────────────────────────
+
+#[test]
+fn sensitive_field_names_are_redacted_case_insensitively() {
+    let data = json!({
+        "email": "user@example.com", "Phone": "1", "CARD_NUMBER": "x", "ssn": "x",
+        "social_security_number": "x", "cvv": 123, "credit_card": {"n": 1},
+        "Password": "p", "secret": ["a"], "name": "Alice"
+    });
+    let (out, warnings, count) = Redactor::new().redact_value(&data, None);
+    let out = out.as_object().unwrap();
+    for key in [
+        "email",
+        "Phone",
+        "CARD_NUMBER",
+        "ssn",
+        "social_security_number",
+        "cvv",
+        "credit_card",
+        "Password",
+        "secret",
+    ] {
+        assert_eq!(out[key], json!(REDACTED), "{key}");
+        assert!(
+            warnings.iter().any(|w| w.contains(&format!("'{key}'"))),
+            "{key}"
+        );
+    }
+    assert_eq!(out["name"], json!("Alice"));
+    assert_eq!(count, 9);
+    assert!(is_sensitive_field_name("EMAIL"));
+    assert!(!is_sensitive_field_name("emails"));
+}
+
+#[test]
+fn allowed_fields_filter_top_level_and_rows_only() {
+    let allowed = fields(&["id", "meta", "rows"]);
+    let data = json!({"id": 1, "email": "a@b.co", "meta": {"email": "x", "inner": 2}, "other": 3});
+    let (out, warnings, _) = Redactor::new().redact_value(&data, Some(&allowed));
+    // The nested object is not filtered, but its sensitive name is still redacted.
+    assert_eq!(
+        out,
+        json!({"id": 1, "meta": {"email": REDACTED, "inner": 2}})
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w == "Field 'email' omitted (not in allowed_fields).")
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w == "Field 'other' omitted (not in allowed_fields).")
+    );
+
+    // Rows of a top-level array (even nested arrays) are filtered too.
+    let rows = json!([[{"id": 1, "x": 2}], {"id": 2, "y": 3}]);
+    let (out, _, count) = Redactor::new().redact_value(&rows, Some(&allowed));
+    assert_eq!(out, json!([[{"id": 1}], {"id": 2}]));
+    assert_eq!(count, 2);
+}
+
+#[test]
+fn empty_allowed_fields_filter_nothing() {
+    let data = json!({"a": 1, "b": 2});
+    let (out, warnings, count) = Redactor::new().redact_value(&data, Some(&[]));
+    assert_eq!(out, data);
+    assert!(warnings.is_empty());
+    assert_eq!(count, 0);
+}
+
+#[test]
+fn allowed_sensitive_field_is_still_redacted() {
+    let allowed = fields(&["id", "email"]);
+    let (out, _, _) =
+        Redactor::new().redact_value(&json!([{"id": 1, "email": "a@b.co"}]), Some(&allowed));
+    assert_eq!(out, json!([{"id": 1, "email": REDACTED}]));
+}
+
+#[test]
+fn warnings_are_aggregated_and_never_quote_values() {
+    let data: Value = (0..50)
+        .map(|i| json!({"id": i, "email": format!("u{i}@example.com"), "note": format!("call 555-123-{:04}", 1000 + i)}))
+        .collect();
+    let (out, warnings, count) = Redactor::new().redact_value(&data, None);
+    assert_eq!(
+        warnings,
+        vec![
+            "Field 'email' redacted (sensitive field name), 50 times.".to_owned(),
+            "50 string values contained sensitive patterns (phone) and were redacted.".to_owned(),
+        ]
+    );
+    assert_eq!(count, 100);
+    let text = out.to_string();
+    assert!(!text.contains("example.com") && !text.contains("555-123"));
+    assert!(
+        warnings
+            .iter()
+            .all(|w| !w.contains("555") && !w.contains("example"))
+    );
+}
+
+#[test]
+fn field_names_in_warnings_are_scrubbed_and_bounded() {
+    let long = "k".repeat(500);
+    let data = json!({"bob@example.com": 1, long.clone(): 2, "id": 3});
+    let allowed = fields(&["id"]);
+    let (_, warnings, _) = Redactor::new().redact_value(&data, Some(&allowed));
+    assert!(warnings.iter().all(|w| !w.contains("bob@example.com")));
+    assert!(warnings.iter().all(|w| w.chars().count() < 120));
+    // Many distinct omitted names are lumped together.
+    let wide: Map<String, Value> = (0..100).map(|i| (format!("f{i}"), json!(i))).collect();
+    let (_, warnings, count) = Redactor::new().redact_value(&Value::Object(wide), Some(&allowed));
+    assert_eq!(count, 100);
+    assert!(warnings.len() <= 17);
+    assert!(warnings.last().unwrap().starts_with("Other fields omitted"));
+}
+
+#[test]
+fn keys_are_scrubbed_without_a_filter() {
+    let data = json!({"alice@example.com": 1, "bob@example.com": 2, "id": 3});
+    let (out, warnings, _) = Redactor::new().redact_value(&data, None);
+    let text = out.to_string();
+    assert!(!text.contains("example.com"), "{text}");
+    // Colliding scrubbed keys keep both values.
+    assert_eq!(out.as_object().unwrap().len(), 3);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("field names contained sensitive patterns"))
+    );
+}
+
+// ── depth ───────────────────────────────────────────────────────────────────
+
+#[test]
+fn containers_beyond_max_depth_are_withheld() {
+    let deep = json!({"a": {"b": {"c": {"d": {"e": "user@example.com"}}}}});
+    let (out, warnings, _) = Redactor::new().with_max_depth(2).redact_value(&deep, None);
+    assert_eq!(out, json!({"a": {"b": DEPTH_MARKER}}));
+    assert!(warnings.iter().any(|w| w.contains("max_depth=2")));
+    // Strings at any depth are scrubbed, never passed through.
+    let (out, _, _) = Redactor::new()
+        .with_max_depth(1)
+        .redact_value(&json!({"s": "bob@example.com", "n": [1]}), None);
+    assert_eq!(out, json!({"s": REDACTED, "n": DEPTH_MARKER}));
+    // max_depth 0 withholds the top-level container itself.
+    let (out, _, _) = Redactor::new()
+        .with_max_depth(0)
+        .redact_value(&json!([1]), None);
+    assert_eq!(out, json!(DEPTH_MARKER));
+}
+
+#[test]
+fn default_depth_keeps_rows_and_withholds_line_item_contents() {
+    let data = json!([{"id": 1, "line_items": [{"description": "Item 1"}]}]);
+    let (out, _, _) = Redactor::new().redact_value(&data, None);
+    assert_eq!(out, json!([{"id": 1, "line_items": [DEPTH_MARKER]}]));
+}
+
+#[test]
+fn depth_is_capped_and_deep_nesting_does_not_overflow() {
+    assert_eq!(
+        Redactor::new().with_max_depth(usize::MAX).max_depth(),
+        MAX_DEPTH_CEILING
+    );
+    let mut deep = json!("bob@example.com");
+    for _ in 0..2_000 {
+        deep = Value::Array(vec![deep]);
+    }
+    let redactor = Redactor::new().with_max_depth(usize::MAX);
+    let (out, warnings, _) = redactor.redact_value(&deep, None);
+    assert!(!out.to_string().contains("bob@"));
+    assert!(warnings.iter().any(|w| w.contains("max_depth=64")));
+    let budgets = Budgets {
+        max_depth: usize::MAX,
+        ..Budgets::default()
+    };
+    for mode in [
+        ResponseMode::Summary,
+        ResponseMode::Table,
+        ResponseMode::HandleOnly,
+    ] {
+        let _ = run_with(&deep, mode, None, None, true, &budgets);
+    }
+    // Tear the value down iteratively so the test's own drop cannot overflow.
+    while let Value::Array(mut items) = deep {
+        deep = items.pop().unwrap_or(Value::Null);
+    }
+}
+
+#[test]
+fn view_and_owned_forms_agree() {
+    let data = billing();
+    let allowed = fields(&ALLOWED);
+    let r = Redactor::new();
+    let view = r.redact(&data, Some(&allowed));
+    let (owned, warnings, count) = r.redact_value(&data, Some(&allowed));
+    assert_eq!(view.value.to_value(), owned);
+    assert_eq!(serde_json::to_value(&view.value).unwrap(), owned);
+    assert_eq!(view.warnings, warnings);
+    assert_eq!(view.counts.total(), count);
+    let (audit_warnings, audit_counts) = r.audit(&data, Some(&allowed));
+    assert_eq!(audit_warnings, warnings);
+    assert_eq!(audit_counts, view.counts);
+}
+
+// ── modes ───────────────────────────────────────────────────────────────────
+
+#[test]
+fn summary_list_of_dicts() {
+    let rows: Value = (0..100)
+        .map(|i| json!({"id": i, "amount": f64::from(i) * 10.0}))
+        .collect();
+    let out = run(&rows, ResponseMode::Summary);
+    assert_eq!(out.effective_mode, ResponseMode::Summary);
+    assert_eq!(
+        out.facts,
+        vec![
+            "Total rows: 100",
+            "Top keys: amount, id",
+            "amount: min=0.00, max=990.00, avg=495.00",
+            "id: min=0.00, max=99.00, avg=49.50",
+        ]
+    );
+    assert!(out.table_preview.is_empty() && out.raw_data.is_none());
+    assert_eq!(out.stats.rows_in, 100);
+    assert_eq!(out.stats.rows_out, 0);
+    assert_eq!(
+        out.stats.chars,
+        out.facts.iter().map(|f| f.chars().count()).sum::<usize>()
+    );
+}
+
+#[test]
+fn summary_distributions_and_non_numeric_columns() {
+    let rows = json!([
+        {"status": "open", "items": [1, 2], "flag": true},
+        {"status": "closed", "items": [3], "flag": false},
+        {"status": "open", "items": [], "flag": true},
+        {"status": "pending", "items": [5], "flag": true},
+        {"status": "closed", "items": [], "flag": false}
+    ]);
+    let facts = run(&rows, ResponseMode::Summary).facts;
+    assert!(facts.contains(&"status distribution: closed=2, open=2, pending=1".to_owned()));
+    assert!(facts.contains(&"flag distribution: false=2, true=3".to_owned()));
+    assert!(facts.iter().all(|f| !f.starts_with("items")));
+}
+
+#[test]
+fn summary_respects_max_facts() {
+    let rows: Value = (0..5)
+        .map(|i| json!({"n1": i, "n2": i * 2, "n3": i * 3}))
+        .collect();
+    let view = Redactor::new().redact(&rows, None);
+    assert!(summarize(&view.value, 3).len() <= 3);
+    let rows = json!([{"status": "a", "kind": "x"}, {"status": "b", "kind": "y"}]);
+    let view = Redactor::new().redact(&rows, None);
+    assert!(summarize(&view.value, 3).len() <= 3);
+    let data = json!({"a": 1, "b": 2, "c": 3});
+    let view = Redactor::new().redact(&data, None);
+    assert!(summarize(&view.value, 2).len() <= 2);
+}
+
+#[test]
+fn summary_dict() {
+    let data = json!({"totals": {"USD": 1000.0}, "invoice_count": 200, "note": "ok",
+        "items": [1, 2, 3], "none": null});
+    let facts = run(&data, ResponseMode::Summary).facts;
+    assert_eq!(facts[0], "Keys: invoice_count, items, none, note, totals");
+    assert!(facts.contains(&"invoice_count: 200".to_owned()));
+    assert!(facts.contains(&"items: list of 3 items".to_owned()));
+    assert!(facts.contains(&"totals: dict with keys [USD]".to_owned()));
+    assert!(facts.contains(&"none: null".to_owned()));
+}
+
+#[test]
+fn summary_plain_list_and_scalars() {
+    let facts = run(&json!([1, 2, 3, "hello"]), ResponseMode::Summary).facts;
+    assert_eq!(facts[0], "List of 4 items");
+    assert_eq!(facts[1], "1");
+    assert_eq!(facts[4], "\"hello\"");
+    assert_eq!(run(&json!(42), ResponseMode::Summary).facts, vec!["42"]);
+    assert_eq!(run(&Value::Null, ResponseMode::Summary).facts, vec!["null"]);
+    assert_eq!(
+        run(&json!("hello world"), ResponseMode::Summary).facts,
+        vec!["hello world"]
+    );
+    assert_eq!(
+        run(&json!([]), ResponseMode::Summary).facts,
+        vec!["List of 0 items"]
+    );
+}
+
+#[test]
+fn summary_string_truncation_is_char_safe() {
+    let facts = run(&json!("a".repeat(600)), ResponseMode::Summary).facts;
+    assert_eq!(facts.len(), 1);
+    assert!(facts[0].starts_with(&"a".repeat(500)));
+    assert!(facts[0].contains("600 chars total"));
+    for ch in ["é", "日", "🦀"] {
+        let facts = run(&json!(ch.repeat(700)), ResponseMode::Summary).facts;
+        assert!(facts[0].starts_with(&ch.repeat(500)));
+        assert!(!facts[0].starts_with(&ch.repeat(501)));
+        assert!(facts[0].ends_with("(700 chars total)"));
+    }
+    // Dict values (80 chars) and list items (100 chars) cut on char boundaries too.
+    let facts = run(&json!({"k": "🦀".repeat(200)}), ResponseMode::Summary).facts;
+    assert_eq!(facts[1], format!("k: {}", "🦀".repeat(80)));
+    let facts = run(&json!(["é".repeat(300)]), ResponseMode::Summary).facts;
+    assert_eq!(facts[1].chars().count(), 100);
+}
+
+#[test]
+fn summary_char_budget() {
+    let rows: Value = (0..10)
+        .map(|_| json!({"description": "x".repeat(3000)}))
+        .collect();
+    let budgets = Budgets {
+        max_chars: 100,
+        ..Budgets::default()
+    };
+    let out = run_with(&rows, ResponseMode::Summary, None, None, false, &budgets);
+    let total: usize = out.facts.iter().map(|f| f.chars().count()).sum();
+    assert!(total <= 100);
+    assert_eq!(out.stats.chars, total);
+
+    let data = json!({"key1": "v".repeat(40), "key2": "v".repeat(40)});
+    let budgets = Budgets {
+        max_chars: 20,
+        ..Budgets::default()
+    };
+    let out = run_with(&data, ResponseMode::Summary, None, None, false, &budgets);
+    assert_eq!(out.facts, vec!["Keys: key1, key2"]);
+
+    let budgets = Budgets {
+        max_chars: 10_000,
+        ..Budgets::default()
+    };
+    let out = run_with(
+        &json!({"a": 1, "b": 2}),
+        ResponseMode::Summary,
+        None,
+        None,
+        false,
+        &budgets,
+    );
+    assert_eq!(out.facts.len(), 3);
+}
+
+#[test]
+fn summary_is_deterministic() {
+    let data = billing();
+    let allowed = fields(&ALLOWED);
+    let a = run_with(
+        &data,
+        ResponseMode::Summary,
+        Some(&allowed),
+        None,
+        false,
+        &Budgets::default(),
+    );
+    let b = run_with(
+        &data,
+        ResponseMode::Summary,
+        Some(&allowed),
+        None,
+        false,
+        &Budgets::default(),
+    );
+    assert_eq!(a, b);
+}
+
+#[test]
+fn summary_of_billing_data() {
+    let data = billing();
+    let allowed = fields(&ALLOWED);
+    let out = run_with(
+        &data,
+        ResponseMode::Summary,
+        Some(&allowed),
+        None,
+        false,
+        &Budgets::default(),
+    );
+    assert_eq!(out.facts[0], "Total rows: 200");
+    assert_eq!(
+        out.facts[1],
+        "Top keys: amount, currency, customer_name, date, id, status"
+    );
+    assert!(out.facts[2].starts_with("amount: min="));
+    assert!(
+        out.facts
+            .iter()
+            .any(|f| f.starts_with("currency distribution: "))
+    );
+    assert!(
+        out.facts
+            .iter()
+            .any(|f| f.starts_with("status distribution: "))
+    );
+    assert!(out.facts.iter().all(|f| !f.contains('@')));
+    assert!(
+        out.warnings
+            .iter()
+            .any(|w| w.starts_with("Field 'email' omitted"))
+    );
+    assert_eq!(out.stats.redactions, 600);
+    // The summary path (streamed rows) agrees with summarising the full view.
+    let view = Redactor::new().redact(&data, Some(&allowed));
+    assert_eq!(summarize(&view.value, MAX_FACTS), out.facts);
+    assert_eq!(view.warnings, out.warnings);
+}
+
+#[test]
+fn table_row_and_field_caps() {
+    let rows: Value = (0..200).map(|i| json!({"id": i})).collect();
+    let budgets = Budgets {
+        max_rows: 10,
+        ..Budgets::default()
+    };
+    let out = run_with(&rows, ResponseMode::Table, None, None, false, &budgets);
+    assert_eq!(out.table_preview.len(), 10);
+    assert_eq!(out.stats.rows_in, 200);
+    assert_eq!(out.stats.rows_out, 10);
+    assert!(out.warnings.iter().any(|w| w.contains("10 of 200 rows")));
+
+    let wide: Map<String, Value> = (0..50).map(|j| (format!("f{j:02}"), json!(j))).collect();
+    let budgets = Budgets {
+        max_fields: 5,
+        ..Budgets::default()
+    };
+    let out = run_with(
+        &json!([wide]),
+        ResponseMode::Table,
+        None,
+        None,
+        false,
+        &budgets,
+    );
+    assert_eq!(out.table_preview[0].len(), 5);
+    assert!(out.warnings.iter().any(|w| w.contains("max_fields=5")));
+}
+
+#[test]
+fn table_request_max_rows_wins() {
+    let rows: Value = (0..100).map(|i| json!({"id": i})).collect();
+    let out = run_with(
+        &rows,
+        ResponseMode::Table,
+        None,
+        Some(3),
+        false,
+        &Budgets::default(),
+    );
+    assert_eq!(out.table_preview.len(), 3);
+    let budgets = Budgets {
+        max_rows: 2,
+        ..Budgets::default()
+    };
+    let out = run_with(&rows, ResponseMode::Table, None, Some(7), false, &budgets);
+    assert_eq!(out.table_preview.len(), 7);
+    let out = run_with(&rows, ResponseMode::Table, None, Some(0), false, &budgets);
+    assert!(out.table_preview.is_empty());
+}
+
+#[test]
+fn table_shapes() {
+    let out = run(&json!({"a": 1, "b": 2}), ResponseMode::Table);
+    assert_eq!(out.table_preview.len(), 1);
+    assert_eq!(out.table_preview[0]["a"], json!(1));
+    let out = run(&json!([1, 2, 3]), ResponseMode::Table);
+    assert_eq!(
+        out.table_preview[0],
+        json!({"value": 1}).as_object().unwrap().clone()
+    );
+    let out = run(&json!(42), ResponseMode::Table);
+    assert_eq!(
+        Value::Array(out.table_preview.into_iter().map(Value::Object).collect()),
+        json!([{"value": 42}])
+    );
+    let out = run(&json!("mail bob@example.com"), ResponseMode::Table);
+    assert_eq!(out.table_preview[0]["value"], json!("mail [REDACTED]"));
+}
+
+#[test]
+fn table_pii_filtering_and_warnings() {
+    let rows = json!([{"id": 1, "email": "user@example.com", "amount": 100.0}]);
+    let allowed = fields(&["id", "amount"]);
+    let out = run_with(
+        &rows,
+        ResponseMode::Table,
+        Some(&allowed),
+        None,
+        false,
+        &Budgets::default(),
+    );
+    let row = &out.table_preview[0];
+    assert!(!row.contains_key("email"));
+    assert!(row.contains_key("id"));
+    assert!(out.warnings.iter().any(|w| w.contains("email")));
+    assert_eq!(out.stats.redactions, 1);
+}
+
+#[test]
+fn table_stats_count_json_chars() {
+    let data = json!([
+        {"id": 1, "name": "Zoë \"Z\" \\ 日本", "ctl": "a\u{1}\n", "f": 1.5e300, "neg": -3, "t": true, "n": null},
+        {"nested": {"x": [1.25, "y"]}},
+        "plain"
+    ]);
+    let out = run(&data, ResponseMode::Table);
+    let json = serde_json::to_string(&out.table_preview).unwrap();
+    assert_eq!(out.stats.chars, json.chars().count());
+    let out = run_with(
+        &data,
+        ResponseMode::Raw,
+        None,
+        None,
+        true,
+        &Budgets::default(),
+    );
+    let json = serde_json::to_string(out.raw_data.as_ref().unwrap()).unwrap();
+    assert_eq!(out.stats.chars, json.chars().count());
+}
+
+#[test]
+fn handle_only_mode() {
+    let data = json!([{"id": 1, "email": "a@b.co"}, 2, 3]);
+    let out = run(&data, ResponseMode::HandleOnly);
+    assert_eq!(out.effective_mode, ResponseMode::HandleOnly);
+    assert!(out.facts.is_empty() && out.table_preview.is_empty() && out.raw_data.is_none());
+    assert!(out.warnings.iter().any(|w| w.contains("'email'")));
+    assert_eq!(out.stats.redactions, 1);
+    assert_eq!(out.stats.rows_out, 0);
+}
+
+#[test]
+fn raw_mode_admin_only() {
+    let data = json!({"secret": "data", "note": "mail bob@example.com"});
+    let out = run_with(
+        &data,
+        ResponseMode::Raw,
+        None,
+        None,
+        true,
+        &Budgets::default(),
+    );
+    assert_eq!(out.effective_mode, ResponseMode::Raw);
+    assert_eq!(
+        out.raw_data,
+        Some(json!({"secret": REDACTED, "note": "mail [REDACTED]"}))
+    );
+    assert_eq!(out.stats.rows_out, 1);
+
+    let out = run_with(
+        &data,
+        ResponseMode::Raw,
+        None,
+        None,
+        false,
+        &Budgets::default(),
+    );
+    assert_eq!(out.effective_mode, ResponseMode::Summary);
+    assert!(out.raw_data.is_none());
+    assert!(!out.facts.is_empty());
+    assert_eq!(
+        out.warnings.last().map(String::as_str),
+        Some("raw mode requires admin role; falling back to summary.")
+    );
+}
+
+#[test]
+fn raw_mode_oversized_payload_warns_but_returns() {
+    let data = json!({"payload": "x".repeat(10_000)});
+    let budgets = Budgets {
+        max_chars: 100,
+        ..Budgets::default()
+    };
+    let out = run_with(&data, ResponseMode::Raw, None, None, true, &budgets);
+    assert_eq!(out.effective_mode, ResponseMode::Raw);
+    assert!(out.warnings.iter().any(|w| w.contains("exceeds budget")));
+    assert_eq!(out.raw_data, Some(data));
+}
+
+#[test]
+fn max_depth_budget_applies_to_every_mode() {
+    let deep = json!({"a": {"b": {"c": {"d": {"e": "deep"}}}}});
+    let budgets = Budgets {
+        max_depth: 2,
+        ..Budgets::default()
+    };
+    let out = run_with(&deep, ResponseMode::Summary, None, None, false, &budgets);
+    assert_eq!(out.effective_mode, ResponseMode::Summary);
+    let out = run_with(&deep, ResponseMode::Raw, None, None, true, &budgets);
+    assert_eq!(out.raw_data, Some(json!({"a": {"b": DEPTH_MARKER}})));
+}
+
+#[test]
+fn table_rows_for_expansion() {
+    let data = billing();
+    let rows = data.as_array().unwrap();
+    let allowed = fields(&ALLOWED);
+    let fw = Firewall::new(Budgets::default());
+    let (table, warnings, stats) =
+        fw.table_rows(rows.get(5..20).unwrap(), Some(&allowed), Some(10));
+    assert_eq!(table.len(), 10);
+    assert!(
+        table
+            .iter()
+            .all(|r| !r.contains_key("email") && !r.contains_key("phone"))
+    );
+    assert!(table.iter().all(|r| r.len() == 6));
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("Field 'email' omitted"))
+    );
+    assert_eq!(stats.rows_in, 15);
+    assert_eq!(stats.rows_out, 10);
+    // Without a filter, the sensitive names are still redacted.
+    let (table, _, _) = fw.table_rows(rows.get(..2).unwrap(), None, None);
+    assert_eq!(table[0]["email"], json!(REDACTED));
+    assert_eq!(table[0]["phone"], json!(REDACTED));
+}
+
+#[test]
+fn budgets_defaults_and_serde() {
+    let b = Budgets::default();
+    assert_eq!(
+        (b.max_rows, b.max_fields, b.max_chars, b.max_depth),
+        (50, 20, 4000, 3)
+    );
+    let parsed: Budgets = serde_json::from_str(r#"{"max_rows": 5}"#).unwrap();
+    assert_eq!(
+        parsed,
+        Budgets {
+            max_rows: 5,
+            ..Budgets::default()
+        }
+    );
+    assert_eq!(Firewall::new(parsed).budgets(), &parsed);
+}
+
+// ── property tests ──────────────────────────────────────────────────────────
+
+fn email() -> impl Strategy<Value = String> {
+    (
+        "[a-z0-9]{1,10}(\\.[a-z0-9]{1,5})?",
+        "[a-z0-9]{1,10}",
+        "(com|org|io|co\\.uk|net)",
+    )
+        .prop_map(|(l, d, t)| format!("{l}@{d}.{t}"))
+}
+
+fn card() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[1-9][0-9]{12,18}",
+        (
+            "[1-9][0-9]{3}",
+            "[0-9]{4}",
+            "[0-9]{4}",
+            "[0-9]{4}",
+            prop_oneof![Just(" "), Just("-")]
+        )
+            .prop_map(|(a, b, c, d, s)| format!("{a}{s}{b}{s}{c}{s}{d}")),
+    ]
+}
+
+fn ssn() -> impl Strategy<Value = String> {
+    (
+        "[0-9]{3}",
+        "[0-9]{2}",
+        "[0-9]{4}",
+        prop_oneof![Just("-"), Just(" ")],
+    )
+        .prop_map(|(a, b, c, s)| format!("{a}{s}{b}{s}{c}"))
+}
+
+fn phone() -> impl Strategy<Value = String> {
+    ("[2-9][0-9]{2}", "[0-9]{3}", "[0-9]{4}", 0..4usize).prop_map(|(a, b, c, f)| match f {
+        0 => format!("+1-{a}-{b}-{c}"),
+        1 => format!("({a}) {b}-{c}"),
+        2 => format!("{a}.{b}.{c}"),
+        _ => format!("{a}-{b}-{c}"),
+    })
+}
+
+fn bearer() -> impl Strategy<Value = (String, String)> {
+    (
+        prop_oneof![Just("Bearer"), Just("bearer"), Just("BEARER")],
+        "[A-Za-z0-9._~+/-]{8,40}",
+    )
+        .prop_map(|(b, t)| (format!("{b} {t}"), t))
+}
+
+fn jwt() -> impl Strategy<Value = String> {
+    (
+        "[A-Za-z0-9_-]{4,30}",
+        "[A-Za-z0-9_-]{4,30}",
+        "[A-Za-z0-9_-]{8,40}",
+    )
+        .prop_map(|(h, p, s)| format!("eyJ{h}.eyJ{p}.{s}"))
+}
+
+fn api_key() -> impl Strategy<Value = (String, String)> {
+    let name = prop_oneof![
+        Just("api_key"),
+        Just("apikey"),
+        Just("API-KEY"),
+        Just("api_token"),
+        Just("access_key"),
+        Just("token"),
+        Just("auth_token"),
+        Just("secret"),
+        Just("client_secret"),
+        Just("password"),
+        Just("passwd")
+    ];
+    let sep = prop_oneof![Just("="), Just(": "), Just(" = "), Just(":")];
+    (name, sep, "[A-Za-z0-9]{7,24}[A-Z0-9]").prop_map(|(n, s, v)| (format!("{n}{s}{v}"), v))
+}
+
+fn connection_url() -> impl Strategy<Value = (String, String)> {
+    let scheme = prop_oneof![
+        Just("postgres"),
+        Just("mysql"),
+        Just("redis"),
+        Just("amqp+ssl")
+    ];
+    (
+        scheme,
+        "[a-z]{1,10}",
+        "P[A-Za-z0-9!$%*]{4,16}9",
+        "[a-z]{1,10}\\.[a-z]{2,5}",
+        "(:[0-9]{2,5})?",
+        "(/[a-z]{0,8})?",
+    )
+        .prop_map(|(sc, u, p, h, port, path)| (format!("{sc}://{u}:{p}@{h}{port}{path}"), p))
+}
+
+/// A secret as embedded in text, and the part that must never survive.
+fn secret() -> impl Strategy<Value = (String, String)> {
+    prop_oneof![
+        email().prop_map(|e| (e.clone(), e)),
+        card().prop_map(|c| (c.clone(), c)),
+        ssn().prop_map(|s| (s.clone(), s)),
+        phone().prop_map(|p| (p.clone(), p)),
+        bearer(),
+        jwt().prop_map(|j| (j.clone(), j)),
+        api_key(),
+        connection_url(),
+    ]
+}
+
+fn words() -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        prop_oneof![
+            Just("the"),
+            Just("user"),
+            Just("note"),
+            Just("said"),
+            Just("and"),
+            Just("é"),
+            Just("日本"),
+            Just("ok.")
+        ],
+        0..4,
+    )
+    .prop_map(|w| w.join(" "))
+}
+
+/// Text holding a secret between ordinary words.
+fn text_with_secret() -> impl Strategy<Value = (String, String)> {
+    (
+        words(),
+        secret(),
+        words(),
+        prop_oneof![Just(" "), Just("\n"), Just("\t")],
+    )
+        .prop_map(|(a, (s, core), b, sep)| (format!("{a}{sep}{s}{sep}{b}"), core))
+}
+
+/// Nested JSON with secrets in string leaves and keys.
+fn json_with_secrets() -> impl Strategy<Value = (Value, Vec<String>)> {
+    let leaf = prop_oneof![
+        text_with_secret().prop_map(|(t, core)| (Value::String(t), vec![core])),
+        any::<i64>().prop_map(|n| (json!(n), vec![])),
+        words().prop_map(|w| (Value::String(w), vec![])),
+    ];
+    leaf.prop_recursive(3, 32, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(|items| {
+                let secrets = items.iter().flat_map(|(_, s)| s.clone()).collect();
+                (
+                    Value::Array(items.into_iter().map(|(v, _)| v).collect()),
+                    secrets,
+                )
+            }),
+            proptest::collection::vec((key_strategy(), inner), 0..4).prop_map(|entries| {
+                let mut map = Map::new();
+                let mut secrets = Vec::new();
+                for ((key, key_core), (value, s)) in entries {
+                    secrets.extend(s);
+                    // Secrets in keys too (keys are scrubbed without a filter).
+                    secrets.extend(key_core);
+                    map.insert(key, value);
+                }
+                (Value::Object(map), secrets)
+            }),
+        ]
+    })
+}
+
+fn key_strategy() -> impl Strategy<Value = (String, Option<String>)> {
+    prop_oneof![
+        words().prop_map(|w| (w, None)),
+        text_with_secret().prop_map(|(t, core)| (t, Some(core))),
+    ]
+}
+
+/// Any JSON, including deep nesting, odd numbers and arbitrary Unicode.
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<u64>().prop_map(|n| json!(n)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        ".{0,40}".prop_map(Value::String),
+        "[0-9 .()+@:=/eyJa-z-]{0,60}".prop_map(Value::String),
+        proptest::string::string_regex("(\\PC|[\u{0}-\u{1f}]){0,600}")
+            .unwrap()
+            .prop_map(Value::String),
+    ];
+    leaf.prop_recursive(12, 200, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::vec((".{0,12}", inner), 0..6)
+                .prop_map(|e| Value::Object(e.into_iter().collect())),
+        ]
+    })
+}
+
+fn any_mode() -> impl Strategy<Value = ResponseMode> {
+    prop_oneof![
+        Just(ResponseMode::Summary),
+        Just(ResponseMode::Table),
+        Just(ResponseMode::HandleOnly),
+        Just(ResponseMode::Raw)
+    ]
+}
+
+proptest! {
+
+    #[test]
+    fn secrets_never_survive_redact_str((text, core) in text_with_secret()) {
+        let out = Redactor::new().redact_str(&text);
+        prop_assert!(!out.contains(&core), "{core:?} survived: {out:?}");
+    }
+
+    #[test]
+    fn secrets_never_survive_redact_value((value, secrets) in json_with_secrets()) {
+        let (out, warnings, _) = Redactor::new().redact_value(&value, None);
+        let text = serde_json::to_string(&out).unwrap();
+        for secret in &secrets {
+            prop_assert!(!text.contains(secret.as_str()), "{secret:?} survived: {text}");
+            prop_assert!(warnings.iter().all(|w| !w.contains(secret.as_str())));
+        }
+    }
+
+    #[test]
+    fn secrets_never_reach_a_frame((value, secrets) in json_with_secrets(), mode in any_mode()) {
+        let out = run_with(&value, mode, None, None, true, &Budgets::default());
+        let mut text = serde_json::to_string(&out.table_preview).unwrap();
+        text.push_str(&out.facts.join("\n"));
+        text.push_str(&out.warnings.join("\n"));
+        if let Some(raw) = &out.raw_data {
+            text.push_str(&raw.to_string());
+        }
+        for secret in &secrets {
+            prop_assert!(!text.contains(secret.as_str()), "{secret:?} survived in {mode:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn prescan_never_hides_a_match(text in "([0-9 .()+@:=/\\-]|[a-zA-Z]|eyJ|api|token|Bearer |://|secret|pass|é){0,30}") {
+        let fast = PATTERNS.scrub_with(&text, candidates(&text));
+        let full = PATTERNS.scrub_with(&text, PatternSet::ALL);
+        prop_assert_eq!(fast, full);
+    }
+
+    #[test]
+    fn prescan_never_hides_a_secret((text, _) in text_with_secret()) {
+        let fast = PATTERNS.scrub_with(&text, candidates(&text));
+        let full = PATTERNS.scrub_with(&text, PatternSet::ALL);
+        prop_assert_eq!(fast, full);
+    }
+
+    #[test]
+    fn no_panic_and_budgets_hold(
+        value in any_json(),
+        mode in any_mode(),
+        admin in any::<bool>(),
+        max_rows in 0usize..8,
+        max_fields in 0usize..8,
+        max_chars in 0usize..600,
+        max_depth in 0usize..8,
+        request_rows in proptest::option::of(0usize..8),
+        filter in proptest::option::of(proptest::collection::vec(".{0,12}", 0..4)),
+    ) {
+        let budgets = Budgets { max_rows, max_fields, max_chars, max_depth };
+        let out = run_with(&value, mode, filter.as_deref(), request_rows, admin, &budgets);
+        prop_assert!(out.facts.len() <= MAX_FACTS);
+        let fact_chars: usize = out.facts.iter().map(|f| f.chars().count()).sum();
+        prop_assert!(fact_chars <= max_chars);
+        prop_assert!(out.table_preview.len() <= request_rows.unwrap_or(max_rows));
+        prop_assert!(out.table_preview.iter().all(|r| r.len() <= max_fields));
+        if out.effective_mode == ResponseMode::Table {
+            let json = serde_json::to_string(&out.table_preview).unwrap();
+            prop_assert_eq!(out.stats.chars, json.chars().count());
+        }
+        if out.effective_mode == ResponseMode::Raw {
+            prop_assert!(admin);
+            let json = serde_json::to_string(out.raw_data.as_ref().unwrap()).unwrap();
+            prop_assert_eq!(out.stats.chars, json.chars().count());
+        }
+        // Deterministic.
+        prop_assert_eq!(&out, &run_with(&value, mode, filter.as_deref(), request_rows, admin, &budgets));
+    }
+
+    #[test]
+    fn view_serialises_like_owned(value in any_json(), max_depth in 0usize..6) {
+        let r = Redactor::new().with_max_depth(max_depth);
+        let view = r.redact(&value, None);
+        let owned = view.value.to_value();
+        prop_assert_eq!(serde_json::to_value(&view.value).unwrap(), owned.clone());
+        prop_assert_eq!(super::summarize::view_json_chars(&view.value), owned.to_string().chars().count());
+    }
+}
