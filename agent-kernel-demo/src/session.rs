@@ -22,6 +22,7 @@
 //! holds the metrics backends to them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use agent_kernel::{
@@ -144,7 +145,7 @@ fn arg_str<'a>(args: &'a Args, key: &str) -> Option<&'a str> {
 }
 
 /// The in-memory billing driver over `data`: `list_invoices` (shared rows,
-/// optional `status`), `summarize_spend` (`group_by`), `update_invoice`
+/// optional `status` and `fields`), `summarize_spend` (`group_by`), `update_invoice`
 /// (`id`, `status`) and `void_invoice` (`id`). Updates and voids answer what
 /// they would change; the shared data is never modified.
 pub fn billing_driver(data: &BillingData) -> InMemoryDriver {
@@ -154,7 +155,11 @@ pub fn billing_driver(data: &BillingData) -> InMemoryDriver {
     let void = data.clone();
     InMemoryDriver::new(BILLING_DRIVER)
         .with_handler("list_invoices", move |ctx| {
-            Ok::<_, String>(list.list(arg_str(ctx.args, "status")))
+            let rows = list.list(arg_str(ctx.args, "status"));
+            match ctx.args.get("fields") {
+                None => Ok(rows),
+                Some(fields) => project(&rows, fields).map(Arc::new),
+            }
         })
         .with_handler("summarize_spend", move |ctx| {
             spend.spend(arg_str(ctx.args, "group_by").unwrap_or("currency"))
@@ -186,6 +191,28 @@ pub fn billing_driver(data: &BillingData) -> InMemoryDriver {
                 "voided": true,
             }))
         })
+}
+
+/// Keeps only `fields` (a JSON array of names) of each row.
+fn project(rows: &Value, fields: &Value) -> Result<Value, String> {
+    let fields: Vec<&str> = fields
+        .as_array()
+        .and_then(|f| f.iter().map(Value::as_str).collect())
+        .ok_or("'fields' must be an array of field names")?;
+    let rows = rows.as_array().map_or(&[][..], Vec::as_slice);
+    Ok(Value::Array(
+        rows.iter()
+            .filter_map(Value::as_object)
+            .map(|row| {
+                Value::Object(
+                    row.iter()
+                        .filter(|(k, _)| fields.contains(&k.as_str()))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                )
+            })
+            .collect(),
+    ))
 }
 
 /// The data-warehouse driver: down for the whole demo, so that spend
@@ -523,8 +550,8 @@ impl<'k> Session<'k> {
                     "{}. {:<28} {:<11} {:<7} {}",
                     i + 1,
                     cap.capability_id,
-                    cap.safety_class,
-                    cap.sensitivity,
+                    cap.safety_class.as_str(),
+                    cap.sensitivity.as_str(),
                     cap.description
                 ));
             }
@@ -590,6 +617,7 @@ impl<'k> Session<'k> {
             InvokeRequest::new(&auditor_list, &cast.auditor)
                 .with_arg("operation", "list_invoices")
                 .with_arg("status", "overdue")
+                .with_arg("fields", json!(["id", "customer_name", "email", "phone", "amount"]))
                 .with_mode(ResponseMode::Table),
         )
         .await?;

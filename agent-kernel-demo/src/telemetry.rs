@@ -105,6 +105,7 @@ pub fn init_from_env(
         .map(|t| match t {
             TracesExporter::Otlp => format!("OTLP {traces_url}"),
             TracesExporter::Console => "console span trees".to_owned(),
+            other => format!("{other:?}"),
         })
         .collect();
     let metrics = metrics
@@ -116,6 +117,7 @@ pub fn init_from_env(
                 "Prometheus {}",
                 metrics_url.as_deref().unwrap_or("/metrics")
             ),
+            other => format!("{other:?}"),
         })
         .collect();
     Ok(Telemetry {

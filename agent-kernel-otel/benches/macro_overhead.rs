@@ -453,16 +453,26 @@ fn bench(c: &mut Criterion) {
         let (mut hand_ns, mut gen_ns, mut tr_ns) = (Vec::new(), Vec::new(), Vec::new());
         tracing::subscriber::with_default(subscriber, || {
             for _ in 0..400 {
-                hand_ns.push(per_tree(&mut || hand::invoke(&tracer, black_box(&r), "read", "summary")));
-                gen_ns.push(per_tree(&mut || generated::invoke(black_box(&r), "read", "summary")));
-                tr_ns.push(per_tree(&mut || tracing_attrs::invoke(black_box(&r), "read", "summary")));
+                hand_ns.push(per_tree(&mut || {
+                    hand::invoke(&tracer, black_box(&r), "read", "summary")
+                }));
+                gen_ns.push(per_tree(&mut || {
+                    generated::invoke(black_box(&r), "read", "summary")
+                }));
+                tr_ns.push(per_tree(&mut || {
+                    tracing_attrs::invoke(black_box(&r), "read", "summary")
+                }));
             }
         });
         let median = |v: &mut Vec<f64>| {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
-        let (h, k, t) = (median(&mut hand_ns), median(&mut gen_ns), median(&mut tr_ns));
+        let (h, k, t) = (
+            median(&mut hand_ns),
+            median(&mut gen_ns),
+            median(&mut tr_ns),
+        );
         eprintln!(
             "interleaved medians (ns/tree): hand {h:.0}, kernel_span {k:.0}, tracing {t:.0}; kernel_span/hand {:.2}, kernel_span/tracing {:.2}",
             k / h,
