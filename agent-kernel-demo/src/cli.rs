@@ -138,9 +138,8 @@ impl Flags {
         let args = args
             .into_iter()
             .map(|a| {
-                a.into_string().map_err(|bad| {
-                    InputError::new(format!("argument {bad:?} is not valid UTF-8"))
-                })
+                a.into_string()
+                    .map_err(|bad| InputError::new(format!("argument {bad:?} is not valid UTF-8")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
@@ -202,13 +201,13 @@ fn parse_addr(name: &str, text: &str) -> Result<SocketAddr, InputError> {
         .ok_or_else(|| invalid("the host resolves to no address".to_owned()))
 }
 
-fn parse_number<T: std::str::FromStr>(
+fn parse_number<T>(
     name: &str,
     text: &str,
     range: std::ops::RangeInclusive<T>,
 ) -> Result<T, InputError>
 where
-    T: PartialOrd + std::fmt::Display,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
 {
     let out_of = || {
         InputError::new(format!(
@@ -243,7 +242,10 @@ fn parse_url(name: &str, text: &str) -> Result<String, InputError> {
 fn unknown(name: &str, known: &[&str]) -> InputError {
     let hint = known
         .iter()
-        .find(|k| k.trim_start_matches('-').starts_with(name.trim_start_matches('-').get(..3).unwrap_or("")))
+        .find(|k| {
+            k.trim_start_matches('-')
+                .starts_with(name.trim_start_matches('-').get(..3).unwrap_or(""))
+        })
         .map(|k| format!("; did you mean {k}?"))
         .unwrap_or_default();
     InputError::new(format!("unknown flag '{name}'{hint}"))
@@ -253,7 +255,9 @@ fn unknown(name: &str, known: &[&str]) -> InputError {
 ///
 /// # Errors
 /// [`InputError`] naming the flag and what it expects.
-pub fn parse_demo(args: impl IntoIterator<Item = OsString>) -> Result<Command<DemoArgs>, InputError> {
+pub fn parse_demo(
+    args: impl IntoIterator<Item = OsString>,
+) -> Result<Command<DemoArgs>, InputError> {
     const KNOWN: [&str; 6] = [
         "--invocations",
         "--metrics-addr",
@@ -383,6 +387,11 @@ mod tests {
         };
         assert_eq!(a.addr.port(), 8080);
         assert_eq!(parse(&[]).unwrap(), Command::Run(ToolServerArgs::default()));
-        assert!(parse(&["--port", "1"]).unwrap_err().0.contains("unknown flag"));
+        assert!(
+            parse(&["--port", "1"])
+                .unwrap_err()
+                .0
+                .contains("unknown flag")
+        );
     }
 }

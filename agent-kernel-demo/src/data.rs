@@ -151,7 +151,8 @@ impl BillingData {
 
     /// The invoice with this id.
     pub fn find(&self, id: &str) -> Option<&Map<String, Value>> {
-        self.iter().find(|r| r.get("id").and_then(Value::as_str) == Some(id))
+        self.iter()
+            .find(|r| r.get("id").and_then(Value::as_str) == Some(id))
     }
 
     /// `billing.list_invoices`: every invoice (shared, not copied), or those
@@ -232,7 +233,7 @@ impl BillingData {
                 })
             })
             .collect();
-        rows.sort_by(|a, b| b.0.cmp(&a.0));
+        rows.sort_by_key(|row| std::cmp::Reverse(row.0));
         Value::Array(rows.into_iter().map(|(_, row)| row).collect())
     }
 }
@@ -251,7 +252,20 @@ pub fn day_number(date: &str) -> Option<i64> {
     }
     let (y, m, d): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     let max_day = *month_days.get(usize::try_from(m - 1).ok()?)?;
     if !(1..=max_day).contains(&d) {
         return None;
@@ -275,7 +289,10 @@ mod tests {
     fn day_numbers() {
         assert_eq!(day_number("1970-01-01"), Some(0));
         assert_eq!(day_number("2000-03-01"), Some(11_017));
-        assert_eq!(day_number("2024-02-29").unwrap() + 1, day_number("2024-03-01").unwrap());
+        assert_eq!(
+            day_number("2024-02-29").unwrap() + 1,
+            day_number("2024-03-01").unwrap()
+        );
         assert_eq!(day_number("2023-02-29"), None);
         assert_eq!(day_number("2023-13-01"), None);
         assert_eq!(day_number("23-01-01"), None);
@@ -305,10 +322,20 @@ mod tests {
         assert_eq!(spend[1]["total"], 11.5);
         assert_eq!(spend[1]["invoices"], 2);
         assert!(d.spend("email").unwrap_err().contains("'email'"));
-        let overdue = d.overdue_reminders(0);
-        assert_eq!(overdue.as_array().unwrap().len(), 1, "INV-3 is within its terms");
+        assert_eq!(d.overdue_reminders(0).as_array().unwrap().len(), 2);
+        let overdue = d.overdue_reminders(5);
+        assert_eq!(
+            overdue.as_array().unwrap().len(),
+            1,
+            "INV-3 is only 2 days past its terms"
+        );
         assert_eq!(overdue[0]["id"], "INV-1");
-        assert!(overdue[0]["reminder"].as_str().unwrap().contains("ann@example.com"));
+        assert!(
+            overdue[0]["reminder"]
+                .as_str()
+                .unwrap()
+                .contains("ann@example.com")
+        );
         assert_eq!(d.find("INV-2").unwrap()["amount"], 4.25);
     }
 
@@ -320,7 +347,10 @@ mod tests {
         let e = BillingData::from_value(json!([]), p).unwrap_err();
         assert!(e.0.contains("empty"), "{e}");
         let e = BillingData::from_value(json!([{"id": "INV-9", "amount": "ten"}]), p).unwrap_err();
-        assert!(e.0.contains("INV-9") && e.0.contains("customer_name"), "{e}");
+        assert!(
+            e.0.contains("INV-9") && e.0.contains("customer_name"),
+            "{e}"
+        );
         let e = BillingData::load(Path::new("/nonexistent/billing.json")).unwrap_err();
         assert!(e.0.contains("--data"), "{e}");
     }

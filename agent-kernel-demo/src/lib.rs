@@ -46,7 +46,10 @@ impl std::error::Error for InputError {}
 /// The exit code for an error returned by a binary's `run`: 2 when the user's
 /// input is at fault ([`InputError`] anywhere in the chain), 1 otherwise.
 pub fn exit_code_for(error: &anyhow::Error) -> u8 {
-    if error.chain().any(|e| e.downcast_ref::<InputError>().is_some()) {
+    if error
+        .chain()
+        .any(|e| e.downcast_ref::<InputError>().is_some())
+    {
         2
     } else {
         1

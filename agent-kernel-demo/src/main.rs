@@ -90,7 +90,11 @@ async fn demo(args: &DemoArgs, data: BillingData, telemetry: &Telemetry) -> anyh
     );
     say!(
         "  remote     {remote_url} ({})",
-        if local_server.is_some() { "tool server started in-process" } else { "--remote-tool" }
+        if local_server.is_some() {
+            "tool server started in-process"
+        } else {
+            "--remote-tool"
+        }
     );
     say!("  traces  →  {}", list_or_none(&telemetry.traces));
     say!("  metrics →  {}", list_or_none(&telemetry.metrics));
@@ -98,7 +102,9 @@ async fn demo(args: &DemoArgs, data: BillingData, telemetry: &Telemetry) -> anyh
         say!("METRICS {url}");
     }
     if !instrumentation::WIRED {
-        say!("  note: kernel instrumentation is not wired in this build; no kernel spans or metrics");
+        say!(
+            "  note: kernel instrumentation is not wired in this build; no kernel spans or metrics"
+        );
     }
     say!(
         "  budget     {} tokens per session; {} repetition(s)",
@@ -107,7 +113,12 @@ async fn demo(args: &DemoArgs, data: BillingData, telemetry: &Telemetry) -> anyh
     );
 
     let started = Instant::now();
-    let mut session = Session::new(&kernel, &data, telemetry.console.clone(), remote_url.clone());
+    let mut session = Session::new(
+        &kernel,
+        &data,
+        telemetry.console.clone(),
+        remote_url.clone(),
+    );
     let progress_every = (args.invocations / 10).max(1);
     for n in 1..=args.invocations {
         let loud = n == 1 || args.verbose;
@@ -122,7 +133,10 @@ async fn demo(args: &DemoArgs, data: BillingData, telemetry: &Telemetry) -> anyh
     let elapsed = started.elapsed();
 
     if let Some(server) = local_server {
-        server.stop().await.context("the in-process tool server failed")?;
+        server
+            .stop()
+            .await
+            .context("the in-process tool server failed")?;
     }
     telemetry.flush();
     let summary = summary(args, &kernel, &session, telemetry, &remote_url, elapsed);
@@ -211,7 +225,13 @@ fn print_summary(session: &Session<'_>, summary: &serde_json::Value) {
         tally.total(Status::Denied),
         tally.total(Status::Error)
     );
-    say!("   {:<28} {:<12} {:<8} {:>6}", "capability_id", "safety_class", "status", "count");
+    say!(
+        "   {:<28} {:<12} {:<8} {:>6}",
+        "capability_id",
+        "safety_class",
+        "status",
+        "count"
+    );
     for row in tally.invocations() {
         say!(
             "   {:<28} {:<12} {:<8} {:>6}",
@@ -222,7 +242,13 @@ fn print_summary(session: &Session<'_>, summary: &serde_json::Value) {
         );
     }
     say!("   policy denials:");
-    say!("   {:<28} {:<27} {:<7} {:>6}", "capability_id", "reason_category", "stage", "count");
+    say!(
+        "   {:<28} {:<27} {:<7} {:>6}",
+        "capability_id",
+        "reason_category",
+        "stage",
+        "count"
+    );
     for row in tally.denials() {
         say!(
             "   {:<28} {:<27} {:<7} {:>6}",

@@ -81,7 +81,12 @@ pub fn table(rows: &[Map<String, Value>], max_rows: usize) -> String {
     out.push_str(&line(&mut columns.iter().copied()));
     out.push('\n');
     out.push_str(&line(
-        &mut widths.iter().map(|w| "─".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str),
+        &mut widths
+            .iter()
+            .map(|w| "─".repeat(*w))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str),
     ));
     out.push('\n');
     for row in &cells {
@@ -166,7 +171,11 @@ pub fn action_trace(t: &ActionTrace) -> String {
         t.outcome.as_str(),
         t.requested_mode,
         t.response_mode,
-        if t.driver_id.is_empty() { "-" } else { &t.driver_id }
+        if t.driver_id.is_empty() {
+            "-"
+        } else {
+            &t.driver_id
+        }
     );
     let args: Vec<&str> = t.args.keys().map(String::as_str).collect();
     let _ = writeln!(
@@ -174,8 +183,10 @@ pub fn action_trace(t: &ActionTrace) -> String {
         "  args keys=[{}]  handle={}  duration={}",
         args.join(", "),
         t.handle_id.as_deref().unwrap_or("-"),
-        t.duration
-            .map_or_else(|| "-".to_owned(), |d| format!("{:.3} ms", d.as_secs_f64() * 1e3))
+        t.duration.map_or_else(
+            || "-".to_owned(),
+            |d| format!("{:.3} ms", d.as_secs_f64() * 1e3)
+        )
     );
     if let Some(category) = t.denial_category {
         let _ = writeln!(out, "  denial category={category}");
@@ -204,16 +215,25 @@ mod tests {
     #[test]
     fn table_aligns_and_truncates() {
         let rows: Vec<Map<String, Value>> = (0..7)
-            .map(|i| json!({"id": format!("INV-{i}"), "amount": i * 10}).as_object().unwrap().clone())
+            .map(|i| {
+                json!({"id": format!("INV-{i}"), "amount": i * 10})
+                    .as_object()
+                    .unwrap()
+                    .clone()
+            })
             .collect();
         let t = table(&rows, 3);
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[0], "id     amount");
-        assert!(lines[1].starts_with("─────"));
-        assert_eq!(lines[2], "INV-0  0");
+        // serde_json maps keep keys sorted.
+        assert_eq!(lines[0], "amount  id");
+        assert!(lines[1].starts_with("──────  ─────"));
+        assert_eq!(lines[2], "0       INV-0");
         assert_eq!(lines[5], "… 4 more rows");
         assert_eq!(table(&[], 3), "(no rows)\n");
-        let long = json!({"note": "x".repeat(100)}).as_object().unwrap().clone();
+        let long = json!({"note": "x".repeat(100)})
+            .as_object()
+            .unwrap()
+            .clone();
         assert!(table(&[long], 1).contains('…'));
     }
 }

@@ -28,10 +28,14 @@ use std::time::Duration;
 use agent_kernel::{
     Args, BudgetConfig, BudgetManager, Capability, CapabilityRegistry, CapabilityRequest,
     CapabilityToken, CharsOverFour, DEFAULT_MAX_SESSIONS, DEFAULT_REQUEST, DefaultPolicyEngine,
-    DenialCategory, ExpandQuery, FramePayload, Frame, HttpDriver, HttpEndpoint, InMemoryDriver,
+    DenialCategory, ExpandQuery, Frame, FramePayload, HttpDriver, HttpEndpoint, InMemoryDriver,
     InvokeRequest, Kernel, KernelError, Principal, ResponseMode, SafetyClass, SensitivityTag,
     StaticRouter, TokenCounter as _,
 };
+use agent_kernel_otel::opentelemetry;
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::{SpanKind, TraceContextExt as _, Tracer as _};
+use opentelemetry::{Context, InstrumentationScope, KeyValue, global};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -54,7 +58,14 @@ pub const UPDATE: &str = "billing.update_invoice";
 pub const VOID: &str = "billing.void_invoice";
 
 /// The fields of an invoice a principal without `pii_reader` may see.
-pub const LIST_FIELDS: [&str; 6] = ["id", "customer_name", "amount", "currency", "status", "date"];
+pub const LIST_FIELDS: [&str; 6] = [
+    "id",
+    "customer_name",
+    "amount",
+    "currency",
+    "status",
+    "date",
+];
 /// The fields of a reminder a principal without `pii_reader` may see.
 pub const REMINDER_FIELDS: [&str; 6] = [
     "id",
@@ -64,6 +75,9 @@ pub const REMINDER_FIELDS: [&str; 6] = [
     "days_overdue",
     "reminder",
 ];
+
+/// The instrumentation scope of the demo's own step spans.
+pub const STEP_SCOPE: &str = "agent-kernel-demo";
 
 /// The in-memory billing driver.
 pub const BILLING_DRIVER: &str = "billing";
@@ -168,7 +182,9 @@ pub fn billing_driver(data: &BillingData) -> InMemoryDriver {
             let id = arg_str(ctx.args, "id").ok_or("missing argument 'id'")?;
             let status = arg_str(ctx.args, "status").ok_or("missing argument 'status'")?;
             if !["paid", "unpaid", "overdue"].contains(&status) {
-                return Err(format!("invalid status '{status}': use paid, unpaid or overdue"));
+                return Err(format!(
+                    "invalid status '{status}': use paid, unpaid or overdue"
+                ));
             }
             let row = update
                 .find(id)
@@ -323,7 +339,12 @@ pub fn expected_denials_per_repetition() -> Vec<(&'static str, DenialCategory, S
     vec![
         (LIST, DenialCategory::BudgetExhausted, Stage::Invoke, 1),
         (UPDATE, DenialCategory::MissingRole, Stage::Grant, 1),
-        (UPDATE, DenialCategory::InsufficientJustification, Stage::Grant, 1),
+        (
+            UPDATE,
+            DenialCategory::InsufficientJustification,
+            Stage::Grant,
+            1,
+        ),
         (VOID, DenialCategory::RateLimited, Stage::Invoke, 1),
     ]
 }
@@ -389,6 +410,9 @@ pub struct Session<'k> {
     loud: bool,
     record: bool,
     step: usize,
+    repetition: u32,
+    /// The current step's span: the parent of the kernel's spans.
+    step_cx: Context,
 }
 
 impl<'k> Session<'k> {
@@ -410,6 +434,8 @@ impl<'k> Session<'k> {
             loud: true,
             record: true,
             step: 0,
+            repetition: 1,
+            step_cx: Context::new(),
         }
     }
 
@@ -425,12 +451,49 @@ impl<'k> Session<'k> {
 
     // ── printing ──────────────────────────────────────────────────────────
 
-    fn header(&mut self, title: &str) {
+    /// Starts a step: prints its title and opens its span, under which the
+    /// kernel's spans of the step nest (the `agent step <slug>` root of
+    /// the step's trace).
+    fn header(&mut self, slug: &'static str, title: &str) {
+        self.end_step();
         self.step += 1;
         if self.loud {
             say!();
-            say!("── {}. {title} {}", self.step, "─".repeat(60_usize.saturating_sub(title.len())));
+            say!(
+                "── {}. {title} {}",
+                self.step,
+                "─".repeat(60_usize.saturating_sub(title.len()))
+            );
         }
+        let tracer = global::tracer_with_scope(
+            InstrumentationScope::builder(STEP_SCOPE)
+                .with_version(env!("CARGO_PKG_VERSION"))
+                .build(),
+        );
+        let span = tracer
+            .span_builder(format!("agent step {slug}"))
+            .with_kind(SpanKind::Internal)
+            .with_attributes([
+                KeyValue::new("demo.step", slug),
+                KeyValue::new("demo.repetition", i64::from(self.repetition)),
+            ])
+            .start(&tracer);
+        self.step_cx = Context::new().with_span(span);
+    }
+
+    /// Ends the current step's span (its trace is then complete).
+    fn end_step(&mut self) {
+        let span = self.step_cx.span();
+        if span.is_recording() {
+            span.end();
+        }
+        self.step_cx = Context::new();
+    }
+
+    /// Runs a synchronous kernel call inside the current step's span.
+    fn in_step<T>(&self, call: impl FnOnce() -> T) -> T {
+        let _attached = self.step_cx.clone().attach();
+        call()
     }
 
     fn show(&self, text: &str) {
@@ -448,15 +511,21 @@ impl<'k> Session<'k> {
         }
     }
 
-    /// Prints (or, when quiet, discards) the span trees finished so far.
-    fn spans(&self) {
-        let Some(console) = &self.console else {
-            return;
-        };
-        let trees = console.drain();
-        if self.loud && !trees.trim().is_empty() {
-            say!("   spans:");
-            self.show(&render::indent(&trees, "  "));
+    /// Ends the step and prints (or, when quiet, discards) the span trees
+    /// finished so far, with the step's trace id.
+    fn spans(&mut self) {
+        let trace_id = self.step_cx.span().span_context().trace_id();
+        let valid = self.step_cx.span().span_context().is_valid();
+        self.end_step();
+        if let Some(console) = &self.console {
+            let trees = console.drain();
+            if self.loud && !trees.trim().is_empty() {
+                say!("   spans:");
+                self.show(&render::indent(&trees, "  "));
+            }
+        }
+        if self.loud && valid && self.console.is_none() {
+            say!("   trace_id={trace_id}");
         }
     }
 
@@ -473,10 +542,8 @@ impl<'k> Session<'k> {
         for (k, v) in constraints {
             request = request.with_constraint(*k, v.clone());
         }
-        match self
-            .kernel
-            .grant_capability(&request, principal, justification)
-        {
+        let kernel = self.kernel;
+        match self.in_step(|| kernel.grant_capability(&request, principal, justification)) {
             Ok(grant) => Ok(grant.token),
             Err(e) => {
                 if let Some(category) = e.denial_category() {
@@ -498,13 +565,17 @@ impl<'k> Session<'k> {
             .registry()
             .get(&capability_id)
             .map_or(SafetyClass::Read, |c| c.safety_class);
-        let result = self.kernel.invoke_with(request).await;
+        let result = self
+            .kernel
+            .invoke_with(request)
+            .with_context(self.step_cx.clone())
+            .await;
         self.tally.invocation(&capability_id, class, &result);
         if let (Some(name), true) = (name, self.record) {
             // The audit record of this invocation: the frame names it; a
             // refused or failed one is the latest record.
             let trace = match &result {
-                Ok(frame) => self.kernel.explain(&frame.action_id).ok(),
+                Ok(frame) => self.kernel.traces().get(&frame.action_id).ok(),
                 Err(_) => self.kernel.traces().list_all().last().cloned(),
             };
             if let Some(t) = trace {
@@ -536,11 +607,15 @@ impl<'k> Session<'k> {
         self.loud = loud;
         self.record = n == 1;
         self.step = 0;
+        self.repetition = n;
         let cast = Cast::new(n);
         let kernel = self.kernel;
 
         // 1. Discovery.
-        self.header("discovery: what can the agent do about overdue invoices?");
+        self.header(
+            "discovery",
+            "discovery: what can the agent do about overdue invoices?",
+        );
         let goal = "list overdue invoices and the reminders sent to customers";
         let found = kernel.request_capabilities(goal);
         self.note(&format!("goal: {goal:?}"));
@@ -556,9 +631,13 @@ impl<'k> Session<'k> {
                 ));
             }
         }
+        self.spans();
 
         // 2. Grants.
-        self.header("grants: the analyst asks for tokens (policy + HMAC signature)");
+        self.header(
+            "grants",
+            "grants: the analyst asks for tokens (policy + HMAC signature)",
+        );
         let analyst = &cast.analyst;
         let list = self.grant(LIST, analyst, "", &[])?;
         self.note(&format!(
@@ -577,28 +656,49 @@ impl<'k> Session<'k> {
         self.spans();
 
         // 3. Every response mode.
-        let list_args = || InvokeRequest::new(&list, analyst).with_arg("operation", "list_invoices");
-        self.header("invoke in summary mode: facts, not rows");
+        let list_args =
+            || InvokeRequest::new(&list, analyst).with_arg("operation", "list_invoices");
+        self.header("mode_summary", "invoke in summary mode: facts, not rows");
         let summary = self.invoke(Some("summary"), list_args()).await?;
         self.spans();
 
-        self.header("invoke in table mode: only the token's allowed fields");
+        self.header(
+            "mode_table",
+            "invoke in table mode: only the token's allowed fields",
+        );
         self.invoke(Some("table"), list_args().with_mode(ResponseMode::Table))
             .await?;
-        self.note("e-mail and phone are not in allowed_fields: dropped before the model sees a row");
+        self.note(
+            "e-mail and phone are not in allowed_fields: dropped before the model sees a row",
+        );
         self.spans();
 
-        self.header("invoke in handle_only mode: a reference, no data");
-        self.invoke(Some("handle_only"), list_args().with_mode(ResponseMode::HandleOnly))
-            .await?;
+        self.header(
+            "mode_handle_only",
+            "invoke in handle_only mode: a reference, no data",
+        );
+        self.invoke(
+            Some("handle_only"),
+            list_args().with_mode(ResponseMode::HandleOnly),
+        )
+        .await?;
         self.spans();
 
-        self.header("invoke in raw mode as a non-admin: refused, summary instead");
-        self.invoke(Some("raw_refused"), list_args().with_mode(ResponseMode::Raw))
-            .await?;
+        self.header(
+            "mode_raw_refused",
+            "invoke in raw mode as a non-admin: refused, summary instead",
+        );
+        self.invoke(
+            Some("raw_refused"),
+            list_args().with_mode(ResponseMode::Raw),
+        )
+        .await?;
         self.spans();
 
-        self.header("invoke in raw mode as admin: the redacted output itself");
+        self.header(
+            "mode_raw_admin",
+            "invoke in raw mode as admin: the redacted output itself",
+        );
         let admin_list = self.grant(LIST, &cast.admin, "", &[])?;
         self.invoke(
             Some("raw_admin"),
@@ -610,21 +710,30 @@ impl<'k> Session<'k> {
         self.spans();
 
         // 4. PII redaction.
-        self.header("PII redaction: a pii_reader sees the PII fields, redacted");
+        self.header(
+            "pii_redaction",
+            "PII redaction: a pii_reader sees the PII fields, redacted",
+        );
         let auditor_list = self.grant(LIST, &cast.auditor, "", &[("max_rows", json!(3))])?;
         self.invoke(
             Some("pii_redacted"),
             InvokeRequest::new(&auditor_list, &cast.auditor)
                 .with_arg("operation", "list_invoices")
                 .with_arg("status", "overdue")
-                .with_arg("fields", json!(["id", "customer_name", "email", "phone", "amount"]))
+                .with_arg(
+                    "fields",
+                    json!(["id", "customer_name", "email", "phone", "amount"]),
+                )
                 .with_mode(ResponseMode::Table),
         )
         .await?;
         self.spans();
 
         // 5. Expand a handle.
-        self.header("expand: the overdue rows behind the summary's handle");
+        self.header(
+            "expand",
+            "expand: the overdue rows behind the summary's handle",
+        );
         let handle = summary
             .handle
             .clone()
@@ -634,23 +743,36 @@ impl<'k> Session<'k> {
             "limit": EXPAND_LIMIT,
             "fields": ["id", "customer_name", "amount", "currency", "date"],
         }))?;
-        let expanded = kernel.expand(&handle, &query, analyst)?;
+        let expanded = self.in_step(|| kernel.expand(&handle, &query, analyst))?;
         self.show(&render::frame(&expanded));
         self.spans();
 
         // 6. Explain.
-        self.header("explain: the audit record of the summary invocation");
-        let trace = kernel.explain(&summary.action_id)?;
+        self.header(
+            "explain",
+            "explain: the audit record of the summary invocation",
+        );
+        let trace = self.in_step(|| kernel.explain(&summary.action_id))?;
         self.show(&render::action_trace(&trace));
         self.spans();
 
         // 7. A denied WRITE.
-        self.header("a denied WRITE: the analyst may not update invoices");
+        self.header(
+            "denied_write",
+            "a denied WRITE: the analyst may not update invoices",
+        );
         let first_id = self.first_invoice_id()?;
         for (who, justification) in [(analyst, ""), (&cast.clerk, "fix status")] {
             match self.grant(UPDATE, who, justification, &[]) {
-                Ok(_) => anyhow::bail!("the grant of {UPDATE} to {} was expected to be refused", who.principal_id),
-                Err(e) => self.show(&format!("{} asks for {UPDATE}: {}", who.principal_id, render::error(&e))),
+                Ok(_) => anyhow::bail!(
+                    "the grant of {UPDATE} to {} was expected to be refused",
+                    who.principal_id
+                ),
+                Err(e) => self.show(&format!(
+                    "{} asks for {UPDATE}: {}",
+                    who.principal_id,
+                    render::error(&e)
+                )),
             }
         }
         let update = self.grant(UPDATE, &cast.clerk, UPDATE_JUSTIFICATION, &[])?;
@@ -671,7 +793,10 @@ impl<'k> Session<'k> {
         self.spans();
 
         // 8. Rate limit.
-        self.header("rate limit: DESTRUCTIVE is 2 calls a minute per principal");
+        self.header(
+            "rate_limit",
+            "rate limit: DESTRUCTIVE is 2 calls a minute per principal",
+        );
         let void = self.grant(VOID, &cast.admin, VOID_JUSTIFICATION, &[])?;
         let ids = self.last_invoice_ids(VOIDS);
         for (i, id) in ids.iter().enumerate() {
@@ -686,14 +811,19 @@ impl<'k> Session<'k> {
                 .await;
             match (i + 1 == ids.len(), result) {
                 (false, Err(e)) => return Err(e.into()),
-                (true, Ok(_)) => anyhow::bail!("the third void within a minute was expected to be refused"),
+                (true, Ok(_)) => {
+                    anyhow::bail!("the third void within a minute was expected to be refused")
+                }
                 _ => {}
             }
         }
         self.spans();
 
         // 9. Driver fallback.
-        self.header("driver fallback: the warehouse is down, the billing driver serves");
+        self.header(
+            "driver_fallback",
+            "driver fallback: the warehouse is down, the billing driver serves",
+        );
         let spend_frame = self
             .invoke(
                 Some("fallback"),
@@ -702,7 +832,7 @@ impl<'k> Session<'k> {
                     .with_arg("group_by", "currency"),
             )
             .await?;
-        let served = kernel.explain(&spend_frame.action_id)?;
+        let served = self.in_step(|| kernel.explain(&spend_frame.action_id))?;
         self.note(&format!(
             "route [{WAREHOUSE_DRIVER}, {BILLING_DRIVER}]: attempt 1 failed, served by '{}'",
             served.driver_id
@@ -710,7 +840,10 @@ impl<'k> Session<'k> {
         self.spans();
 
         // 10. A tool failure.
-        self.header("tool failure: a bad argument fails on every driver");
+        self.header(
+            "tool_failure",
+            "tool failure: a bad argument fails on every driver",
+        );
         let failed = self
             .invoke(
                 Some("driver_error"),
@@ -725,7 +858,10 @@ impl<'k> Session<'k> {
         self.spans();
 
         // 11. The remote tool.
-        self.header("remote tool: the collections service over HttpDriver");
+        self.header(
+            "remote_tool",
+            "remote tool: the collections service over HttpDriver",
+        );
         self.note(&format!(
             "GET {}{OVERDUE_PATH}?min_days={REMINDER_MIN_DAYS}, W3C traceparent in the request headers",
             self.remote_url
@@ -738,7 +874,9 @@ impl<'k> Session<'k> {
                 .with_mode(ResponseMode::Table),
         )
         .await?;
-        self.note("the reminders name e-mail addresses and phone numbers: redacted inside the text");
+        self.note(
+            "the reminders name e-mail addresses and phone numbers: redacted inside the text",
+        );
         self.spans();
 
         // 12. The session budget.
@@ -748,12 +886,19 @@ impl<'k> Session<'k> {
 
     async fn budget_step(&mut self, cast: &Cast, token: &CapabilityToken) -> anyhow::Result<()> {
         let total = self.kernel.budget().config().total_budget;
-        self.header("session budget: escalation, then the budget runs out");
+        self.header(
+            "session_budget",
+            "session budget: escalation, then the budget runs out",
+        );
         let session = cast.session_id.as_str();
         self.note(&format!(
             "session {session}: {total} tokens (1.8 table answers, small on purpose)"
         ));
-        let plan = [ResponseMode::HandleOnly, ResponseMode::Table, ResponseMode::Raw];
+        let plan = [
+            ResponseMode::HandleOnly,
+            ResponseMode::Table,
+            ResponseMode::Raw,
+        ];
         let mut exhausted = false;
         for call in 0..BUDGET_MAX_CALLS {
             let asked = plan.get(call).copied().unwrap_or(ResponseMode::Table);
@@ -763,11 +908,7 @@ impl<'k> Session<'k> {
                 .with_mode(asked)
                 .with_session(session);
             let result = self.invoke(Some("budget_exhausted"), request).await;
-            let used = self
-                .kernel
-                .budget()
-                .usage(session)
-                .map_or(0, |u| u.used);
+            let used = self.kernel.budget().usage(session).map_or(0, |u| u.used);
             match result {
                 Ok(frame) => self.note(&format!(
                     "   got {}; session used {used} of {total} tokens",
@@ -811,7 +952,11 @@ impl<'k> Session<'k> {
             .rev()
             .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_owned))
             .collect();
-        ids.iter().cycle().take(if ids.is_empty() { 0 } else { n }).cloned().collect()
+        ids.iter()
+            .cycle()
+            .take(if ids.is_empty() { 0 } else { n })
+            .cloned()
+            .collect()
     }
 }
 

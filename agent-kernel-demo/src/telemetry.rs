@@ -6,8 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use agent_kernel_otel::setup::{
-    ExportStats, MetricsExporter, SetupError, TelemetryConfig, TelemetryGuard, TracesExporter,
-    init,
+    ExportStats, MetricsExporter, SetupError, TelemetryConfig, TelemetryGuard, TracesExporter, init,
 };
 
 use crate::InputError;
@@ -82,8 +81,8 @@ pub fn init_from_env(
     if !has_service {
         builder = builder.service_name(default_service);
     }
-    let console = (capture_console && traces.contains(&TracesExporter::Console))
-        .then(ConsoleBuffer::default);
+    let console =
+        (capture_console && traces.contains(&TracesExporter::Console)).then(ConsoleBuffer::default);
     if let Some(buffer) = &console {
         builder = builder.console_writer(buffer.0.clone());
     }

@@ -89,10 +89,10 @@ pub async fn trace_requests(request: Request, next: Next) -> Response {
             .build(),
     );
     let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |p| p.as_str().to_owned(),
+    );
     let span = tracer
         .span_builder(format!("{method} {route}"))
         .with_kind(SpanKind::Server)

@@ -85,27 +85,33 @@ impl CapabilityToken {
         out.extend_from_slice(b",\"capability_id\":");
         write_json_str(out, &self.capability_id);
         out.extend_from_slice(b",\"constraints\":{");
-        for (i, (k, v)) in self.constraints.sorted_entries().iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
+        if self.constraints.extra.is_empty() {
+            // Fast path, already in key order: allowed_fields < max_rows.
+            let mut first = true;
+            if let Some(fields) = &self.constraints.allowed_fields {
+                out.extend_from_slice(b"\"allowed_fields\":");
+                write_str_list(out, fields);
+                first = false;
             }
-            write_json_str(out, k);
-            out.push(b':');
-            match v {
-                crate::types::ConstraintValue::Int(n) => {
-                    out.extend_from_slice(n.to_string().as_bytes())
+            if let Some(n) = self.constraints.max_rows {
+                if !first {
+                    out.push(b',');
                 }
-                crate::types::ConstraintValue::Fields(f) => {
-                    out.push(b'[');
-                    for (j, s) in f.iter().enumerate() {
-                        if j > 0 {
-                            out.push(b',');
-                        }
-                        write_json_str(out, s);
-                    }
-                    out.push(b']');
+                out.extend_from_slice(b"\"max_rows\":");
+                write_u64(out, n);
+            }
+        } else {
+            for (i, (k, v)) in self.constraints.sorted_entries().iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
                 }
-                crate::types::ConstraintValue::Json(v) => write_canonical(out, v),
+                write_json_str(out, k);
+                out.push(b':');
+                match v {
+                    crate::types::ConstraintValue::Int(n) => write_u64(out, *n),
+                    crate::types::ConstraintValue::Fields(f) => write_str_list(out, f),
+                    crate::types::ConstraintValue::Json(v) => write_canonical(out, v),
+                }
             }
         }
         out.extend_from_slice(b"},\"expires_at\":");
@@ -130,6 +136,18 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
         // Writing into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, s);
     }
+}
+
+/// Appends a JSON array of strings.
+fn write_str_list(out: &mut Vec<u8>, items: &[String]) {
+    out.push(b'[');
+    for (j, item) in items.iter().enumerate() {
+        if j > 0 {
+            out.push(b',');
+        }
+        write_json_str(out, item);
+    }
+    out.push(b']');
 }
 
 /// Appends the decimal form of `n`.

@@ -354,6 +354,40 @@ proptest! {
         prop_assert!(p.verify(&original, "analyst-001", "billing.list_invoices").is_ok());
     }
 
+    /// The signed payload is the JSON of every field but the signature, with
+    /// keys sorted at every level, on both the fast and the general path.
+    #[test]
+    fn signable_payload_matches_sorted_json(
+        rows in proptest::option::of(0u64..1000),
+        fields in proptest::option::of(proptest::collection::vec("\\PC{0,6}", 0..4)),
+        extra in proptest::collection::btree_map("[a-z]{1,5}", proptest::collection::btree_map("[a-z\"\\\\]{1,3}", any::<i32>(), 0..3), 0..3),
+        principal in "\\PC{0,12}",
+    ) {
+        let c = clock();
+        let p = provider(&c);
+        let mut cons = Constraints { max_rows: rows, allowed_fields: fields.clone().map(Arc::from), ..Constraints::default() };
+        for (k, v) in &extra {
+            cons.extra.insert(k.clone(), serde_json::to_value(v).unwrap());
+        }
+        let t = p.issue("cap", &principal, cons, None, "aud");
+        let mut buf = Vec::new();
+        t.write_signable(&mut buf);
+        let parsed: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        let mut expected_constraints = serde_json::Map::new();
+        if let Some(f) = &fields { expected_constraints.insert("allowed_fields".into(), json!(f)); }
+        if let Some(r) = rows { expected_constraints.insert("max_rows".into(), json!(r)); }
+        for (k, v) in &extra { expected_constraints.insert(k.clone(), serde_json::to_value(v).unwrap()); }
+        let expected = json!({
+            "audit_id": "aud", "capability_id": "cap", "constraints": expected_constraints,
+            "expires_at": t.expires_at.as_millis(), "issued_at": t.issued_at.as_millis(),
+            "principal_id": principal, "token_id": t.token_id,
+        });
+        prop_assert_eq!(&parsed, &expected);
+        // Byte-exact: serde_json (without preserve_order, as in this crate's tree)
+        // writes object keys in sorted order, so its compact form is the canonical form.
+        prop_assert_eq!(String::from_utf8(buf).unwrap(), serde_json::to_string(&parsed).unwrap());
+    }
+
     /// Parsing arbitrary text never panics; it is a token or a token_format error.
     #[test]
     fn parsing_never_panics(text in "\\PC{0,200}") {

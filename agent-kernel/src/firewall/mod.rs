@@ -31,8 +31,8 @@ use crate::types::ResponseMode;
 
 pub use patterns::{PatternKind, PatternSet, REDACTED};
 pub use redaction::{
-    DEFAULT_MAX_DEPTH, DEPTH_MARKER, MAX_DEPTH_CEILING, RedactedValue, Redaction, RedactionCounts,
-    Redactor, SENSITIVE_FIELD_NAMES, is_sensitive_field_name,
+    DEFAULT_MAX_DEPTH, DEPTH_MARKER, Entry, MAX_DEPTH_CEILING, RedactedValue, Redaction,
+    RedactionCounts, Redactor, SENSITIVE_FIELD_NAMES, is_sensitive_field_name,
 };
 pub use summarize::{MAX_FACTS, cap_facts, summarize};
 

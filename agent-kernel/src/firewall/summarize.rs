@@ -192,6 +192,10 @@ impl<'k, 'a> RowFacts<'k, 'a> {
     /// Accounts for one row's entries.
     pub(crate) fn observe(&mut self, entries: &[Entry<'a>]) {
         for column in &mut self.columns {
+            // Neither numeric nor categorical any more: nothing left to learn.
+            if !column.numeric && column.too_many {
+                continue;
+            }
             if let Some(value) = column.find(entries) {
                 column.observe(value);
             }
