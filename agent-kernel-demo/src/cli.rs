@@ -240,11 +240,13 @@ fn parse_url(name: &str, text: &str) -> Result<String, InputError> {
 }
 
 fn unknown(name: &str, known: &[&str]) -> InputError {
-    let hint = known
-        .iter()
-        .find(|k| {
-            k.trim_start_matches('-')
-                .starts_with(name.trim_start_matches('-').get(..3).unwrap_or(""))
+    let stem = name.trim_start_matches('-');
+    let hint = stem
+        .get(..3)
+        .and_then(|prefix| {
+            known
+                .iter()
+                .find(|k| k.trim_start_matches('-').starts_with(prefix))
         })
         .map(|k| format!("; did you mean {k}?"))
         .unwrap_or_default();
@@ -376,6 +378,7 @@ mod tests {
         assert!(err(&["--verbose=yes"]).contains("takes no value"));
         assert!(err(&["--invocation", "2"]).contains("did you mean --invocations?"));
         assert!(err(&["extra"]).contains("unexpected argument"));
+        assert_eq!(err(&["-x"]), "unknown flag '-x'");
         assert!(err(&["--hold-secs", "-1"]).contains("--hold-secs"));
     }
 

@@ -10,25 +10,15 @@
 
 use agent_kernel::Kernel;
 
-/// Keeps a kernel bound to the OpenTelemetry globals; dropping it unhooks
-/// the kernel (the budget gauge stops reporting).
-#[must_use = "dropping the handle unhooks the kernel at once"]
-#[derive(Debug)]
-pub struct Instrumentation {
-    _hook: (),
-}
+pub use agent_kernel::otel::Instrumentation;
 
 /// Binds `kernel` to the OpenTelemetry globals (see the [module docs](self)).
 ///
 /// Call it after `agent_kernel_otel::setup::init`, before the first invoke.
 pub fn instrument(kernel: &Kernel) -> Instrumentation {
-    // wired when agent_kernel::otel lands:
-    //     agent_kernel::otel::instrument_kernel(kernel)
-    // (until then the kernel reports nothing and this is a stand-in).
-    let _ = kernel;
-    Instrumentation { _hook: () }
+    agent_kernel::otel::instrument_kernel(kernel)
 }
 
 /// Whether [`instrument`] is wired to the kernel's real instrumentation in
 /// this build (printed by the demo so a reader knows why no span appears).
-pub const WIRED: bool = false;
+pub const WIRED: bool = true;

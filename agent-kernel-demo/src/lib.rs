@@ -56,6 +56,31 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
     }
 }
 
+/// Resolves on Ctrl-C, or SIGTERM on Unix: the signal to stop serving and
+/// flush telemetry.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
 /// Prints one line to stdout, ignoring a closed pipe (`demo | head` must not
 /// panic).
 #[macro_export]

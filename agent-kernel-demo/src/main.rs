@@ -145,7 +145,7 @@ async fn demo(args: &DemoArgs, data: BillingData, telemetry: &Telemetry) -> anyh
     if args.hold_secs > 0 {
         match &telemetry.metrics_url {
             Some(url) => eprintln!(
-                "holding for {}s: {url} stays up (Ctrl-C to stop early)",
+                "holding for {}s: {url} stays up (Ctrl-C or SIGTERM to stop early)",
                 args.hold_secs
             ),
             None => eprintln!(
@@ -159,7 +159,7 @@ async fn demo(args: &DemoArgs, data: BillingData, telemetry: &Telemetry) -> anyh
     if args.hold_secs > 0 {
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(args.hold_secs)) => {}
-            _ = tokio::signal::ctrl_c() => eprintln!("interrupted"),
+            () = agent_kernel_demo::shutdown_signal() => eprintln!("stopping early"),
         }
     }
     drop(instrumentation);

@@ -866,16 +866,27 @@ impl<'k> Session<'k> {
             "GET {}{OVERDUE_PATH}?min_days={REMINDER_MIN_DAYS}, W3C traceparent in the request headers",
             self.remote_url
         ));
-        self.invoke(
-            Some("remote"),
-            InvokeRequest::new(&reminders, analyst)
-                .with_arg("operation", "overdue_reminders")
-                .with_arg("min_days", REMINDER_MIN_DAYS)
-                .with_mode(ResponseMode::Table),
-        )
-        .await?;
+        let remote = self
+            .invoke(
+                Some("remote"),
+                InvokeRequest::new(&reminders, analyst)
+                    .with_arg("operation", "overdue_reminders")
+                    .with_arg("min_days", REMINDER_MIN_DAYS)
+                    .with_mode(ResponseMode::Table),
+            )
+            .await?;
+        if let Some(text) = remote
+            .table_preview
+            .first()
+            .and_then(|row| row.get("reminder"))
+            .and_then(Value::as_str)
+        {
+            self.note(&format!(
+                "first reminder, as the model receives it: {text:?}"
+            ));
+        }
         self.note(
-            "the reminders name e-mail addresses and phone numbers: redacted inside the text",
+            "the tool's reminders name the customer's e-mail and phone: the warnings above say what the firewall redacted",
         );
         self.spans();
 

@@ -165,6 +165,41 @@ fn benches(c: &mut Criterion) {
         }
     }
 
+    // Interleaved check (robust to load from other processes): alternate rounds
+    // on an empty store and on a store at its cap, compare per-round medians.
+    {
+        let rounds = 15;
+        let per_round = 1_000;
+        let mut empty = Vec::with_capacity(rounds);
+        let mut at_cap = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            empty.push(time_invokes(
+                &rt,
+                &data,
+                ResponseMode::Summary,
+                false,
+                per_round,
+            ));
+            at_cap.push(time_invokes(
+                &rt,
+                &data,
+                ResponseMode::Summary,
+                true,
+                per_round,
+            ));
+        }
+        empty.sort_unstable();
+        at_cap.sort_unstable();
+        let (e, a) = (
+            empty[rounds / 2] / per_round as u32,
+            at_cap[rounds / 2] / per_round as u32,
+        );
+        println!(
+            "interleaved invoke/summary: empty store {e:?}, store at cap {a:?} per invoke (median of {rounds} rounds of {per_round}); at-cap/empty = {:.2}",
+            a.as_secs_f64() / e.as_secs_f64()
+        );
+    }
+
     let mut group = c.benchmark_group("invoke");
     for (id, mode) in [
         ("summary", ResponseMode::Summary),

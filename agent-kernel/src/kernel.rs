@@ -17,6 +17,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use serde::Deserialize;
+use agent_kernel_otel::{Telemetry, kernel_span, record};
 use serde_json::{Map, Value};
 
 use crate::budget::{BudgetManager, FramePayload, Reservation};
@@ -25,6 +26,7 @@ use crate::error::{DenialCategory, KernelError, Result};
 use crate::firewall::{Budgets, Firewall, FirewallOutput, FirewallRequest};
 use crate::handle::{HandleOwner, HandleStore};
 use crate::ids::new_id;
+use crate::otel::{TelemetrySlot, keys::OTHER};
 use crate::policy::{DefaultPolicyEngine, PolicyEngine};
 use crate::registry::{CapabilityRegistry, DEFAULT_MAX_RESULTS};
 use crate::router::{Router, StaticRouter};
@@ -281,6 +283,7 @@ impl KernelBuilder {
             budget: self.budget.unwrap_or_default(),
             drivers: RwLock::new(drivers),
             clock,
+            telemetry: Arc::default(),
         })
     }
 }
@@ -324,6 +327,7 @@ pub struct Kernel {
     budget: BudgetManager,
     drivers: RwLock<HashMap<String, Arc<dyn Driver>>>,
     clock: Arc<dyn Clock>,
+    telemetry: Arc<TelemetrySlot>,
 }
 
 impl fmt::Debug for Kernel {
@@ -430,6 +434,15 @@ impl Kernel {
         self.registry.search(goal, DEFAULT_MAX_RESULTS)
     }
 
+    #[kernel_span(
+        name = "agent_kernel.grant",
+        telemetry = self.telemetry(),
+        attrs(
+            principal_id = principal.principal_id,
+            capability_id = self.capability_label(&request.capability_id),
+            safety_class = self.safety_label(&request.capability_id),
+        ),
+    )]
     fn grant_inner(
         &self,
         request: &CapabilityRequest,
@@ -438,9 +451,8 @@ impl Kernel {
         keep_constraints: bool,
     ) -> Result<(crate::types::PolicyDecision, CapabilityToken, String)> {
         let capability = self.registry.get(&request.capability_id)?;
-        let mut decision = self
-            .policy
-            .evaluate(request, capability, principal, justification)?;
+        let mut decision =
+            self.evaluate_grant_policy(request, capability, principal, justification)?;
         let audit_id = new_id();
         let constraints = if keep_constraints {
             decision.constraints.clone()
@@ -462,6 +474,36 @@ impl Kernel {
             audit_id
         );
         Ok((decision, token, audit_id))
+    }
+
+    /// The grant-time policy decision, as its own `agent_kernel.policy.evaluate` span.
+    #[kernel_span(
+        name = "agent_kernel.policy.evaluate",
+        attrs(
+            capability_id = self.capability_label(&request.capability_id),
+            decision = deferred,
+            reason_category = deferred,
+        ),
+        metrics(counter(
+            name = "agent_kernel.policy_denials",
+            unit = "{denial}",
+            description = "Policy denials at grant and at invoke, by category",
+            labels(capability_id, reason_category),
+            when = denied,
+        )),
+    )]
+    fn evaluate_grant_policy(
+        &self,
+        request: &CapabilityRequest,
+        capability: &Capability,
+        principal: &Principal,
+        justification: &str,
+    ) -> Result<crate::types::PolicyDecision> {
+        let decision = self
+            .policy
+            .evaluate(request, capability, principal, justification);
+        record_decision(&decision);
+        decision
     }
 
     /// Evaluates the policy and, if it allows, issues a signed token.
@@ -530,6 +572,41 @@ impl Kernel {
     /// budget, tries the route's drivers in order, stores the full result under a
     /// handle (all modes but raw), passes it through the firewall, and records an
     /// [`ActionTrace`]. Policy denials and driver failures are recorded too.
+    #[kernel_span(
+        name = "agent_kernel.invoke",
+        telemetry = self.telemetry(),
+        attrs(
+            principal_id = request.principal.principal_id,
+            capability_id = self.capability_label(&request.token.capability_id),
+            safety_class = self.safety_label(&request.token.capability_id),
+            sensitivity = self.sensitivity_label(&request.token.capability_id),
+            response_mode = request.response_mode.as_str(),
+            session_id = request.session_id,
+            action_id = deferred,
+            driver_id = deferred,
+            effective_response_mode = deferred,
+            "gen_ai.operation.name" = "execute_tool",
+            "gen_ai.tool.name" = self.capability_label(&request.token.capability_id),
+            "gen_ai.tool.call.id" = deferred,
+        ),
+        metrics(
+            counter(
+                name = "agent_kernel.invocations",
+                unit = "{invocation}",
+                description = "Kernel invocations by capability, safety class and outcome",
+                labels(capability_id, safety_class, status),
+            ),
+            histogram(
+                name = "agent_kernel.invocation_duration",
+                unit = "ms",
+                description = "Kernel invocation latency",
+                buckets = [
+                    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 100, 500, 1000, 10000
+                ],
+                labels(capability_id, safety_class, status),
+            ),
+        ),
+    )]
     pub async fn invoke_with(&self, request: InvokeRequest<'_>) -> Result<Frame> {
         let started = Instant::now();
         let invoked_at = self.clock.now();
@@ -541,6 +618,15 @@ impl Kernel {
             session_id,
         } = request;
         let action_id = new_id();
+        // Correlation both ways: the span carries the action id, the audit
+        // record carries the span's ids.
+        let (trace_id, span_id) = if agent_kernel_otel::is_enabled() {
+            record("action_id", action_id.as_str());
+            record("gen_ai.tool.call.id", action_id.as_str());
+            agent_kernel_otel::current_trace_ids().unzip()
+        } else {
+            (None, None)
+        };
 
         let auth = match self.authorize(token, principal, response_mode, session_id) {
             Ok(auth) => auth,
@@ -562,8 +648,8 @@ impl Kernel {
                         denial_category: Some(category),
                         outcome: TraceOutcome::Denied,
                         duration: Some(started.elapsed()),
-                        trace_id: None,
-                        span_id: None,
+                        trace_id,
+                        span_id,
                     };
                     self.traces.record(trace);
                 }
@@ -597,8 +683,8 @@ impl Kernel {
                 denial_category: None,
                 outcome: TraceOutcome::Success,
                 duration: None,
-                trace_id: None,
-                span_id: None,
+                trace_id,
+                span_id,
             }),
         };
         let action_id = pending
@@ -715,6 +801,10 @@ impl Kernel {
         }
         let handle_id = frame.handle.as_ref().map(|h| h.handle_id.clone());
         let mode = frame.response_mode;
+        if agent_kernel_otel::is_enabled() {
+            record("driver_id", driver_id.as_str());
+            record("effective_response_mode", mode.as_str());
+        }
         pending.finish(|t| {
             t.driver_id = driver_id;
             t.handle_id = handle_id;
@@ -726,7 +816,34 @@ impl Kernel {
     /// Stage 1: verifies the token, evaluates the invoke-time policy against its
     /// signed constraints, settles the response mode (admin gate for raw, then
     /// session-budget escalation) and reserves session budget.
+    #[kernel_span(
+        name = "agent_kernel.policy.evaluate",
+        attrs(
+            capability_id = self.capability_label(&token.capability_id),
+            decision = deferred,
+            reason_category = deferred,
+        ),
+        metrics(counter(
+            name = "agent_kernel.policy_denials",
+            unit = "{denial}",
+            description = "Policy denials at grant and at invoke, by category",
+            labels(capability_id, reason_category),
+            when = denied,
+        )),
+    )]
     pub fn authorize(
+        &self,
+        token: &CapabilityToken,
+        principal: &Principal,
+        requested_mode: ResponseMode,
+        session_id: Option<&str>,
+    ) -> Result<Authorization> {
+        let authorization = self.authorize_unobserved(token, principal, requested_mode, session_id);
+        record_decision(&authorization);
+        authorization
+    }
+
+    fn authorize_unobserved(
         &self,
         token: &CapabilityToken,
         principal: &Principal,
@@ -768,6 +885,9 @@ impl Kernel {
     }
 
     /// Stage 2: one driver attempt (`attempt` counts from 1 along the route).
+    ///
+    /// A driver that calls out of the process ([`Driver::is_remote`]) gets a
+    /// CLIENT span, so that the callee's SERVER span pairs with it.
     pub async fn execute_attempt(
         &self,
         driver: &dyn Driver,
@@ -779,10 +899,25 @@ impl Kernel {
             ctx.action_id,
             driver.driver_id()
         );
-        driver.execute(ctx).await
+        if driver.is_remote() {
+            execute_remote(driver, ctx, attempt).await
+        } else {
+            execute_local(driver, ctx, attempt).await
+        }
     }
 
     /// Stage 3: redaction, allowed fields, budgets and the response mode.
+    #[kernel_span(
+        name = "agent_kernel.firewall.apply",
+        attrs(
+            response_mode = mode.as_str(),
+            effective_response_mode = deferred,
+            rows_in = deferred,
+            rows_out = deferred,
+            redactions = deferred,
+            chars = deferred,
+        ),
+    )]
     pub fn apply_firewall(
         &self,
         data: &Value,
@@ -799,7 +934,15 @@ impl Kernel {
             is_admin,
             budgets: &self.budgets,
         };
-        self.firewall.apply(&request)
+        let output = self.firewall.apply(&request);
+        if agent_kernel_otel::is_enabled() {
+            record("effective_response_mode", output.effective_mode.as_str());
+            record("rows_in", output.stats.rows_in);
+            record("rows_out", output.stats.rows_out);
+            record("redactions", output.stats.redactions);
+            record("chars", output.stats.chars);
+        }
+        output
     }
 
     // ── Expansion and explanation ───────────────────────────────────────────
@@ -811,6 +954,16 @@ impl Kernel {
     /// [`KernelError::HandleAccessDenied`] for anyone but the handle's principal,
     /// and [`KernelError::PolicyDenied`] (`invalid_constraint`) for a filter or
     /// field outside the token's `allowed_fields`.
+    #[kernel_span(
+        name = "agent_kernel.expand",
+        telemetry = self.telemetry(),
+        attrs(
+            principal_id = principal.principal_id,
+            capability_id = self.capability_label(&handle.capability_id),
+            handle_id = handle.handle_id,
+            rows_returned = deferred,
+        ),
+    )]
     pub fn expand(
         &self,
         handle: &Handle,
@@ -874,6 +1027,7 @@ impl Kernel {
         }
         let data = Value::Array(selected);
         let fw = self.apply_firewall(&data, ResponseMode::Table, constraints, cap as u64, false);
+        record("rows_returned", fw.table_preview.len());
         warnings.extend(fw.warnings);
         log::info!(
             "expand handle_id={} principal_id={}",
@@ -899,6 +1053,11 @@ impl Kernel {
     }
 
     /// The audit trace of a past invocation.
+    #[kernel_span(
+        name = "agent_kernel.explain",
+        telemetry = self.telemetry(),
+        attrs(action_id),
+    )]
     pub fn explain(&self, action_id: &str) -> Result<Arc<ActionTrace>> {
         self.traces.get(action_id)
     }
@@ -930,6 +1089,42 @@ impl Kernel {
         &self.budget
     }
 
+    /// The telemetry binding this kernel's root spans report to (the
+    /// OpenTelemetry globals unless [`instrument_kernel_with`] bound others).
+    ///
+    /// [`instrument_kernel_with`]: crate::otel::instrument_kernel_with
+    pub fn telemetry(&self) -> Telemetry {
+        self.telemetry.current()
+    }
+
+    pub(crate) fn telemetry_slot(&self) -> &Arc<TelemetrySlot> {
+        &self.telemetry
+    }
+
+    /// The metric label for a capability id: the id itself when registered,
+    /// `_OTHER` otherwise, so that label values stay a bounded set.
+    pub fn capability_label<'a>(&'a self, capability_id: &'a str) -> &'a str {
+        if self.registry.get(capability_id).is_ok() {
+            capability_id
+        } else {
+            OTHER
+        }
+    }
+
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    fn safety_label(&self, capability_id: &str) -> &'static str {
+        self.registry
+            .get(capability_id)
+            .map_or(OTHER, |c| c.safety_class.as_str())
+    }
+
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    fn sensitivity_label(&self, capability_id: &str) -> &'static str {
+        self.registry
+            .get(capability_id)
+            .map_or(OTHER, |c| c.sensitivity.as_str())
+    }
+
     /// The firewall.
     pub fn firewall(&self) -> &Firewall {
         &self.firewall
@@ -954,6 +1149,53 @@ impl Kernel {
             .cloned()
             .collect()
     }
+}
+
+/// Records the policy decision (and denial category) on the current
+/// `agent_kernel.policy.evaluate` span.
+fn record_decision<T>(outcome: &Result<T>) {
+    if !agent_kernel_otel::is_enabled() {
+        return;
+    }
+    match outcome {
+        Ok(_) => {
+            record("decision", "allow");
+        }
+        Err(err) => {
+            record("decision", "deny");
+            if let Some(category) = err.denial_category() {
+                record("reason_category", category.as_str());
+            }
+        }
+    }
+}
+
+#[kernel_span(
+    name = "agent_kernel.driver.execute",
+    attrs(driver_id = driver.driver_id(), attempt),
+)]
+// `attempt` is only read by the generated span code.
+#[cfg_attr(not(feature = "otel"), allow(unused_variables))]
+async fn execute_local(
+    driver: &dyn Driver,
+    ctx: &ExecutionContext<'_>,
+    attempt: u32,
+) -> std::result::Result<RawResult, DriverError> {
+    driver.execute(ctx).await
+}
+
+#[kernel_span(
+    name = "agent_kernel.driver.execute",
+    kind = client,
+    attrs(driver_id = driver.driver_id(), attempt),
+)]
+#[cfg_attr(not(feature = "otel"), allow(unused_variables))]
+async fn execute_remote(
+    driver: &dyn Driver,
+    ctx: &ExecutionContext<'_>,
+    attempt: u32,
+) -> std::result::Result<RawResult, DriverError> {
+    driver.execute(ctx).await
 }
 
 /// Converts a JSON object into invocation [`Args`]; anything else is

@@ -21,6 +21,7 @@ pub mod firewall;
 pub mod handle;
 mod ids;
 pub mod kernel;
+pub mod otel;
 pub mod policy;
 mod rate;
 mod registry;

@@ -14,6 +14,7 @@ use std::sync::{Arc, LazyLock, PoisonError, RwLock, Weak};
 
 use agent_kernel_otel::{GaugeRegistration, GaugeSpec, SpanError, Telemetry};
 
+use crate::driver::DriverError;
 use crate::error::KernelError;
 use crate::firewall::Redactor;
 use crate::kernel::Kernel;
@@ -195,6 +196,22 @@ impl SpanError for KernelError {
     }
 }
 
+/// A failed driver attempt on its `agent_kernel.driver.execute` span: the
+/// driver id and HTTP status only. The driver's message is left out, since
+/// drivers often quote their input or the tool's response.
+impl SpanError for DriverError {
+    fn error_type(&self) -> &'static str {
+        "driver_error"
+    }
+
+    fn redacted_message(&self) -> Cow<'_, str> {
+        Cow::Owned(match self.status {
+            Some(code) => format!("driver '{}' failed with status {code}", scrub(&self.driver_id)),
+            None => format!("driver '{}' failed", scrub(&self.driver_id)),
+        })
+    }
+}
+
 /// The connection between one [`Kernel`] and its telemetry, returned by
 /// [`instrument_kernel`]. Dropping it (or calling [`unhook`](Self::unhook))
 /// stops the budget gauge and returns the kernel to the default binding (the
@@ -262,7 +279,7 @@ pub fn instrument_kernel_with(kernel: &Kernel, telemetry: Telemetry) -> Instrume
         return Instrumentation { hook };
     }
     agent_kernel_otel::enable();
-    let budget = kernel.budget_manager().clone();
+    let budget = kernel.budget().clone();
     let gauge = telemetry.register_gauge::<u64, _>(
         GaugeSpec::new(keys::METRIC_BUDGET_CONSUMED)
             .with_unit("{token}")

@@ -48,8 +48,8 @@ fn main() -> ExitCode {
 fn run(args: &ToolServerArgs) -> anyhow::Result<()> {
     let path = args.data.clone().unwrap_or_else(data::default_data_path);
     let data = BillingData::load(&path)?;
-    // Console trees go straight to stderr-free stdout only after the URL line;
-    // with an OTLP endpoint configured they are off.
+    // Spans: OTLP when an endpoint is configured, else console trees on stdout
+    // (after the URL line, which is printed before any request is served).
     let telemetry = telemetry::init_from_env("billing-tool-server", None, false)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -70,35 +70,11 @@ fn run(args: &ToolServerArgs) -> anyhow::Result<()> {
             data.path().display(),
             if telemetry.traces.is_empty() { "none".to_owned() } else { telemetry.traces.join(", ") }
         );
-        shutdown_signal().await;
+        agent_kernel_demo::shutdown_signal().await;
         eprintln!("tool-server: stopping");
         server.stop().await
     });
     drop(runtime);
     telemetry.shutdown();
     result
-}
-
-/// Resolves on Ctrl-C, or SIGTERM on Unix.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }

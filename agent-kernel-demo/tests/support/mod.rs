@@ -80,6 +80,7 @@ pub struct Child {
     lines: Receiver<String>,
     seen: Vec<String>,
     stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
     what: &'static str,
 }
 
@@ -112,7 +113,7 @@ impl Child {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut pipe = inner.stderr.take().unwrap();
         let sink = stderr.clone();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             let mut buf = [0_u8; 4096];
             while let Ok(n) = pipe.read(&mut buf) {
                 if n == 0 {
@@ -128,6 +129,7 @@ impl Child {
             lines,
             seen: Vec::new(),
             stderr,
+            stderr_reader: Some(stderr_reader),
             what,
         }
     }
@@ -191,9 +193,12 @@ impl Child {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.inner.try_wait().unwrap() {
-                // Collect the rest of stdout for messages.
-                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                // Collect the rest of stdout and stderr (both pipes close at exit).
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
                     self.seen.push(line);
+                }
+                if let Some(reader) = self.stderr_reader.take() {
+                    let _ = reader.join();
                 }
                 return status;
             }

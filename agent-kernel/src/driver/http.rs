@@ -184,6 +184,10 @@ impl Driver for HttpDriver {
         &self.driver_id
     }
 
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     async fn execute(
         &self,
         ctx: &ExecutionContext<'_>,
@@ -197,6 +201,16 @@ impl Driver for HttpDriver {
         for (k, v) in &endpoint.headers {
             headers.insert(k.clone(), v.clone());
         }
+        // W3C trace context of the current (CLIENT) span, so the tool server
+        // joins the caller's trace; a no-op while telemetry is off.
+        agent_kernel_otel::inject_context(|name, value| {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                headers.insert(n, v);
+            }
+        });
         let timeout = endpoint.timeout.unwrap_or(self.default_timeout);
         let mut request = self
             .client

@@ -95,4 +95,12 @@ pub trait Driver: Send + Sync + fmt::Debug {
 
     /// Runs the operation described by `ctx`.
     async fn execute(&self, ctx: &ExecutionContext<'_>) -> Result<RawResult, DriverError>;
+
+    /// Whether the driver calls out of the process (HTTP, RPC). Its
+    /// `agent_kernel.driver.execute` spans are then of kind CLIENT, and it
+    /// should propagate the trace context (see
+    /// [`agent_kernel_otel::inject_context`]). Defaults to `false`.
+    fn is_remote(&self) -> bool {
+        false
+    }
 }

@@ -1,0 +1,6 @@
+//! Fuzz target `macro_args`: see `agent_kernel_fuzz` for what it checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    agent_kernel_fuzz::macro_args(data);
+});
