@@ -16,8 +16,8 @@ use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
-use serde::Deserialize;
 use agent_kernel_otel::{Telemetry, kernel_span, record};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::budget::{BudgetManager, FramePayload, Reservation};

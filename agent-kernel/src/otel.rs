@@ -108,8 +108,7 @@ pub mod keys {
     pub const OTHER: &str = "_OTHER";
     /// Explicit bucket boundaries of `agent_kernel.invocation_duration`, in ms.
     pub const DURATION_BUCKETS_MS: [f64; 15] = [
-        0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 100.0, 500.0, 1000.0,
-        10000.0,
+        0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 100.0, 500.0, 1000.0, 10000.0,
     ];
 }
 
@@ -134,21 +133,26 @@ impl SpanError for KernelError {
     fn redacted_message(&self) -> Cow<'_, str> {
         let text = match self {
             Self::CapabilityNotFound { capability_id } => {
-                format!("no capability registered with id '{}'", scrub(capability_id))
+                format!(
+                    "no capability registered with id '{}'",
+                    scrub(capability_id)
+                )
             }
             Self::CapabilityAlreadyRegistered { capability_id } => {
-                format!("capability '{}' is already registered", scrub(capability_id))
+                format!(
+                    "capability '{}' is already registered",
+                    scrub(capability_id)
+                )
             }
             Self::PolicyDenied {
                 capability_id,
                 category,
                 ..
-            } => format!(
-                "policy denied '{}' ({category})",
-                scrub(capability_id)
-            ),
+            } => format!("policy denied '{}' ({category})", scrub(capability_id)),
             Self::TokenExpired { token_id, .. } => format!("token '{}' expired", scrub(token_id)),
-            Self::TokenRevoked { token_id } => format!("token '{}' has been revoked", scrub(token_id)),
+            Self::TokenRevoked { token_id } => {
+                format!("token '{}' has been revoked", scrub(token_id))
+            }
             Self::TokenInvalid { token_id } => {
                 format!("token '{}' has an invalid signature", scrub(token_id))
             }
@@ -170,10 +174,17 @@ impl SpanError for KernelError {
                     "all drivers failed for capability '{}' (last status {code})",
                     scrub(capability_id)
                 ),
-                None => format!("all drivers failed for capability '{}'", scrub(capability_id)),
+                None => format!(
+                    "all drivers failed for capability '{}'",
+                    scrub(capability_id)
+                ),
             },
-            Self::HandleNotFound { handle_id } => format!("handle '{}' not found", scrub(handle_id)),
-            Self::HandleExpired { handle_id, .. } => format!("handle '{}' expired", scrub(handle_id)),
+            Self::HandleNotFound { handle_id } => {
+                format!("handle '{}' not found", scrub(handle_id))
+            }
+            Self::HandleExpired { handle_id, .. } => {
+                format!("handle '{}' expired", scrub(handle_id))
+            }
             Self::HandleAccessDenied { handle_id, .. } => format!(
                 "handle '{}' was not issued to this principal",
                 scrub(handle_id)
@@ -206,7 +217,10 @@ impl SpanError for DriverError {
 
     fn redacted_message(&self) -> Cow<'_, str> {
         Cow::Owned(match self.status {
-            Some(code) => format!("driver '{}' failed with status {code}", scrub(&self.driver_id)),
+            Some(code) => format!(
+                "driver '{}' failed with status {code}",
+                scrub(&self.driver_id)
+            ),
             None => format!("driver '{}' failed", scrub(&self.driver_id)),
         })
     }
