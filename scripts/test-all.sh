@@ -30,6 +30,17 @@ cargo nextest run --workspace
 step "tests, all features"
 cargo nextest run --workspace --all-features
 
+step "feature off: no opentelemetry under agent-kernel; instrument_kernel still compiles and runs"
+# The tree is captured first: `cargo tree | grep -q` under pipefail could hide a match (SIGPIPE).
+kernel_tree=$(cargo tree -p agent-kernel -e normal)
+if grep -q opentelemetry <<<"$kernel_tree"; then
+    echo "agent-kernel depends on opentelemetry without the otel feature:" >&2
+    grep opentelemetry <<<"$kernel_tree" >&2
+    exit 1
+fi
+# This package alone, so no other workspace member unifies `otel` on.
+AGENT_KERNEL_EXPECT_NO_OTEL=1 cargo test -p agent-kernel-tests --test kernel_no_otel
+
 step "doctests, default features"
 cargo test --workspace --doc
 

@@ -771,14 +771,30 @@ impl Kernel {
             )
         });
         let is_admin = principal.has_role("admin");
+        // The firewall applies the admin gate too: hand it the raw request that
+        // the gate turned into summary, so that `agent_kernel.firewall.apply`
+        // shows the requested and the effective mode (same output).
+        let firewall_mode = if response_mode == ResponseMode::Raw
+            && effective_mode == ResponseMode::Summary
+            && !is_admin
+        {
+            ResponseMode::Raw
+        } else {
+            effective_mode
+        };
         let fw = self.apply_firewall(
             &raw.data,
-            effective_mode,
+            firewall_mode,
             &token.constraints,
             max_rows,
             is_admin,
         );
-        warnings.extend(fw.warnings);
+        for warning in fw.warnings {
+            // The fallback warning is already there (from `authorize`).
+            if !warnings.contains(&warning) {
+                warnings.push(warning);
+            }
+        }
         let frame = Frame {
             action_id: action_id.clone(),
             capability_id: capability.capability_id.clone(),

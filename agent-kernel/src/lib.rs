@@ -14,6 +14,8 @@
 //! [`Kernel::get_token`] → [`Kernel::invoke`] → [`Kernel::expand`] → [`Kernel::explain`].
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "otel")]
+pub mod bridge;
 pub mod budget;
 pub mod driver;
 mod error;
@@ -32,6 +34,8 @@ pub mod trace;
 pub mod types;
 
 pub use async_trait::async_trait;
+#[cfg(feature = "otel")]
+pub use bridge::OTelTraceExporter;
 pub use budget::{
     BudgetConfig, BudgetManager, CharsOverFour, DEFAULT_MAX_SESSIONS, DEFAULT_REQUEST,
     DEFAULT_TOTAL_BUDGET, FramePayload, Reservation, SessionUsage, TokenCounter,
@@ -49,7 +53,7 @@ pub use registry::{CapabilityRegistry, DEFAULT_MAX_RESULTS};
 pub use router::{Router, StaticRouter};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use token::{CapabilityToken, DEFAULT_TOKEN_TTL, HmacTokenProvider, SECRET_ENV};
-pub use trace::{DEFAULT_TRACE_CAPACITY, TraceStore};
+pub use trace::{DEFAULT_TRACE_CAPACITY, ImportReport, LineError, TraceStore};
 pub use types::{
     ActionTrace, Args, Capability, CapabilityGrant, CapabilityRequest, Constraints, Frame, Handle,
     ImplementationRef, PolicyDecision, Principal, Provenance, RawResult, ResponseMode, SafetyClass,

@@ -6,6 +6,7 @@
 //! The secret is only held as a keyed MAC state; it never appears in `Debug`
 //! output, logs or errors.
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
@@ -19,7 +20,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::error::{KernelError, Result};
-use crate::ids::new_id;
+use crate::ids::{ID_LEN, id_string, new_id_bytes};
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::types::Constraints;
 
@@ -128,14 +129,37 @@ impl CapabilityToken {
 
 /// Appends `s` as a JSON string literal (the same bytes `serde_json` writes).
 fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if needs_escape(s.as_bytes()) {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    } else {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
-    } else {
-        // Writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
     }
+}
+
+/// Whether a JSON string literal of `bytes` needs escapes: a control byte
+/// (below 0x20), `"` or `\`. Eight bytes at a time (SWAR); exact.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Nonzero iff some byte of `x` is below `n` (n <= 0x80).
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let has = |x: u64, b: u8| below(x ^ (ONES * u64::from(b)), 1);
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_ne_bytes(word);
+        if below(x, 0x20) | has(x, b'"') | has(x, b'\\') != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// Appends a JSON array of strings.
@@ -169,13 +193,12 @@ fn write_u64(out: &mut Vec<u8>, mut n: u64) {
 
 /// Lower-case hex of a MAC.
 fn to_hex(bytes: &[u8; 32]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(64);
-    for b in bytes {
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-    s
+    let mut text = [0u8; 64];
+    // Both lengths are fixed (64 = 2 × 32): encoding cannot fail.
+    let _ = hex::encode_to_slice(bytes, &mut text);
+    std::str::from_utf8(&text)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 /// Canonical JSON: object keys sorted at every level, no whitespace.
@@ -214,8 +237,9 @@ fn write_canonical(out: &mut Vec<u8>, v: &Value) {
 #[derive(Debug)]
 struct Tracked {
     expires_at: Timestamp,
-    token_id: String,
-    principal_id: String,
+    /// The text of the token's id (always an [`ID_LEN`]-byte UUID: `issue` makes it).
+    token_id: [u8; ID_LEN],
+    principal_id: Arc<str>,
 }
 
 /// Revocation state; every index drops entries once the tokens they concern expire.
@@ -232,6 +256,9 @@ struct Revocations {
     epochs: HashMap<String, Timestamp>,
     /// Longest TTL issued so far (bounds how long an unknown id or an epoch matters).
     max_ttl: Duration,
+    /// The principal of the last issue, shared by the `tracked` entries of a
+    /// run of issues to the same principal (one allocation, not one per token).
+    last_principal: Option<Arc<str>>,
 }
 
 impl Revocations {
@@ -370,11 +397,27 @@ impl HmacTokenProvider {
         self.default_ttl
     }
 
-    fn sign(&self, token: &CapabilityToken, buf: &mut Vec<u8>) -> [u8; 32] {
-        buf.clear();
-        token.write_signable(buf);
+    /// HMAC-SHA256 of the token's canonical payload. The key schedule is done
+    /// once (`self.mac` is keyed); the payload is written into a reused
+    /// per-thread buffer.
+    fn sign(&self, token: &CapabilityToken) -> [u8; 32] {
+        thread_local! {
+            static PAYLOAD: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
+        }
         let mut mac = self.mac.clone();
-        mac.update(buf);
+        PAYLOAD.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                token.write_signable(&mut buf);
+                mac.update(&buf);
+            }
+            // Not reachable (no re-entrancy), but never panic: use a fresh buffer.
+            Err(_) => {
+                let mut buf = Vec::with_capacity(512);
+                token.write_signable(&mut buf);
+                mac.update(&buf);
+            }
+        });
         mac.finalize().into_bytes().into()
     }
 
@@ -389,8 +432,9 @@ impl HmacTokenProvider {
     ) -> CapabilityToken {
         let ttl = ttl.unwrap_or(self.default_ttl);
         let now = self.clock.now();
+        let token_key = new_id_bytes();
         let mut token = CapabilityToken {
-            token_id: new_id(),
+            token_id: id_string(&token_key),
             capability_id: capability_id.to_owned(),
             principal_id: principal_id.to_owned(),
             issued_at: now,
@@ -399,8 +443,7 @@ impl HmacTokenProvider {
             audit_id: audit_id.to_owned(),
             signature: String::new(),
         };
-        let mut buf = Vec::with_capacity(384);
-        token.signature = to_hex(&self.sign(&token, &mut buf));
+        token.signature = to_hex(&self.sign(&token));
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         st.prune(now);
         if ttl > st.max_ttl {
@@ -409,10 +452,18 @@ impl HmacTokenProvider {
         if st.tracked.len() >= self.max_tracked {
             st.tracked.pop_front();
         }
+        let principal = match &st.last_principal {
+            Some(p) if **p == *principal_id => Arc::clone(p),
+            _ => {
+                let p: Arc<str> = Arc::from(principal_id);
+                st.last_principal = Some(Arc::clone(&p));
+                p
+            }
+        };
         st.tracked.push_back(Tracked {
             expires_at: token.expires_at,
-            token_id: token.token_id.clone(),
-            principal_id: token.principal_id.clone(),
+            token_id: token_key,
+            principal_id: principal,
         });
         drop(st);
         token
@@ -454,8 +505,7 @@ impl HmacTokenProvider {
                 expires_at: token.expires_at,
             });
         }
-        let mut buf = Vec::with_capacity(384);
-        let expected = self.sign(token, &mut buf);
+        let expected = self.sign(token);
         let mut presented = [0u8; 32];
         let decoded = hex::decode_to_slice(token.signature.as_bytes(), &mut presented).is_ok();
         if !(decoded && bool::from(expected.ct_eq(&presented))) {
@@ -500,7 +550,12 @@ impl HmacTokenProvider {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         st.prune(now);
         // Rare operation: a reverse scan (recent tokens first) finds the expiry.
-        let forget_at = match st.tracked.iter().rev().find(|t| t.token_id == token_id) {
+        let forget_at = match st
+            .tracked
+            .iter()
+            .rev()
+            .find(|t| t.token_id.as_slice() == token_id.as_bytes())
+        {
             Some(t) => t.expires_at,
             None => now.saturating_add(st.max_ttl.max(self.default_ttl)),
         };
@@ -516,8 +571,8 @@ impl HmacTokenProvider {
         let mine: Vec<(String, Timestamp)> = st
             .tracked
             .iter()
-            .filter(|t| t.principal_id == principal_id && t.expires_at > now)
-            .map(|t| (t.token_id.clone(), t.expires_at))
+            .filter(|t| &*t.principal_id == principal_id && t.expires_at > now)
+            .map(|t| (id_string(&t.token_id), t.expires_at))
             .collect();
         let mut newly = 0;
         for (id, expires_at) in &mine {

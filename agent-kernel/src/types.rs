@@ -598,8 +598,51 @@ pub struct ActionTrace {
     pub outcome: TraceOutcome,
     /// Wall time from start to end of the invocation.
     pub duration: Option<Duration>,
-    /// OpenTelemetry trace id of the invocation's span (filled by instrumentation).
+    /// W3C trace id (32 lowercase hex digits) of the invocation's
+    /// `agent_kernel.invoke` span, when it ran under live instrumentation;
+    /// `None` otherwise. [`TraceStore::by_trace_id`](crate::TraceStore::by_trace_id)
+    /// answers by it.
     pub trace_id: Option<String>,
-    /// OpenTelemetry span id of the invocation's span (filled by instrumentation).
+    /// W3C span id (16 lowercase hex digits) of the invocation's
+    /// `agent_kernel.invoke` span, when it ran under live instrumentation;
+    /// `None` otherwise.
     pub span_id: Option<String>,
+}
+
+impl ActionTrace {
+    /// The outcome category as a stable label: `denied:<denial category>` for
+    /// denials (`denied:missing_role`), else the [`TraceOutcome`] label
+    /// (`success`, `driver_error`, `cancelled`). Never free text.
+    ///
+    /// ```
+    /// # use agent_kernel::{ActionTrace, TraceOutcome, DenialCategory};
+    /// # fn check(t: &ActionTrace) {
+    /// if t.outcome == TraceOutcome::Denied && t.denial_category == Some(DenialCategory::RateLimited) {
+    ///     assert_eq!(t.outcome_category(), "denied:rate_limited");
+    /// }
+    /// # }
+    /// ```
+    pub fn outcome_category(&self) -> String {
+        match (self.outcome, self.denial_category) {
+            (TraceOutcome::Denied, Some(c)) => format!("denied:{}", c.as_str()),
+            (o, _) => o.as_str().to_owned(),
+        }
+    }
+
+    /// When the invocation ended: `invoked_at` plus `duration` (or `invoked_at`
+    /// when no duration was recorded, or when the sum is not representable).
+    pub fn ended_at(&self) -> std::time::SystemTime {
+        let start = self.started_at();
+        start
+            .checked_add(self.duration.unwrap_or_default())
+            .unwrap_or(start)
+    }
+
+    /// `invoked_at` as a [`SystemTime`](std::time::SystemTime) (the Unix epoch
+    /// if not representable on this platform).
+    pub fn started_at(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH
+            .checked_add(Duration::from_millis(self.invoked_at.as_millis()))
+            .unwrap_or(std::time::UNIX_EPOCH)
+    }
 }

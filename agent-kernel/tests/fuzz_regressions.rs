@@ -25,7 +25,12 @@ fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
     };
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            p.is_file()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     paths.sort();
     paths
@@ -43,7 +48,10 @@ fn replay(target: &str, check: fn(&[u8])) {
             failures.push(path.display().to_string());
         }
     }
-    assert!(failures.is_empty(), "{target}: failing inputs: {failures:#?}");
+    assert!(
+        failures.is_empty(),
+        "{target}: failing inputs: {failures:#?}"
+    );
 }
 
 #[test]

@@ -263,7 +263,11 @@ impl<'a> Bytes<'a> {
 // ── JSON helpers ────────────────────────────────────────────────────────────
 
 /// Calls `f(text, is_key, parent_key)` on every string and object key of `v`.
-fn visit_strings<'v>(v: &'v Value, parent: Option<&'v str>, f: &mut impl FnMut(&'v str, bool, Option<&'v str>)) {
+fn visit_strings<'v>(
+    v: &'v Value,
+    parent: Option<&'v str>,
+    f: &mut impl FnMut(&'v str, bool, Option<&'v str>),
+) {
     match v {
         Value::String(s) => f(s, false, parent),
         Value::Array(items) => items.iter().for_each(|i| visit_strings(i, parent, f)),
@@ -295,7 +299,9 @@ fn assert_clean(v: &Value, allowed: Option<&[String]>, what: &str) {
 
 fn assert_sensitive_redacted(v: &Value, what: &str) {
     match v {
-        Value::Array(items) => items.iter().for_each(|i| assert_sensitive_redacted(i, what)),
+        Value::Array(items) => items
+            .iter()
+            .for_each(|i| assert_sensitive_redacted(i, what)),
         Value::Object(map) => {
             for (k, child) in map {
                 if is_sensitive_field_name(k) {
@@ -404,7 +410,10 @@ fn check_round_trip(token: &CapabilityToken) -> CapabilityToken {
 /// Error text never carries the signature or the secret.
 fn check_error_text(token: &CapabilityToken, err: &agent_kernel::KernelError, extra: &[&str]) {
     let text = format!("{err} {err:?}");
-    assert!(!text.contains(TOKEN_SECRET), "the secret leaked into an error: {text}");
+    assert!(
+        !text.contains(TOKEN_SECRET),
+        "the secret leaked into an error: {text}"
+    );
     let sig = token.signature.as_str();
     let elsewhere = [
         token.token_id.as_str(),
@@ -416,7 +425,10 @@ fn check_error_text(token: &CapabilityToken, err: &agent_kernel::KernelError, ex
     .chain(extra)
     .any(|f| f.contains(sig));
     if sig.len() >= 16 && !elsewhere {
-        assert!(!text.contains(sig), "the signature leaked into an error: {text}");
+        assert!(
+            !text.contains(sig),
+            "the signature leaked into an error: {text}"
+        );
     }
 }
 
@@ -503,7 +515,11 @@ fn token_structured(b: &mut Bytes<'_>) {
     let mut map = Map::new();
     let flags = b.u8();
     if flags & 1 != 0 {
-        let n = if flags & 2 != 0 { b.u64() } else { u64::from(b.u8()) };
+        let n = if flags & 2 != 0 {
+            b.u64()
+        } else {
+            u64::from(b.u8())
+        };
         map.insert("max_rows".into(), json!(n));
     }
     if flags & 4 != 0 {
@@ -538,7 +554,11 @@ fn token_structured(b: &mut Bytes<'_>) {
     let principal = token.principal_id.clone();
     let capability = token.capability_id.clone();
     let verdict = kind(verify(&token, &principal, &capability));
-    let expected = if expires_at > NOW_MS { "ok" } else { "token_expired" };
+    let expected = if expires_at > NOW_MS {
+        "ok"
+    } else {
+        "token_expired"
+    };
     assert_eq!(verdict, expected, "a correctly signed token");
 
     // Transport keeps the verdict.
@@ -550,9 +570,15 @@ fn token_structured(b: &mut Bytes<'_>) {
 
     // Principal and capability binding.
     let other = format!("{principal}\u{0}x");
-    assert_eq!(kind(verify(&token, &other, &capability)), "token_principal_mismatch");
+    assert_eq!(
+        kind(verify(&token, &other, &capability)),
+        "token_principal_mismatch"
+    );
     let other = format!("{capability}.x");
-    assert_eq!(kind(verify(&token, &principal, &other)), "token_capability_mismatch");
+    assert_eq!(
+        kind(verify(&token, &principal, &other)),
+        "token_capability_mismatch"
+    );
 
     // Any change to a signed field (or to the signature) is detected.
     let mut t = token.clone();
@@ -563,7 +589,11 @@ fn token_structured(b: &mut Bytes<'_>) {
         3 => t.audit_id.push('x'),
         4 => t.issued_at = Timestamp::from_millis(issued_at ^ 1),
         5 => {
-            let e = if expires_at == u64::MAX { expires_at - 1 } else { expires_at + 1 };
+            let e = if expires_at == u64::MAX {
+                expires_at - 1
+            } else {
+                expires_at + 1
+            };
             if e <= NOW_MS {
                 return;
             }
@@ -580,7 +610,11 @@ fn token_structured(b: &mut Bytes<'_>) {
         }
     }
     let (p, c) = (t.principal_id.clone(), t.capability_id.clone());
-    assert_eq!(kind(verify(&t, &p, &c)), "token_invalid", "tampering went unnoticed");
+    assert_eq!(
+        kind(verify(&t, &p, &c)),
+        "token_invalid",
+        "tampering went unnoticed"
+    );
 }
 
 // ── Target: redaction ───────────────────────────────────────────────────────
@@ -621,7 +655,11 @@ fn check_redact_value(redactor: &Redactor, value: &Value, allowed: Option<&[Stri
     assert_clean(&out, allowed, what);
     visit_strings(&out, None, &mut |s, is_key, _| {
         if !is_key {
-            assert_eq!(redactor.redact_str(s), s, "a redacted string still holds a pattern");
+            assert_eq!(
+                redactor.redact_str(s),
+                s,
+                "a redacted string still holds a pattern"
+            );
         }
     });
     // Depth: nothing deeper than max_depth containers.
@@ -649,13 +687,19 @@ fn check_redact_value(redactor: &Redactor, value: &Value, allowed: Option<&[Stri
     let view = redactor.redact(value, allowed);
     assert_eq!(view.warnings, warnings);
     assert_eq!(view.counts.total(), total);
-    assert_eq!(serde_json::to_value(&view.value).expect("view serialises"), out);
+    assert_eq!(
+        serde_json::to_value(&view.value).expect("view serialises"),
+        out
+    );
     assert_eq!(view.value.to_value(), out);
     let (audit_warnings, audit_counts) = redactor.audit(value, allowed);
     assert_eq!(audit_warnings, warnings, "audit and redact disagree");
     assert_eq!(audit_counts.total(), total);
     if total == 0 {
-        assert_eq!(&out, value, "the value changed but no redaction was counted");
+        assert_eq!(
+            &out, value,
+            "the value changed but no redaction was counted"
+        );
         assert!(warnings.is_empty());
     }
     for w in &warnings {
@@ -717,7 +761,11 @@ pub fn firewall(data: &[u8]) {
     };
     assert_eq!(out.stats.rows_in, rows_in);
     let fallback = mode == ResponseMode::Raw && !is_admin;
-    let effective = if fallback { ResponseMode::Summary } else { mode };
+    let effective = if fallback {
+        ResponseMode::Summary
+    } else {
+        mode
+    };
     assert_eq!(out.effective_mode, effective);
     if fallback {
         assert!(out.warnings.iter().any(|w| w.contains("requires admin")));
@@ -730,11 +778,18 @@ pub fn firewall(data: &[u8]) {
             assert!(out.table_preview.is_empty() && out.raw_data.is_none());
             assert!(out.facts.len() <= MAX_FACTS, "{} facts", out.facts.len());
             let chars: usize = out.facts.iter().map(|f| f.chars().count()).sum();
-            assert!(chars <= budgets.max_chars, "{chars} chars > {}", budgets.max_chars);
+            assert!(
+                chars <= budgets.max_chars,
+                "{chars} chars > {}",
+                budgets.max_chars
+            );
             assert_eq!(out.stats.chars, chars);
             assert_eq!(out.stats.rows_out, 0);
             for fact in &out.facts {
-                assert!(!EMAIL.is_match(fact), "a fact holds an e-mail address: {fact}");
+                assert!(
+                    !EMAIL.is_match(fact),
+                    "a fact holds an e-mail address: {fact}"
+                );
             }
         }
         ResponseMode::Table => {
@@ -746,7 +801,10 @@ pub fn firewall(data: &[u8]) {
                 assert!(row.len() <= budgets.max_fields, "row wider than max_fields");
                 assert_clean(&Value::Object(row.clone()), allowed.as_deref(), "table");
             }
-            let chars = serde_json::to_string(&out.table_preview).expect("json").chars().count();
+            let chars = serde_json::to_string(&out.table_preview)
+                .expect("json")
+                .chars()
+                .count();
             assert_eq!(out.stats.chars, chars, "table chars");
         }
         ResponseMode::HandleOnly => {
@@ -813,7 +871,17 @@ fn default_rows() -> Value {
     ])
 }
 
-const QUERY_KEYS: &[&str] = &["id", "name", "status", "email", "amount", "note", "ssn", "missing", "bob@example.com"];
+const QUERY_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "status",
+    "email",
+    "amount",
+    "note",
+    "ssn",
+    "missing",
+    "bob@example.com",
+];
 const QUERY_VALUES: &[&str] = &["paid", "open", "Ada", "bob@example.com", "123-45-6789"];
 
 /// A query built from bytes, shaped like a real one so filters match.
@@ -838,7 +906,11 @@ fn structured_query(b: &mut Bytes<'_>) -> Value {
         q.insert("offset".into(), json!(b.u8() % 10));
     }
     if flags & 4 != 0 {
-        let limit = if flags & 0x40 != 0 { u64::MAX } else { u64::from(b.u8() % 10) };
+        let limit = if flags & 0x40 != 0 {
+            u64::MAX
+        } else {
+            u64::from(b.u8() % 10)
+        };
         q.insert("limit".into(), json!(limit));
     }
     if flags & 8 != 0 {
@@ -871,12 +943,16 @@ pub fn expand(data: &[u8]) {
     };
     let budgets = *kernel.firewall_budgets();
     // The rows an expansion may show: the token's max_rows, else the budget's.
-    let cap = constraints
-        .max_rows
-        .map_or(budgets.max_rows, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let cap = constraints.max_rows.map_or(budgets.max_rows, |n| {
+        usize::try_from(n).unwrap_or(usize::MAX)
+    });
     let (query_json, stored) = if c1 & 0x80 != 0 {
         let q = structured_query(&mut b);
-        let stored = if c1 & 0x40 != 0 { b.json(4) } else { default_rows() };
+        let stored = if c1 & 0x40 != 0 {
+            b.json(4)
+        } else {
+            default_rows()
+        };
         (q, stored)
     } else {
         let rest = b.rest();
@@ -910,7 +986,10 @@ pub fn expand(data: &[u8]) {
 
     // Only the owner may expand.
     let mallory = kernel.expand(&handle, &query, &Principal::new("mallory"));
-    assert_eq!(mallory.map(|_| ()).map_err(|e| e.kind()), Err("handle_access_denied"));
+    assert_eq!(
+        mallory.map(|_| ()).map_err(|e| e.kind()),
+        Err("handle_access_denied")
+    );
 
     let alice = Principal::new("alice");
     // The kernel checks filter and projection keys against the token's
@@ -928,11 +1007,17 @@ pub fn expand(data: &[u8]) {
         Ok(frame) => frame,
         Err(e) => {
             assert_eq!(e.kind(), "policy_denied", "unexpected expand error: {e}");
-            assert!(outside.is_some(), "denied although every field is allowed: {e}");
+            assert!(
+                outside.is_some(),
+                "denied although every field is allowed: {e}"
+            );
             return;
         }
     };
-    assert!(outside.is_none(), "a field outside allowed_fields was accepted: {outside:?}");
+    assert!(
+        outside.is_none(),
+        "a field outside allowed_fields was accepted: {outside:?}"
+    );
 
     // Oracle: the row count, computed independently.
     let rows: Vec<&Value> = match &stored {
@@ -956,7 +1041,10 @@ pub fn expand(data: &[u8]) {
         if let Some(fields) = &query.fields {
             // Projection: object rows keep only named fields (keys may be scrubbed).
             let names: BTreeSet<&String> = fields.iter().collect();
-            assert!(row.len() <= names.len().max(1), "projection not applied: {row:?}");
+            assert!(
+                row.len() <= names.len().max(1),
+                "projection not applied: {row:?}"
+            );
         }
         assert_clean(&Value::Object(row.clone()), allowed.as_deref(), "expand");
     }
@@ -974,11 +1062,29 @@ pub fn token_seed_tokens() -> Vec<CapabilityToken> {
         allowed_fields: Some(vec!["id".to_owned(), "name".to_owned()].into()),
         ..Constraints::default()
     };
-    let plain = TOKENS.issue("billing.list_invoices", "alice", Constraints::default(), None, "audit-1");
-    let constrained = TOKENS.issue("crm.get_customer", "bob", constraints.clone(), None, "audit-2");
+    let plain = TOKENS.issue(
+        "billing.list_invoices",
+        "alice",
+        Constraints::default(),
+        None,
+        "audit-1",
+    );
+    let constrained = TOKENS.issue(
+        "crm.get_customer",
+        "bob",
+        constraints.clone(),
+        None,
+        "audit-2",
+    );
     constraints
         .extra
         .insert("region".into(), json!({"b": [1, 2.5, "x"], "a": null}));
-    let extra = TOKENS.issue("ops.delete", "carol\"\\\u{1}é", constraints, None, "audit-3");
+    let extra = TOKENS.issue(
+        "ops.delete",
+        "carol\"\\\u{1}é",
+        constraints,
+        None,
+        "audit-3",
+    );
     vec![plain, constrained, extra]
 }

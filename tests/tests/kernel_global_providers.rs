@@ -1,0 +1,108 @@
+//! A kernel built and instrumented (`instrument_kernel`, global binding)
+//! before the application installs its OpenTelemetry global providers still
+//! exports once they are: spans and the per-call metrics (and, once fixed, the
+//! budget gauge). An invoke made inside the application's own span (from the
+//! global tracer) becomes its child. In its own test binary because it sets
+//! the process-wide globals; the two tests must not share a process (nextest
+//! runs each test in its own; with `cargo test`, run the ignored one alone:
+//! `cargo test -p agent-kernel-tests --features otel --test
+//! kernel_global_providers -- --ignored`).
+#![cfg(feature = "otel")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod kernel_fixture;
+
+use agent_kernel::otel::{instrument_kernel, keys as k};
+use agent_kernel::*;
+use agent_kernel_otel::opentelemetry::trace::{TraceContextExt, Tracer};
+use agent_kernel_otel::opentelemetry::{Context, context::FutureExt, global};
+use agent_kernel_tests::Capture;
+use kernel_fixture::*;
+
+#[test]
+fn kernel_built_before_the_providers_exports_once_they_are_installed() {
+    // Built, instrumented and used before any provider exists.
+    let fx = Fixture::new();
+    let hook = instrument_kernel(&fx.kernel);
+    assert!(hook.telemetry().is_global());
+    let token = fx.token(LIST, &fx.analyst);
+    let early = rt()
+        .block_on(fx.kernel.invoke_with(InvokeRequest::new(&token, &fx.analyst).with_session("s-early")))
+        .unwrap();
+    assert_eq!(
+        fx.kernel.explain(&early.action_id).unwrap().trace_id,
+        None,
+        "no provider yet: no-op spans, no ids"
+    );
+
+    // The application installs its providers (and calls enable(), as setup does).
+    let cap = Capture::install_global();
+    let frame = rt()
+        .block_on(fx.kernel.invoke_with(InvokeRequest::new(&token, &fx.analyst).with_session("s-1")))
+        .unwrap();
+    let all = cap.spans();
+    let roots = named(&all, k::SPAN_INVOKE);
+    assert_eq!(roots.len(), 1, "{all:?}");
+    let root = roots[0];
+    assert!(root.is_root());
+    assert_eq!(root.attr(k::ACTION_ID), Some(frame.action_id.as_str()));
+    assert_eq!(
+        child_names(&all, root),
+        [k::SPAN_POLICY_EVALUATE, k::SPAN_DRIVER_EXECUTE, k::SPAN_FIREWALL_APPLY]
+    );
+    let trace = fx.kernel.explain(&frame.action_id).unwrap();
+    assert_eq!(trace.span_id.as_deref(), Some(root.span_id.as_str()));
+    let labels = [
+        (k::LABEL_CAPABILITY_ID, LIST),
+        (k::LABEL_SAFETY_CLASS, "READ"),
+        (k::LABEL_STATUS, "success"),
+    ];
+    assert_eq!(cap.count(k::METRIC_INVOCATIONS, &labels), 1);
+    assert_eq!(cap.count(k::METRIC_INVOCATION_DURATION, &labels), 1);
+    // An invoke inside the application's own span (global tracer) is its child.
+    let tracer = global::tracer("app");
+    let span = tracer.start("app.request");
+    let cx = Context::current_with_span(span);
+    let frame = rt()
+        .block_on(
+            fx.kernel
+                .invoke_with(InvokeRequest::new(&token, &fx.analyst))
+                .with_context(cx.clone()),
+        )
+        .unwrap();
+    cx.span().end();
+    let all = cap.spans();
+    let app = named(&all, "app.request")[0];
+    let root = all
+        .iter()
+        .find(|s| s.attr(k::ACTION_ID) == Some(frame.action_id.as_str()))
+        .unwrap();
+    assert!(app.is_parent_of(root), "invoke under the caller's span");
+    assert_eq!(children(&all, root).len(), 3);
+    drop(hook);
+}
+
+/// Known bug (reported): `instrument_kernel` registers the
+/// `agent_kernel.budget_consumed` gauge on the global meter of the moment
+/// (`Telemetry::register_gauge`: "for a global binding the meter is the global
+/// one at the time of the call"); an observable instrument created on the
+/// no-op meter never reports, so a kernel instrumented before the application
+/// installed its providers exports spans and counters but never the gauge.
+#[test]
+#[ignore = "known bug: the budget gauge stays on the no-op global meter (see doc comment)"]
+fn budget_gauge_registered_before_the_providers_reports_once_they_are() {
+    let fx = Fixture::new();
+    let _hook = instrument_kernel(&fx.kernel);
+    let token = fx.token(LIST, &fx.analyst);
+    let cap = Capture::install_global();
+    rt().block_on(fx.kernel.invoke_with(InvokeRequest::new(&token, &fx.analyst).with_session("s-1")))
+        .unwrap();
+    let used = fx.kernel.budget().usage("s-1").unwrap().used;
+    assert!(used > 0);
+    assert_eq!(
+        cap.count(k::METRIC_BUDGET_CONSUMED, &[(k::LABEL_SESSION_ID, "s-1")]),
+        used,
+        "{:?}",
+        cap.points()
+    );
+}
