@@ -34,7 +34,7 @@
 //! `IdGenerator`. The bridge offers its ids through
 //! [`take_pending_trace_id`] / [`take_pending_span_id`] while it builds a span,
 //! and the tracer provider given to the bridge must use an id generator that
-//! takes them: [`BridgeIdGenerator`] (feature `otel-sdk`), or your own
+//! takes them: `BridgeIdGenerator` (feature `otel-sdk`), or your own
 //! generator calling those two functions first. With any other generator the
 //! spans are still exported, with fresh ids, and
 //! [`BridgedSpan::deterministic`] says so.
@@ -307,8 +307,9 @@ impl<T> fmt::Debug for OTelTraceExporter<T> {
 
 impl<T: Tracer> OTelTraceExporter<T> {
     /// An exporter whose spans go to `provider` (any OpenTelemetry tracer
-    /// provider; for deterministic ids it must use [`BridgeIdGenerator`] or a
-    /// generator that calls [`take_pending_trace_id`] / [`take_pending_span_id`]).
+    /// provider; for deterministic ids it must use `BridgeIdGenerator`
+    /// (feature `otel-sdk`) or a generator that calls
+    /// [`take_pending_trace_id`] / [`take_pending_span_id`]).
     pub fn new<P>(provider: &P) -> Self
     where
         P: TracerProvider<Tracer = T>,

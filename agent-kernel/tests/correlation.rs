@@ -127,7 +127,7 @@ fn an_invoke_records_its_span_ids_and_is_found_by_them() {
 
     assert_eq!(
         ids(&k.traces().by_trace_id(&trace_id)),
-        [frame.action_id.clone()]
+        [frame.action_id.as_str()]
     );
     assert_eq!(k.traces().trace_id_of(&frame.action_id), Some(trace_id));
 }
@@ -152,7 +152,7 @@ fn invokes_under_a_callers_span_group_together() {
     assert_ne!(outside_trace, caller_trace);
     assert_eq!(
         ids(&k.traces().by_trace_id(&outside_trace)),
-        [outside.action_id.clone()]
+        [outside.action_id.as_str()]
     );
 
     // Each grouped action's span id is its own invoke span, a child of the caller.

@@ -23,7 +23,9 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
 
-use agent_kernel::firewall::{MAX_FACTS, REDACTED, Redactor, is_sensitive_field_name};
+use agent_kernel::firewall::{
+    MAX_FACTS, PatternKind, PatternSet, REDACTED, Redactor, is_sensitive_field_name,
+};
 use agent_kernel::{
     Budgets, CapabilityRegistry, CapabilityToken, Constraints, ExpandQuery, Firewall,
     FirewallRequest, HandleOwner, HmacTokenProvider, Kernel, ManualClock, Principal, ResponseMode,
@@ -617,6 +619,27 @@ fn token_structured(b: &mut Bytes<'_>) {
     );
 }
 
+// ── Known open issues ───────────────────────────────────────────────────────
+
+/// Set `AGENT_KERNEL_FUZZ_ALLOW=conn-string-host` to let the `redaction`
+/// target go past the open connection-string bug (a credentialed URL right
+/// after another one, without white space between them, survives one pass:
+/// `fuzz/regressions/redaction/second-credentialed-url-survives`) while
+/// looking for other bugs. Unset (the default, and in `scripts/fuzz.sh` and
+/// the regression tests) every check is strict.
+static ALLOW_CONN_STRING_HOST: LazyLock<bool> = LazyLock::new(|| {
+    std::env::var("AGENT_KERNEL_FUZZ_ALLOW")
+        .is_ok_and(|v| v.split(',').any(|x| x == "conn-string-host"))
+});
+
+/// Whether what redaction left in `s` is only the known connection-string
+/// issue, and that issue is allowed.
+fn known_conn_string_issue(redactor: &Redactor, s: &str) -> bool {
+    *ALLOW_CONN_STRING_HOST
+        && redactor.redact_str_with_kinds(s).1
+            == PatternSet::from_iter([PatternKind::ConnectionString])
+}
+
 // ── Target: redaction ───────────────────────────────────────────────────────
 
 /// Target `redaction`. First byte: depth limit, `allowed_fields` choice and
@@ -645,6 +668,9 @@ fn check_redact_str(redactor: &Redactor, text: &str) {
         assert_eq!(out, text, "text changed although no pattern was found");
     }
     assert!(!EMAIL.is_match(&out), "an e-mail address survived: {out:?}");
+    if known_conn_string_issue(redactor, &out) {
+        return;
+    }
     let again = redactor.redact_str(&out);
     assert_eq!(again, out, "redact_str is not idempotent on {text:?}");
 }
@@ -653,8 +679,11 @@ fn check_redact_value(redactor: &Redactor, value: &Value, allowed: Option<&[Stri
     let (out, warnings, total) = redactor.redact_value(value, allowed);
     let what = "redact_value";
     assert_clean(&out, allowed, what);
+    let mut known_issue = false;
     visit_strings(&out, None, &mut |s, is_key, _| {
-        if !is_key {
+        if known_conn_string_issue(redactor, s) {
+            known_issue = true;
+        } else if !is_key {
             assert_eq!(
                 redactor.redact_str(s),
                 s,
@@ -706,6 +735,9 @@ fn check_redact_value(redactor: &Redactor, value: &Value, allowed: Option<&[Stri
         assert!(!EMAIL.is_match(w), "a warning holds an e-mail address: {w}");
     }
     // Idempotence: redacting the output again changes nothing.
+    if known_issue {
+        return;
+    }
     let (again, _, _) = redactor.redact_value(&out, allowed);
     assert_eq!(again, out, "redact_value is not idempotent");
 }

@@ -71,13 +71,66 @@ const ITEMS: &[&str] = &[
 
 /// Identifiers: the grammar's words, parameter names, near misses, keywords.
 const IDENTS: &[&str] = &[
-    "name", "kind", "telemetry", "result", "no_result", "attrs", "metrics", "internal", "client",
-    "server", "producer", "consumer", "counter", "histogram", "gauge", "unit", "description",
-    "buckets", "labels", "when", "always", "success", "error", "denied", "failure", "status",
-    "deferred", "principal", "token", "response_mode", "ctx", "attempt", "req", "n", "items",
-    "offset", "limit", "id", "principal_id", "capability_id", "self", "Self", "crate", "super",
-    "nmae", "atrs", "r#type", "r#name", "_", "x", "async", "await", "fn", "let", "move", "true",
-    "clone", "len", "as_str", "telemetry_for",
+    "name",
+    "kind",
+    "telemetry",
+    "result",
+    "no_result",
+    "attrs",
+    "metrics",
+    "internal",
+    "client",
+    "server",
+    "producer",
+    "consumer",
+    "counter",
+    "histogram",
+    "gauge",
+    "unit",
+    "description",
+    "buckets",
+    "labels",
+    "when",
+    "always",
+    "success",
+    "error",
+    "denied",
+    "failure",
+    "status",
+    "deferred",
+    "principal",
+    "token",
+    "response_mode",
+    "ctx",
+    "attempt",
+    "req",
+    "n",
+    "items",
+    "offset",
+    "limit",
+    "id",
+    "principal_id",
+    "capability_id",
+    "self",
+    "Self",
+    "crate",
+    "super",
+    "nmae",
+    "atrs",
+    "r#type",
+    "r#name",
+    "_",
+    "x",
+    "async",
+    "await",
+    "fn",
+    "let",
+    "move",
+    "true",
+    "clone",
+    "len",
+    "as_str",
+    "telemetry_for",
 ];
 
 /// Whole fragments, lexed with `TokenStream::from_str`.
@@ -109,9 +162,29 @@ const PUNCTS: &[char] = &[
 ];
 
 const LITERALS: &[&str] = &[
-    "1", "0", "1.5", "1e3", "1e400", "-0.0", "1_000", "0x10", "1u8", "2.5f32", "'c'", "b\"x\"",
-    "r\"raw\"", "r#\"raw#\"#", "c\"c\"", "\"\"", "\" \"", "\"a b\"", "\"agent_kernel.x\"",
-    "\"ms\"", "\"gen_ai.tool.name\"", "\"é\\u{301}\"", "\"\\n\"",
+    "1",
+    "0",
+    "1.5",
+    "1e3",
+    "1e400",
+    "-0.0",
+    "1_000",
+    "0x10",
+    "1u8",
+    "2.5f32",
+    "'c'",
+    "b\"x\"",
+    "r\"raw\"",
+    "r#\"raw#\"#",
+    "c\"c\"",
+    "\"\"",
+    "\" \"",
+    "\"a b\"",
+    "\"agent_kernel.x\"",
+    "\"ms\"",
+    "\"gen_ai.tool.name\"",
+    "\"é\\u{301}\"",
+    "\"\\n\"",
 ];
 
 /// A token stream built from bytes: identifiers, punctuation, literals,
@@ -136,7 +209,11 @@ fn tokens(b: &mut Bytes<'_>, depth: u32, budget: &mut u32) -> TokenStream {
             }
             4..=6 => {
                 let c = PUNCTS[usize::from(b.u8()) % PUNCTS.len()];
-                let spacing = if tag & 0x80 != 0 { Spacing::Joint } else { Spacing::Alone };
+                let spacing = if tag & 0x80 != 0 {
+                    Spacing::Joint
+                } else {
+                    Spacing::Alone
+                };
                 out.extend([TokenTree::Punct(Punct::new(c, spacing))]);
             }
             7 => {
@@ -165,7 +242,9 @@ fn tokens(b: &mut Bytes<'_>, depth: u32, budget: &mut u32) -> TokenStream {
                 out.extend([TokenTree::Group(Group::new(delimiter, inner))]);
             }
             _ => {
-                if let Ok(ts) = TokenStream::from_str(SNIPPETS[usize::from(b.u8()) % SNIPPETS.len()]) {
+                if let Ok(ts) =
+                    TokenStream::from_str(SNIPPETS[usize::from(b.u8()) % SNIPPETS.len()])
+                {
                     out.extend(ts);
                 }
             }
@@ -203,14 +282,25 @@ fn check_macro(attr: TokenStream, item_src: &str) {
     let item = TokenStream::from_str(item_src).expect("the fixed items lex");
     let (ok_off, off) = run(attr.clone(), item.clone(), false);
     let (ok_on, on) = run(attr, item.clone(), true);
-    assert_eq!(ok_off, ok_on, "the feature changes whether the attribute is accepted");
+    assert_eq!(
+        ok_off, ok_on,
+        "the feature changes whether the attribute is accepted"
+    );
     if ok_off {
-        assert_eq!(off.to_string(), item.to_string(), "off-feature output differs from the item");
+        assert_eq!(
+            off.to_string(),
+            item.to_string(),
+            "off-feature output differs from the item"
+        );
         if let Err(e) = syn::parse2::<syn::File>(on.clone()) {
             panic!("generated code does not parse: {e}\n{on}");
         }
     } else {
-        assert_eq!(off.to_string(), on.to_string(), "errors differ with the feature");
+        assert_eq!(
+            off.to_string(),
+            on.to_string(),
+            "errors differ with the feature"
+        );
     }
 }
 
@@ -240,7 +330,10 @@ mod tests {
     #[test]
     fn macro_args_regressions_and_corpus_replay() {
         replay("regressions/macro_args");
-        assert!(replay("corpus/macro_args") > 0, "the macro_args corpus is empty");
+        assert!(
+            replay("corpus/macro_args") > 0,
+            "the macro_args corpus is empty"
+        );
     }
 }
 

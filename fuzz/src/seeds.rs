@@ -11,7 +11,9 @@ use serde_json::json;
 use crate::kernel_checks::token_seed_tokens;
 
 fn dir(target: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     fs::create_dir_all(&d).expect("corpus dir");
     d
 }
@@ -31,13 +33,26 @@ fn ui_attribute_args() -> Vec<(String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui");
     let mut out = Vec::new();
     for sub in ["pass", "fail"] {
-        let Ok(entries) = fs::read_dir(root.join(sub)) else { continue };
+        let Ok(entries) = fs::read_dir(root.join(sub)) else {
+            continue;
+        };
         let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
-        for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "rs")) {
+        for path in paths
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        {
             let src = fs::read_to_string(&path).expect("case readable");
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("case").to_owned();
-            for (i, start) in src.match_indices("#[kernel_span(").map(|(i, _)| i).enumerate() {
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("case")
+                .to_owned();
+            for (i, start) in src
+                .match_indices("#[kernel_span(")
+                .map(|(i, _)| i)
+                .enumerate()
+            {
                 let body = &src[start + "#[kernel_span(".len()..];
                 let mut depth = 1usize;
                 let mut end = None;
@@ -69,9 +84,17 @@ fn write_seed_corpora() {
     // ── token ──
     for (i, t) in token_seed_tokens().iter().enumerate() {
         let text = t.to_json().expect("json");
-        write("token", &format!("valid-{i}"), &with_prefix(b"\x00", text.as_bytes()));
+        write(
+            "token",
+            &format!("valid-{i}"),
+            &with_prefix(b"\x00", text.as_bytes()),
+        );
         let upper = text.replace(&t.signature, &t.signature.to_ascii_uppercase());
-        write("token", &format!("upper-signature-{i}"), &with_prefix(b"\x00", upper.as_bytes()));
+        write(
+            "token",
+            &format!("upper-signature-{i}"),
+            &with_prefix(b"\x00", upper.as_bytes()),
+        );
     }
     let base = json!({
         "token_id": "t1", "capability_id": "c", "principal_id": "p",
@@ -81,26 +104,81 @@ fn write_seed_corpora() {
     let variants: Vec<(&str, serde_json::Value)> = vec![
         ("unsigned", base.clone()),
         ("missing-field", json!({"token_id": "t1"})),
-        ("unknown-field", { let mut v = base.clone(); v["extra"] = json!(1); v }),
-        ("negative-max-rows", { let mut v = base.clone(); v["constraints"] = json!({"max_rows": -1}); v }),
-        ("float-max-rows", { let mut v = base.clone(); v["constraints"] = json!({"max_rows": 1.5}); v }),
-        ("bad-allowed-fields", { let mut v = base.clone(); v["constraints"] = json!({"allowed_fields": [1]}); v }),
-        ("extra-constraints", { let mut v = base.clone(); v["constraints"] = json!({"z": {"b": 1, "a": [0.1, 1e300, -0.0]}, "region": "eu"}); v }),
-        ("huge-timestamps", { let mut v = base.clone(); v["expires_at"] = json!(u64::MAX); v["issued_at"] = json!(0); v }),
-        ("timestamp-string", { let mut v = base.clone(); v["expires_at"] = json!("2030-01-01"); v }),
-        ("escapes", { let mut v = base.clone(); v["principal_id"] = json!("a\"b\\c\u{1}\u{7f}é\u{2028}"); v }),
-        ("odd-signature", { let mut v = base.clone(); v["signature"] = json!("zz".repeat(32)); v }),
+        ("unknown-field", {
+            let mut v = base.clone();
+            v["extra"] = json!(1);
+            v
+        }),
+        ("negative-max-rows", {
+            let mut v = base.clone();
+            v["constraints"] = json!({"max_rows": -1});
+            v
+        }),
+        ("float-max-rows", {
+            let mut v = base.clone();
+            v["constraints"] = json!({"max_rows": 1.5});
+            v
+        }),
+        ("bad-allowed-fields", {
+            let mut v = base.clone();
+            v["constraints"] = json!({"allowed_fields": [1]});
+            v
+        }),
+        ("extra-constraints", {
+            let mut v = base.clone();
+            v["constraints"] = json!({"z": {"b": 1, "a": [0.1, 1e300, -0.0]}, "region": "eu"});
+            v
+        }),
+        ("huge-timestamps", {
+            let mut v = base.clone();
+            v["expires_at"] = json!(u64::MAX);
+            v["issued_at"] = json!(0);
+            v
+        }),
+        ("timestamp-string", {
+            let mut v = base.clone();
+            v["expires_at"] = json!("2030-01-01");
+            v
+        }),
+        ("escapes", {
+            let mut v = base.clone();
+            v["principal_id"] = json!("a\"b\\c\u{1}\u{7f}é\u{2028}");
+            v
+        }),
+        ("odd-signature", {
+            let mut v = base.clone();
+            v["signature"] = json!("zz".repeat(32));
+            v
+        }),
         ("array", json!([1, 2, 3])),
     ];
     for (name, v) in variants {
-        write("token", name, &with_prefix(b"\x00", v.to_string().as_bytes()));
+        write(
+            "token",
+            name,
+            &with_prefix(b"\x00", v.to_string().as_bytes()),
+        );
     }
-    write("token", "duplicate-field", b"\x00{\"token_id\":\"a\",\"token_id\":\"b\"}");
+    write(
+        "token",
+        "duplicate-field",
+        b"\x00{\"token_id\":\"a\",\"token_id\":\"b\"}",
+    );
     write("token", "truncated", b"\x00{\"token_id\":\"a\",\"capa");
-    write("token", "deep", &with_prefix(b"\x00", "[".repeat(200).as_bytes()));
+    write(
+        "token",
+        "deep",
+        &with_prefix(b"\x00", "[".repeat(200).as_bytes()),
+    );
     for i in 0u8..12 {
-        let body: Vec<u8> = (0..64u8).map(|j| j.wrapping_mul(37).wrapping_add(i.wrapping_mul(11))).collect();
-        write("token", &format!("structured-{i}"), &with_prefix(&[1 + 2 * i], &body));
+        let body: Vec<u8> = (0..64u8)
+            .map(|j| j.wrapping_mul(37).wrapping_add(i.wrapping_mul(11)))
+            .collect();
+        write(
+            "token",
+            &format!("structured-{i}"),
+            &with_prefix(&[1 + 2 * i], &body),
+        );
     }
 
     // ── redaction ──
@@ -120,7 +198,11 @@ fn write_seed_corpora() {
         "x token=[REDACTED] y",
     ];
     for (i, t) in texts.iter().enumerate() {
-        write("redaction", &format!("text-{i}"), &with_prefix(&[3], t.as_bytes()));
+        write(
+            "redaction",
+            &format!("text-{i}"),
+            &with_prefix(&[3], t.as_bytes()),
+        );
     }
     let docs = [
         json!({"email": "a@b.co", "name": "Ann", "note": "call 555 123 4567", "nested": {"password": "x", "deep": {"deeper": [1, {"ssn": "1"}]}}}),
@@ -132,12 +214,22 @@ fn write_seed_corpora() {
     ];
     for (i, d) in docs.iter().enumerate() {
         for cfg in [0x03u8, 0x0b, 0x13, 0x1a, 0x81] {
-            write("redaction", &format!("json-{i}-{cfg:02x}"), &with_prefix(&[cfg], d.to_string().as_bytes()));
+            write(
+                "redaction",
+                &format!("json-{i}-{cfg:02x}"),
+                &with_prefix(&[cfg], d.to_string().as_bytes()),
+            );
         }
     }
     for i in 0u8..6 {
-        let body: Vec<u8> = (0..96u8).map(|j| j.wrapping_mul(29).wrapping_add(i.wrapping_mul(7))).collect();
-        write("redaction", &format!("structured-{i}"), &with_prefix(&[0x40 | i], &body));
+        let body: Vec<u8> = (0..96u8)
+            .map(|j| j.wrapping_mul(29).wrapping_add(i.wrapping_mul(7)))
+            .collect();
+        write(
+            "redaction",
+            &format!("structured-{i}"),
+            &with_prefix(&[0x40 | i], &body),
+        );
     }
 
     // ── firewall ──
@@ -157,13 +249,32 @@ fn write_seed_corpora() {
         json!([{"a": 1}, 2, "three"]),
     ];
     for (i, d) in fw_docs.iter().enumerate() {
-        for (j, cfg) in [[0u8, 200, 20, 5], [3, 12, 0x45, 2], [0x4b, 3, 31, 0x86], [7 | 8, 0, 1, 0], [6, 255, 255, 255]].iter().enumerate() {
-            write("firewall", &format!("doc-{i}-{j}"), &with_prefix(cfg, d.to_string().as_bytes()));
+        for (j, cfg) in [
+            [0u8, 200, 20, 5],
+            [3, 12, 0x45, 2],
+            [0x4b, 3, 31, 0x86],
+            [7 | 8, 0, 1, 0],
+            [6, 255, 255, 255],
+        ]
+        .iter()
+        .enumerate()
+        {
+            write(
+                "firewall",
+                &format!("doc-{i}-{j}"),
+                &with_prefix(cfg, d.to_string().as_bytes()),
+            );
         }
     }
     for i in 0u8..4 {
-        let body: Vec<u8> = (0..80u8).map(|j| j.wrapping_mul(53).wrapping_add(i)).collect();
-        write("firewall", &format!("structured-{i}"), &with_prefix(&[0x80 | i, 40, 0x2f, 5], &body));
+        let body: Vec<u8> = (0..80u8)
+            .map(|j| j.wrapping_mul(53).wrapping_add(i))
+            .collect();
+        write(
+            "firewall",
+            &format!("structured-{i}"),
+            &with_prefix(&[0x80 | i, 40, 0x2f, 5], &body),
+        );
     }
 
     // ── expand ──
@@ -182,7 +293,11 @@ fn write_seed_corpora() {
     ];
     for (i, q) in queries.iter().enumerate() {
         for cfg in [[0u8, 0], [0x11, 2], [0x06, 0], [0x1d, 30]] {
-            write("expand", &format!("query-{i}-{:02x}", cfg[0]), &with_prefix(&cfg, q.to_string().as_bytes()));
+            write(
+                "expand",
+                &format!("query-{i}-{:02x}", cfg[0]),
+                &with_prefix(&cfg, q.to_string().as_bytes()),
+            );
         }
     }
     let mut with_data = with_prefix(&[0x01, 0], br#"{"filter":{"a":1},"fields":["a","b"]}"#);
@@ -190,16 +305,32 @@ fn write_seed_corpora() {
     with_data.extend_from_slice(br#"[{"a":1,"b":"x@y.io","c":3},{"a":2},{"a":1,"b":[1,2]}]"#);
     write("expand", "query-and-data", &with_data);
     for i in 0u8..6 {
-        let body: Vec<u8> = (0..64u8).map(|j| j.wrapping_mul(17).wrapping_add(i * 3)).collect();
-        write("expand", &format!("structured-{i}"), &with_prefix(&[0x80 | (i * 21 % 0x80), i], &body));
+        let body: Vec<u8> = (0..64u8)
+            .map(|j| j.wrapping_mul(17).wrapping_add(i * 3))
+            .collect();
+        write(
+            "expand",
+            &format!("structured-{i}"),
+            &with_prefix(&[0x80 | (i * 21 % 0x80), i], &body),
+        );
     }
 
     // ── macro_args ──
     for (name, args) in ui_attribute_args() {
-        write("macro_args", &name, &with_prefix(&[(name.len() % 5) as u8], args.as_bytes()));
+        write(
+            "macro_args",
+            &name,
+            &with_prefix(&[(name.len() % 5) as u8], args.as_bytes()),
+        );
     }
     for i in 0u8..6 {
-        let body: Vec<u8> = (0..64u8).map(|j| j.wrapping_mul(41).wrapping_add(i * 5)).collect();
-        write("macro_args", &format!("structured-{i}"), &with_prefix(&[0x80 | i], &body));
+        let body: Vec<u8> = (0..64u8)
+            .map(|j| j.wrapping_mul(41).wrapping_add(i * 5))
+            .collect();
+        write(
+            "macro_args",
+            &format!("structured-{i}"),
+            &with_prefix(&[0x80 | i], &body),
+        );
     }
 }
