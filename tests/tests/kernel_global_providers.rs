@@ -27,7 +27,10 @@ fn kernel_built_before_the_providers_exports_once_they_are_installed() {
     assert!(hook.telemetry().is_global());
     let token = fx.token(LIST, &fx.analyst);
     let early = rt()
-        .block_on(fx.kernel.invoke_with(InvokeRequest::new(&token, &fx.analyst).with_session("s-early")))
+        .block_on(
+            fx.kernel
+                .invoke_with(InvokeRequest::new(&token, &fx.analyst).with_session("s-early")),
+        )
         .unwrap();
     assert_eq!(
         fx.kernel.explain(&early.action_id).unwrap().trace_id,
@@ -38,7 +41,10 @@ fn kernel_built_before_the_providers_exports_once_they_are_installed() {
     // The application installs its providers (and calls enable(), as setup does).
     let cap = Capture::install_global();
     let frame = rt()
-        .block_on(fx.kernel.invoke_with(InvokeRequest::new(&token, &fx.analyst).with_session("s-1")))
+        .block_on(
+            fx.kernel
+                .invoke_with(InvokeRequest::new(&token, &fx.analyst).with_session("s-1")),
+        )
         .unwrap();
     let all = cap.spans();
     let roots = named(&all, k::SPAN_INVOKE);
@@ -48,7 +54,11 @@ fn kernel_built_before_the_providers_exports_once_they_are_installed() {
     assert_eq!(root.attr(k::ACTION_ID), Some(frame.action_id.as_str()));
     assert_eq!(
         child_names(&all, root),
-        [k::SPAN_POLICY_EVALUATE, k::SPAN_DRIVER_EXECUTE, k::SPAN_FIREWALL_APPLY]
+        [
+            k::SPAN_POLICY_EVALUATE,
+            k::SPAN_DRIVER_EXECUTE,
+            k::SPAN_FIREWALL_APPLY
+        ]
     );
     let trace = fx.kernel.explain(&frame.action_id).unwrap();
     assert_eq!(trace.span_id.as_deref(), Some(root.span_id.as_str()));
@@ -95,8 +105,11 @@ fn budget_gauge_registered_before_the_providers_reports_once_they_are() {
     let _hook = instrument_kernel(&fx.kernel);
     let token = fx.token(LIST, &fx.analyst);
     let cap = Capture::install_global();
-    rt().block_on(fx.kernel.invoke_with(InvokeRequest::new(&token, &fx.analyst).with_session("s-1")))
-        .unwrap();
+    rt().block_on(
+        fx.kernel
+            .invoke_with(InvokeRequest::new(&token, &fx.analyst).with_session("s-1")),
+    )
+    .unwrap();
     let used = fx.kernel.budget().usage("s-1").unwrap().used;
     assert!(used > 0);
     assert_eq!(

@@ -36,26 +36,42 @@ fn program() -> (Vec<ActionTrace>, bool) {
     let token = fx.token(LIST, &fx.analyst);
     let runtime = rt();
     let mut traces = Vec::new();
-    for mode in [ResponseMode::Summary, ResponseMode::Table, ResponseMode::HandleOnly] {
+    for mode in [
+        ResponseMode::Summary,
+        ResponseMode::Table,
+        ResponseMode::HandleOnly,
+    ] {
         let frame = runtime
-            .block_on(fx.kernel.invoke_with(
-                InvokeRequest::new(&token, &fx.analyst)
-                    .with_mode(mode)
-                    .with_session("s-1"),
-            ))
+            .block_on(
+                fx.kernel.invoke_with(
+                    InvokeRequest::new(&token, &fx.analyst)
+                        .with_mode(mode)
+                        .with_session("s-1"),
+                ),
+            )
             .unwrap();
         assert_eq!(agent_kernel_otel::current_trace_ids(), None);
         traces.push((*fx.kernel.explain(&frame.action_id).unwrap()).clone());
     }
     // Failures too: a driver error and a denial.
     let dead = fx.token(DEAD, &fx.analyst);
-    assert!(runtime
-        .block_on(fx.kernel.invoke(&dead, &fx.analyst, Args::new(), ResponseMode::Summary))
-        .is_err());
+    assert!(
+        runtime
+            .block_on(
+                fx.kernel
+                    .invoke(&dead, &fx.analyst, Args::new(), ResponseMode::Summary)
+            )
+            .is_err()
+    );
     let stranger = Principal::new("analyst-001").with_roles(["reader"]);
-    assert!(runtime
-        .block_on(fx.kernel.invoke(&token, &stranger, Args::new(), ResponseMode::Summary))
-        .is_err());
+    assert!(
+        runtime
+            .block_on(
+                fx.kernel
+                    .invoke(&token, &stranger, Args::new(), ResponseMode::Summary)
+            )
+            .is_err()
+    );
     traces.extend(fx.kernel.traces().list_all().iter().map(|t| (**t).clone()));
     drop(again);
     hook.unhook();

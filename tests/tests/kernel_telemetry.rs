@@ -57,7 +57,11 @@ fn sorted(keys: &[&str]) -> Vec<String> {
 }
 
 fn assert_error(span: &SpanRecord, error_type: &str) {
-    assert!(span.error.is_some(), "{} should be ERROR: {span:?}", span.name);
+    assert!(
+        span.error.is_some(),
+        "{} should be ERROR: {span:?}",
+        span.name
+    );
     assert_ne!(span.error.as_deref(), Some("ok"));
     assert_eq!(span.attr(k::ERROR_TYPE), Some(error_type), "{span:?}");
     let ev = span
@@ -67,7 +71,11 @@ fn assert_error(span: &SpanRecord, error_type: &str) {
 }
 
 fn assert_unset(span: &SpanRecord) {
-    assert_eq!(span.error, None, "{} status should be unset: {span:?}", span.name);
+    assert_eq!(
+        span.error, None,
+        "{} status should be unset: {span:?}",
+        span.name
+    );
     assert_eq!(span.attr(k::ERROR_TYPE), None);
     assert!(span.event("exception").is_none());
 }
@@ -89,12 +97,19 @@ fn invoke_tree_parents_kinds_and_every_attribute() {
     let root = invoke_span(&all, &frame.action_id);
     assert!(root.is_root());
     assert_eq!(root.kind, "internal");
-    assert_eq!(root.scope, ("agent_kernel".to_owned(), Some(VERSION.to_owned())));
+    assert_eq!(
+        root.scope,
+        ("agent_kernel".to_owned(), Some(VERSION.to_owned()))
+    );
     let tree: Vec<&SpanRecord> = all.iter().filter(|s| s.trace_id == root.trace_id).collect();
     assert_eq!(tree.len(), 4, "{tree:?}");
     assert_eq!(
         child_names(&all, &root),
-        [k::SPAN_POLICY_EVALUATE, k::SPAN_DRIVER_EXECUTE, k::SPAN_FIREWALL_APPLY],
+        [
+            k::SPAN_POLICY_EVALUATE,
+            k::SPAN_DRIVER_EXECUTE,
+            k::SPAN_FIREWALL_APPLY
+        ],
         "children in end order"
     );
     for s in &tree {
@@ -166,9 +181,15 @@ fn invoke_tree_parents_kinds_and_every_attribute() {
     assert_eq!(fw.attr(k::RESPONSE_MODE), Some("table"));
     assert_eq!(fw.attr(k::EFFECTIVE_RESPONSE_MODE), Some("table"));
     assert_eq!(fw.attr(k::ROWS_IN), Some("5"));
-    assert_eq!(fw.attr(k::ROWS_OUT), Some(frame.table_preview.len().to_string().as_str()));
+    assert_eq!(
+        fw.attr(k::ROWS_OUT),
+        Some(frame.table_preview.len().to_string().as_str())
+    );
     let redactions: usize = fw.attr(k::REDACTIONS).unwrap().parse().unwrap();
-    assert!(redactions >= 2, "two e-mail addresses in allowed fields: {redactions}");
+    assert!(
+        redactions >= 2,
+        "two e-mail addresses in allowed fields: {redactions}"
+    );
     let chars: usize = fw.attr(k::CHARS).unwrap().parse().unwrap();
     assert!(chars > 0);
 
@@ -224,7 +245,10 @@ fn grant_expand_and_explain_spans() {
     let g = g[0];
     assert!(g.is_root());
     assert_unset(g);
-    assert_eq!(keys(g), sorted(&[k::PRINCIPAL_ID, k::CAPABILITY_ID, k::SAFETY_CLASS]));
+    assert_eq!(
+        keys(g),
+        sorted(&[k::PRINCIPAL_ID, k::CAPABILITY_ID, k::SAFETY_CLASS])
+    );
     assert_eq!(g.attr(k::PRINCIPAL_ID), Some("analyst-001"));
     assert_eq!(g.attr(k::CAPABILITY_ID), Some(LIST));
     assert_eq!(g.attr(k::SAFETY_CLASS), Some("READ"));
@@ -238,7 +262,12 @@ fn grant_expand_and_explain_spans() {
     assert!(e.is_root());
     assert_eq!(
         keys(e),
-        sorted(&[k::PRINCIPAL_ID, k::CAPABILITY_ID, k::HANDLE_ID, k::ROWS_RETURNED])
+        sorted(&[
+            k::PRINCIPAL_ID,
+            k::CAPABILITY_ID,
+            k::HANDLE_ID,
+            k::ROWS_RETURNED
+        ])
     );
     assert_eq!(e.attr(k::HANDLE_ID), Some(handle.handle_id.as_str()));
     assert_eq!(e.attr(k::ROWS_RETURNED), Some("2"));
@@ -270,7 +299,11 @@ fn token_errors_revoked_expired_tampered() {
     let mut tampered = fx.token(LIST, &fx.analyst);
     tampered.constraints.max_rows = Some(100_000);
     let expired = fx.token(LIST, &fx.analyst);
-    let cases = [(&revoked, "token_revoked"), (&tampered, "token_invalid"), (&expired, "token_expired")];
+    let cases = [
+        (&revoked, "token_revoked"),
+        (&tampered, "token_invalid"),
+        (&expired, "token_expired"),
+    ];
     for (i, (token, kind)) in cases.iter().enumerate() {
         if *kind == "token_expired" {
             fx.clock.advance(DEFAULT_TOKEN_TTL + Duration::from_secs(1));
@@ -286,7 +319,11 @@ fn token_errors_revoked_expired_tampered() {
         let description = root.error.clone().unwrap();
         assert!(!description.contains(&token.signature), "{description}");
         assert!(!description.contains(SECRET));
-        assert_eq!(child_names(&all, root), [k::SPAN_POLICY_EVALUATE], "no driver, no firewall");
+        assert_eq!(
+            child_names(&all, root),
+            [k::SPAN_POLICY_EVALUATE],
+            "no driver, no firewall"
+        );
         let policy = children(&all, root)[0];
         assert_error(policy, kind);
         assert_eq!(policy.attr(k::DECISION), Some("deny"));
@@ -295,10 +332,18 @@ fn token_errors_revoked_expired_tampered() {
         let action_id = root.attr(k::ACTION_ID).unwrap();
         assert!(!action_id.is_empty());
     }
-    let labels = [(k::LABEL_CAPABILITY_ID, LIST), (k::LABEL_SAFETY_CLASS, "READ"), (k::LABEL_STATUS, "error")];
+    let labels = [
+        (k::LABEL_CAPABILITY_ID, LIST),
+        (k::LABEL_SAFETY_CLASS, "READ"),
+        (k::LABEL_STATUS, "error"),
+    ];
     assert_eq!(cap.count(k::METRIC_INVOCATIONS, &labels), 3);
     assert_eq!(cap.count(k::METRIC_INVOCATION_DURATION, &labels), 3);
-    assert!(cap.points().iter().all(|p| p.name != k::METRIC_POLICY_DENIALS));
+    assert!(
+        cap.points()
+            .iter()
+            .all(|p| p.name != k::METRIC_POLICY_DENIALS)
+    );
 }
 
 /// Invoke-time denials: missing_role, missing_tenant_attribute,
@@ -328,7 +373,10 @@ fn invoke_denials_by_category() {
     ];
     for (token, principal, capability, safety, category) in cases {
         let err = invoke(&fx, InvokeRequest::new(token, principal)).unwrap_err();
-        assert_eq!(err.denial_category().map(DenialCategory::as_str), Some(category));
+        assert_eq!(
+            err.denial_category().map(DenialCategory::as_str),
+            Some(category)
+        );
         let all = cap.spans();
         let root = *named(&all, k::SPAN_INVOKE).last().unwrap();
         assert_error(root, "policy_denied");
@@ -343,12 +391,19 @@ fn invoke_denials_by_category() {
         assert_eq!(
             cap.count(
                 k::METRIC_POLICY_DENIALS,
-                &[(k::LABEL_CAPABILITY_ID, capability), (k::LABEL_REASON_CATEGORY, category)]
+                &[
+                    (k::LABEL_CAPABILITY_ID, capability),
+                    (k::LABEL_REASON_CATEGORY, category)
+                ]
             ),
             1,
             "{category}"
         );
-        let labels = [(k::LABEL_CAPABILITY_ID, capability), (k::LABEL_SAFETY_CLASS, safety), (k::LABEL_STATUS, "denied")];
+        let labels = [
+            (k::LABEL_CAPABILITY_ID, capability),
+            (k::LABEL_SAFETY_CLASS, safety),
+            (k::LABEL_STATUS, "denied"),
+        ];
         assert!(cap.count(k::METRIC_INVOCATIONS, &labels) >= 1);
         // The audit record is denied, with the span's ids.
         let action_id = root.attr(k::ACTION_ID).unwrap();
@@ -357,7 +412,16 @@ fn invoke_denials_by_category() {
         assert_eq!(trace.trace_id.as_deref(), Some(root.trace_id.as_str()));
         assert_eq!(trace.span_id.as_deref(), Some(root.span_id.as_str()));
     }
-    let denied = |c, s| cap.count(k::METRIC_INVOCATIONS, &[(k::LABEL_CAPABILITY_ID, c), (k::LABEL_SAFETY_CLASS, s), (k::LABEL_STATUS, "denied")]);
+    let denied = |c, s| {
+        cap.count(
+            k::METRIC_INVOCATIONS,
+            &[
+                (k::LABEL_CAPABILITY_ID, c),
+                (k::LABEL_SAFETY_CLASS, s),
+                (k::LABEL_STATUS, "denied"),
+            ],
+        )
+    };
     assert_eq!(denied(REFUND, "WRITE"), 1);
     assert_eq!(denied(LIST, "READ"), 2);
 }
@@ -393,10 +457,25 @@ fn rate_limited_at_grant_and_at_invoke() {
     let ip = children(&all, invokes[1])[0];
     assert_eq!(ip.attr(k::REASON_CATEGORY), Some("rate_limited"));
     // Both denials count.
-    let labels = [(k::LABEL_CAPABILITY_ID, LIST), (k::LABEL_REASON_CATEGORY, "rate_limited")];
+    let labels = [
+        (k::LABEL_CAPABILITY_ID, LIST),
+        (k::LABEL_REASON_CATEGORY, "rate_limited"),
+    ];
     assert_eq!(cap.count(k::METRIC_POLICY_DENIALS, &labels), 2);
-    let status = |s| cap.count(k::METRIC_INVOCATIONS, &[(k::LABEL_CAPABILITY_ID, LIST), (k::LABEL_SAFETY_CLASS, "READ"), (k::LABEL_STATUS, s)]);
-    assert_eq!((status("success"), status("denied"), status("error")), (1, 1, 0));
+    let status = |s| {
+        cap.count(
+            k::METRIC_INVOCATIONS,
+            &[
+                (k::LABEL_CAPABILITY_ID, LIST),
+                (k::LABEL_SAFETY_CLASS, "READ"),
+                (k::LABEL_STATUS, s),
+            ],
+        )
+    };
+    assert_eq!(
+        (status("success"), status("denied"), status("error")),
+        (1, 1, 0)
+    );
 }
 
 /// Grant-time denials: every category the grant policy can produce.
@@ -405,11 +484,27 @@ fn grant_denials_by_category() {
     let (fx, cap, _hook) = instrumented(Options::default());
     let no_tenant = Principal::new("analyst-002").with_roles(["reader"]);
     let cases: Vec<(CapabilityRequest, &Principal, &str, &str)> = vec![
-        (CapabilityRequest::new(REFUND, "refund"), &fx.analyst, JUSTIFICATION, "missing_role"),
-        (CapabilityRequest::new(REFUND, "refund"), &fx.clerk, "too short", "insufficient_justification"),
-        (CapabilityRequest::new(LIST, "invoices"), &no_tenant, "", "missing_tenant_attribute"),
         (
-            CapabilityRequest::new(LIST, "invoices").with_constraint("max_rows", serde_json::json!("lots")),
+            CapabilityRequest::new(REFUND, "refund"),
+            &fx.analyst,
+            JUSTIFICATION,
+            "missing_role",
+        ),
+        (
+            CapabilityRequest::new(REFUND, "refund"),
+            &fx.clerk,
+            "too short",
+            "insufficient_justification",
+        ),
+        (
+            CapabilityRequest::new(LIST, "invoices"),
+            &no_tenant,
+            "",
+            "missing_tenant_attribute",
+        ),
+        (
+            CapabilityRequest::new(LIST, "invoices")
+                .with_constraint("max_rows", serde_json::json!("lots")),
             &fx.analyst,
             "",
             "invalid_constraint",
@@ -420,14 +515,20 @@ fn grant_denials_by_category() {
             .kernel
             .grant_capability(request, principal, justification)
             .unwrap_err();
-        assert_eq!(err.denial_category().map(DenialCategory::as_str), Some(*category));
+        assert_eq!(
+            err.denial_category().map(DenialCategory::as_str),
+            Some(*category)
+        );
         let all = cap.spans();
         let grants = named(&all, k::SPAN_GRANT);
         assert_eq!(grants.len(), i + 1);
         let g = grants[i];
         assert!(g.is_root());
         assert_error(g, "policy_denied");
-        assert_eq!(g.attr(k::CAPABILITY_ID), Some(request.capability_id.as_str()));
+        assert_eq!(
+            g.attr(k::CAPABILITY_ID),
+            Some(request.capability_id.as_str())
+        );
         assert_eq!(child_names(&all, g), [k::SPAN_POLICY_EVALUATE]);
         let p = children(&all, g)[0];
         assert_error(p, "policy_denied");
@@ -437,7 +538,11 @@ fn grant_denials_by_category() {
             (k::LABEL_CAPABILITY_ID, request.capability_id.as_str()),
             (k::LABEL_REASON_CATEGORY, *category),
         ];
-        assert_eq!(cap.count(k::METRIC_POLICY_DENIALS, &labels), 1, "{category}");
+        assert_eq!(
+            cap.count(k::METRIC_POLICY_DENIALS, &labels),
+            1,
+            "{category}"
+        );
     }
     // A grant for an unregistered capability: an error, labelled _OTHER, no policy child.
     let err = fx
@@ -481,7 +586,11 @@ fn failing_first_driver_gives_two_attempts() {
     assert_eq!(attempts[1].attr(k::ATTEMPT), Some("2"));
     assert_eq!(attempts[1].attr(k::DRIVER_ID), Some("billing"));
     assert_unset(attempts[1]);
-    let labels = [(k::LABEL_CAPABILITY_ID, FLAKY), (k::LABEL_SAFETY_CLASS, "READ"), (k::LABEL_STATUS, "success")];
+    let labels = [
+        (k::LABEL_CAPABILITY_ID, FLAKY),
+        (k::LABEL_SAFETY_CLASS, "READ"),
+        (k::LABEL_STATUS, "success"),
+    ];
     assert_eq!(cap.count(k::METRIC_INVOCATIONS, &labels), 1);
 }
 
@@ -500,7 +609,11 @@ fn all_drivers_failing() {
     assert_eq!(root.attr(k::DRIVER_ID), None, "no driver served");
     assert_eq!(
         child_names(&all, &root),
-        [k::SPAN_POLICY_EVALUATE, k::SPAN_DRIVER_EXECUTE, k::SPAN_DRIVER_EXECUTE],
+        [
+            k::SPAN_POLICY_EVALUATE,
+            k::SPAN_DRIVER_EXECUTE,
+            k::SPAN_DRIVER_EXECUTE
+        ],
         "no firewall"
     );
     let attempts = in_trace(&all, &root.trace_id, k::SPAN_DRIVER_EXECUTE);
@@ -509,7 +622,11 @@ fn all_drivers_failing() {
         assert_eq!(a.attr(k::DRIVER_ID), Some(id));
         assert_eq!(a.attr(k::ATTEMPT), Some((i + 1).to_string().as_str()));
     }
-    let labels = [(k::LABEL_CAPABILITY_ID, DEAD), (k::LABEL_SAFETY_CLASS, "READ"), (k::LABEL_STATUS, "error")];
+    let labels = [
+        (k::LABEL_CAPABILITY_ID, DEAD),
+        (k::LABEL_SAFETY_CLASS, "READ"),
+        (k::LABEL_STATUS, "error"),
+    ];
     assert_eq!(cap.count(k::METRIC_INVOCATIONS, &labels), 1);
     assert_eq!(cap.count(k::METRIC_INVOCATION_DURATION, &labels), 1);
     let action_id = root.attr(k::ACTION_ID).unwrap();
@@ -529,7 +646,11 @@ fn raw_mode_fallback_is_visible_on_firewall_apply() {
     .unwrap();
     assert_eq!(frame.response_mode, ResponseMode::Summary);
     assert_eq!(
-        frame.warnings.iter().filter(|w| w.contains("raw mode requires admin")).count(),
+        frame
+            .warnings
+            .iter()
+            .filter(|w| w.contains("raw mode requires admin"))
+            .count(),
         1,
         "one fallback warning: {:?}",
         frame.warnings
@@ -548,7 +669,11 @@ fn raw_mode_fallback_is_visible_on_firewall_apply() {
         .with_roles(["admin"])
         .with_attribute("tenant", "acme");
     let token = fx.token(LIST, &admin);
-    let frame = invoke(&fx, InvokeRequest::new(&token, &admin).with_mode(ResponseMode::Raw)).unwrap();
+    let frame = invoke(
+        &fx,
+        InvokeRequest::new(&token, &admin).with_mode(ResponseMode::Raw),
+    )
+    .unwrap();
     assert_eq!(frame.response_mode, ResponseMode::Raw);
     let all = cap.spans();
     let root = invoke_span(&all, &frame.action_id);
@@ -585,11 +710,11 @@ async fn http_driver_is_a_client_span_and_sends_traceparent() {
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let (fx, cap, _hook) = instrumented(Options::default());
-    fx.kernel.register_driver(
-        HttpDriver::new("remote")
-            .unwrap()
-            .with_endpoint(REMOTE, HttpEndpoint::new("GET", &format!("http://{addr}/invoices")).unwrap()),
-    );
+    fx.kernel
+        .register_driver(HttpDriver::new("remote").unwrap().with_endpoint(
+            REMOTE,
+            HttpEndpoint::new("GET", &format!("http://{addr}/invoices")).unwrap(),
+        ));
     let token = fx.token(REMOTE, &fx.analyst);
     let frame = fx
         .kernel
@@ -614,7 +739,10 @@ async fn http_driver_is_a_client_span_and_sends_traceparent() {
     assert_eq!(parts.len(), 4, "{tp}");
     assert_eq!(parts[0], "00");
     assert_eq!(parts[1], driver.trace_id, "trace id on the wire");
-    assert_eq!(parts[2], driver.span_id, "parent span id on the wire = driver.execute");
+    assert_eq!(
+        parts[2], driver.span_id,
+        "parent span id on the wire = driver.execute"
+    );
     assert_eq!(parts[3], "01", "sampled");
 }
 
@@ -639,13 +767,21 @@ fn budget_gauge_follows_a_session_through_use_and_exhaustion() {
         assert!(found.len() <= 1);
         found.first().copied()
     };
-    let gauge_points = || cap.points().iter().filter(|p| p.name == k::METRIC_BUDGET_CONSUMED).count();
+    let gauge_points = || {
+        cap.points()
+            .iter()
+            .filter(|p| p.name == k::METRIC_BUDGET_CONSUMED)
+            .count()
+    };
     assert_eq!(gauge_points(), 0, "no live session yet");
     let token = fx.token(LIST, &fx.analyst);
     let mut previous = 0;
     let mut successes = 0;
     let err = loop {
-        match invoke(&fx, InvokeRequest::new(&token, &fx.analyst).with_session("s-1")) {
+        match invoke(
+            &fx,
+            InvokeRequest::new(&token, &fx.analyst).with_session("s-1"),
+        ) {
             Ok(_) => {
                 successes += 1;
                 let used = fx.kernel.budget().usage("s-1").unwrap().used;
@@ -671,16 +807,32 @@ fn budget_gauge_follows_a_session_through_use_and_exhaustion() {
     assert_eq!(
         cap.count(
             k::METRIC_POLICY_DENIALS,
-            &[(k::LABEL_CAPABILITY_ID, LIST), (k::LABEL_REASON_CATEGORY, "budget_exhausted")]
+            &[
+                (k::LABEL_CAPABILITY_ID, LIST),
+                (k::LABEL_REASON_CATEGORY, "budget_exhausted")
+            ]
         ),
         1
     );
-    let status = |s| cap.count(k::METRIC_INVOCATIONS, &[(k::LABEL_CAPABILITY_ID, LIST), (k::LABEL_SAFETY_CLASS, "READ"), (k::LABEL_STATUS, s)]);
+    let status = |s| {
+        cap.count(
+            k::METRIC_INVOCATIONS,
+            &[
+                (k::LABEL_CAPABILITY_ID, LIST),
+                (k::LABEL_SAFETY_CLASS, "READ"),
+                (k::LABEL_STATUS, s),
+            ],
+        )
+    };
     assert_eq!((status("success"), status("denied")), (successes, 1));
 
     // An ended session stops being reported; another one is.
     assert!(fx.kernel.budget().end_session("s-1"));
-    invoke(&fx, InvokeRequest::new(&token, &fx.analyst).with_session("s-2")).unwrap();
+    invoke(
+        &fx,
+        InvokeRequest::new(&token, &fx.analyst).with_session("s-2"),
+    )
+    .unwrap();
     assert_eq!(gauge("s-1"), None);
     assert!(gauge("s-2").unwrap() > 0);
     assert_eq!(gauge_points(), 1);
@@ -688,7 +840,10 @@ fn budget_gauge_follows_a_session_through_use_and_exhaustion() {
     // After the hook drops, the gauge reports nothing.
     drop(hook);
     assert_eq!(gauge_points(), 0);
-    assert!(fx.kernel.telemetry().is_global(), "back to the default binding");
+    assert!(
+        fx.kernel.telemetry().is_global(),
+        "back to the default binding"
+    );
 }
 
 #[test]
@@ -718,17 +873,27 @@ fn exact_counter_and_histogram_counts_and_bounded_labels() {
     let points = cap.points();
     let mut got: HashMap<(String, Vec<(String, String)>), u64> = HashMap::new();
     for p in &points {
-        if p.name == k::METRIC_INVOCATIONS || p.name == k::METRIC_INVOCATION_DURATION || p.name == k::METRIC_POLICY_DENIALS {
+        if p.name == k::METRIC_INVOCATIONS
+            || p.name == k::METRIC_INVOCATION_DURATION
+            || p.name == k::METRIC_POLICY_DENIALS
+        {
             *got.entry((p.name.clone(), p.labels.clone())).or_default() += p.count;
         }
     }
     let key = |name: &str, labels: &[(&str, &str)]| {
-        let mut l: Vec<(String, String)> = labels.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect();
+        let mut l: Vec<(String, String)> = labels
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect();
         l.sort();
         (name.to_owned(), l)
     };
     fn inv<'a>(c: &'a str, s: &'a str, st: &'a str) -> Vec<(&'a str, &'a str)> {
-        vec![(k::LABEL_CAPABILITY_ID, c), (k::LABEL_SAFETY_CLASS, s), (k::LABEL_STATUS, st)]
+        vec![
+            (k::LABEL_CAPABILITY_ID, c),
+            (k::LABEL_SAFETY_CLASS, s),
+            (k::LABEL_STATUS, st),
+        ]
     }
     let mut want: HashMap<(String, Vec<(String, String)>), u64> = HashMap::new();
     for (labels, n) in [
@@ -743,7 +908,10 @@ fn exact_counter_and_histogram_counts_and_bounded_labels() {
     want.insert(
         key(
             k::METRIC_POLICY_DENIALS,
-            &[(k::LABEL_CAPABILITY_ID, LIST), (k::LABEL_REASON_CATEGORY, "missing_tenant_attribute")],
+            &[
+                (k::LABEL_CAPABILITY_ID, LIST),
+                (k::LABEL_REASON_CATEGORY, "missing_tenant_attribute"),
+            ],
         ),
         1,
     );
@@ -751,8 +919,16 @@ fn exact_counter_and_histogram_counts_and_bounded_labels() {
 
     for p in &points {
         // principal_id is never a label; every label value is from a bounded set.
-        assert!(p.labels.iter().all(|(key, _)| key != "principal_id" && !key.contains("principal")));
-        assert!(p.labels.iter().all(|(_, v)| v != UNREGISTERED && v != "analyst-001"));
+        assert!(
+            p.labels
+                .iter()
+                .all(|(key, _)| key != "principal_id" && !key.contains("principal"))
+        );
+        assert!(
+            p.labels
+                .iter()
+                .all(|(_, v)| v != UNREGISTERED && v != "analyst-001")
+        );
         if p.name == k::METRIC_INVOCATION_DURATION {
             assert_eq!(p.unit, "ms");
             assert_eq!(p.bounds, k::DURATION_BUCKETS_MS);
@@ -764,7 +940,11 @@ fn exact_counter_and_histogram_counts_and_bounded_labels() {
     let root = *named(&all, k::SPAN_INVOKE).last().unwrap();
     assert_eq!(root.attr(k::CAPABILITY_ID), Some(k::OTHER));
     assert_eq!(root.attr(k::GEN_AI_TOOL_NAME), Some(k::OTHER));
-    assert_eq!(root.attr(k::PRINCIPAL_ID), Some("analyst-001"), "principal_id lives on spans");
+    assert_eq!(
+        root.attr(k::PRINCIPAL_ID),
+        Some("analyst-001"),
+        "principal_id lives on spans"
+    );
 }
 
 #[test]
@@ -780,10 +960,20 @@ fn invoke_inside_a_callers_span_is_its_child() {
     // A caller's context, e.g. extracted from an incoming request's traceparent.
     let trace_id = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
     let parent_id = SpanId::from_hex("00f067aa0ba902b7").unwrap();
-    let remote = SpanContext::new(trace_id, parent_id, TraceFlags::SAMPLED, true, TraceState::default());
+    let remote = SpanContext::new(
+        trace_id,
+        parent_id,
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
     let cx = Context::current().with_remote_span_context(remote);
     let frame = rt()
-        .block_on(fx.kernel.invoke_with(InvokeRequest::new(&token, &fx.analyst)).with_context(cx))
+        .block_on(
+            fx.kernel
+                .invoke_with(InvokeRequest::new(&token, &fx.analyst))
+                .with_context(cx),
+        )
         .unwrap();
     let all = cap.spans();
     let root = invoke_span(&all, &frame.action_id);
@@ -798,16 +988,24 @@ fn invoke_inside_a_callers_span_is_its_child() {
         fx: &Fixture,
         token: &CapabilityToken,
     ) -> Result<Frame> {
-        fx.kernel.invoke_with(InvokeRequest::new(token, &fx.analyst)).await
+        fx.kernel
+            .invoke_with(InvokeRequest::new(token, &fx.analyst))
+            .await
     }
-    let frame = rt().block_on(handle_request(&cap.telemetry(), &fx, &token)).unwrap();
+    let frame = rt()
+        .block_on(handle_request(&cap.telemetry(), &fx, &token))
+        .unwrap();
     let all = cap.spans();
     let caller = named(&all, "app.handle_request")[0];
     let root = invoke_span(&all, &frame.action_id);
     assert!(caller.is_parent_of(&root));
     assert!(caller.is_root());
     let trace = fx.kernel.explain(&frame.action_id).unwrap();
-    assert_eq!(trace.span_id.as_deref(), Some(root.span_id.as_str()), "the invoke span, not the caller's");
+    assert_eq!(
+        trace.span_id.as_deref(),
+        Some(root.span_id.as_str()),
+        "the invoke span, not the caller's"
+    );
 }
 
 #[test]
@@ -844,7 +1042,10 @@ fn one_thousand_concurrent_invokes_make_disjoint_trees() {
     // Leave out the grant's tree (made by `fx.token` above).
     let spans = cap.spans();
     let grant_trace = named(&spans, k::SPAN_GRANT)[0].trace_id.clone();
-    let all: Vec<SpanRecord> = spans.into_iter().filter(|s| s.trace_id != grant_trace).collect();
+    let all: Vec<SpanRecord> = spans
+        .into_iter()
+        .filter(|s| s.trace_id != grant_trace)
+        .collect();
     assert_eq!(all.len(), 4 * N, "one root and three children per invoke");
     let mut by_trace: HashMap<&str, Vec<&SpanRecord>> = HashMap::new();
     for s in &all {
@@ -862,12 +1063,22 @@ fn one_thousand_concurrent_invokes_make_disjoint_trees() {
             .iter()
             .filter(|s| !s.is_root())
             .map(|s| {
-                assert!(root.is_parent_of(s), "cross-parenting: {s:?} not under {root:?}");
+                assert!(
+                    root.is_parent_of(s),
+                    "cross-parenting: {s:?} not under {root:?}"
+                );
                 s.name.as_str()
             })
             .collect();
         names.sort_unstable();
-        assert_eq!(names, [k::SPAN_DRIVER_EXECUTE, k::SPAN_FIREWALL_APPLY, k::SPAN_POLICY_EVALUATE]);
+        assert_eq!(
+            names,
+            [
+                k::SPAN_DRIVER_EXECUTE,
+                k::SPAN_FIREWALL_APPLY,
+                k::SPAN_POLICY_EVALUATE
+            ]
+        );
     }
     // Every audit record points at its own invoke span.
     let mut seen = std::collections::HashSet::new();
@@ -880,7 +1091,11 @@ fn one_thousand_concurrent_invokes_make_disjoint_trees() {
         assert_eq!(trace.trace_id.as_deref(), Some(root.trace_id.as_str()));
         assert!(seen.insert(span_id));
     }
-    let labels = [(k::LABEL_CAPABILITY_ID, SLOW), (k::LABEL_SAFETY_CLASS, "READ"), (k::LABEL_STATUS, "success")];
+    let labels = [
+        (k::LABEL_CAPABILITY_ID, SLOW),
+        (k::LABEL_SAFETY_CLASS, "READ"),
+        (k::LABEL_STATUS, "success"),
+    ];
     assert_eq!(cap.count(k::METRIC_INVOCATIONS, &labels), N as u64);
     assert_eq!(cap.count(k::METRIC_INVOCATION_DURATION, &labels), N as u64);
 }
@@ -907,5 +1122,9 @@ fn instrumenting_is_idempotent_and_per_kernel() {
     hook.unhook();
     assert!(fx.kernel.telemetry().is_global());
     invoke(&fx, InvokeRequest::new(&t1, &fx.analyst)).unwrap();
-    assert_eq!(named(&a.spans(), k::SPAN_INVOKE).len(), 1, "unhooked kernel reports to the (no-op) globals");
+    assert_eq!(
+        named(&a.spans(), k::SPAN_INVOKE).len(),
+        1,
+        "unhooked kernel reports to the (no-op) globals"
+    );
 }

@@ -82,7 +82,11 @@ fn table(doc: &str, name: &str) -> Vec<Vec<String>> {
         })
         .collect();
     assert!(rows.len() >= 2, "{name}: header and separator expected");
-    assert!(rows[1].iter().all(|c| c.chars().all(|ch| ch == '-' || ch == ':')));
+    assert!(
+        rows[1]
+            .iter()
+            .all(|c| c.chars().all(|ch| ch == '-' || ch == ':'))
+    );
     rows[2..].to_vec()
 }
 
@@ -106,7 +110,11 @@ fn is_key(s: &str) -> bool {
 fn span_table(doc: &str) -> BTreeMap<String, SpanRow> {
     let mut out = BTreeMap::new();
     for cells in table(doc, "span-table") {
-        assert_eq!(cells.len(), 4, "span | kind | parent | attributes: {cells:?}");
+        assert_eq!(
+            cells.len(),
+            4,
+            "span | kind | parent | attributes: {cells:?}"
+        );
         let name = ticked(&cells[0]);
         assert_eq!(name.len(), 1, "{cells:?}");
         let kinds = cells[1]
@@ -114,14 +122,24 @@ fn span_table(doc: &str) -> BTreeMap<String, SpanRow> {
             .filter(|w| ["INTERNAL", "CLIENT", "SERVER", "PRODUCER", "CONSUMER"].contains(w))
             .map(str::to_owned)
             .collect();
-        let parents = ticked(&cells[2]).into_iter().filter(|s| is_key(s)).collect();
-        let attributes = ticked(&cells[3]).into_iter().filter(|s| is_key(s)).collect();
+        let parents = ticked(&cells[2])
+            .into_iter()
+            .filter(|s| is_key(s))
+            .collect();
+        let attributes = ticked(&cells[3])
+            .into_iter()
+            .filter(|s| is_key(s))
+            .collect();
         let row = SpanRow {
             kinds,
             parents,
             attributes,
         };
-        assert!(out.insert(name[0].clone(), row).is_none(), "duplicate row {}", name[0]);
+        assert!(
+            out.insert(name[0].clone(), row).is_none(),
+            "duplicate row {}",
+            name[0]
+        );
     }
     out
 }
@@ -129,7 +147,11 @@ fn span_table(doc: &str) -> BTreeMap<String, SpanRow> {
 fn metric_table(doc: &str) -> BTreeMap<String, MetricRow> {
     let mut out = BTreeMap::new();
     for cells in table(doc, "metric-table") {
-        assert_eq!(cells.len(), 5, "name | instrument | unit | buckets | labels: {cells:?}");
+        assert_eq!(
+            cells.len(),
+            5,
+            "name | instrument | unit | buckets | labels: {cells:?}"
+        );
         let name = ticked(&cells[0]);
         assert_eq!(name.len(), 1, "{cells:?}");
         let unit = ticked(&cells[2]);
@@ -138,7 +160,10 @@ fn metric_table(doc: &str) -> BTreeMap<String, MetricRow> {
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty() && *s != "–" && *s != "-")
-            .map(|s| s.parse::<f64>().unwrap_or_else(|e| panic!("bucket {s:?}: {e}")))
+            .map(|s| {
+                s.parse::<f64>()
+                    .unwrap_or_else(|e| panic!("bucket {s:?}: {e}"))
+            })
             .collect();
         let row = MetricRow {
             instrument: cells[1].clone(),
@@ -146,7 +171,11 @@ fn metric_table(doc: &str) -> BTreeMap<String, MetricRow> {
             buckets,
             labels: ticked(&cells[4]).into_iter().collect(),
         };
-        assert!(out.insert(name[0].clone(), row).is_none(), "duplicate row {}", name[0]);
+        assert!(
+            out.insert(name[0].clone(), row).is_none(),
+            "duplicate row {}",
+            name[0]
+        );
     }
     out
 }
@@ -188,7 +217,11 @@ fn emitted_telemetry_equals_the_documented_tables() {
     let list = fx.token(LIST, &fx.analyst);
     let denied = fx
         .kernel
-        .grant_capability(&CapabilityRequest::new(REFUND, "refund"), &fx.analyst, JUSTIFICATION)
+        .grant_capability(
+            &CapabilityRequest::new(REFUND, "refund"),
+            &fx.analyst,
+            JUSTIFICATION,
+        )
         .unwrap_err();
     assert_eq!(denied.denial_category(), Some(DenialCategory::MissingRole));
     // Invoke: success with a session (every invoke attribute, firewall, driver).
@@ -204,12 +237,18 @@ fn emitted_telemetry_equals_the_documented_tables() {
     // Invoke: a remote driver (CLIENT span).
     let remote = fx.token(REMOTE, &fx.analyst);
     runtime
-        .block_on(fx.kernel.invoke(&remote, &fx.analyst, Args::new(), ResponseMode::Summary))
+        .block_on(
+            fx.kernel
+                .invoke(&remote, &fx.analyst, Args::new(), ResponseMode::Summary),
+        )
         .unwrap();
     // Invoke: denied at invoke (reason_category at invoke).
     let no_tenant = Principal::new("analyst-001").with_roles(["reader"]);
     runtime
-        .block_on(fx.kernel.invoke(&list, &no_tenant, Args::new(), ResponseMode::Summary))
+        .block_on(
+            fx.kernel
+                .invoke(&list, &no_tenant, Args::new(), ResponseMode::Summary),
+        )
         .unwrap_err();
     // Expand and explain.
     let handle = frame.handle.clone().unwrap();
@@ -228,7 +267,10 @@ fn emitted_telemetry_equals_the_documented_tables() {
     let mut emitted: BTreeMap<String, SpanRow> = BTreeMap::new();
     for s in &finished {
         assert_eq!(s.instrumentation_scope.name(), "agent_kernel");
-        assert_eq!(s.instrumentation_scope.version(), Some(env!("CARGO_PKG_VERSION")));
+        assert_eq!(
+            s.instrumentation_scope.version(),
+            Some(env!("CARGO_PKG_VERSION"))
+        );
         let row = emitted.entry(s.name.to_string()).or_default();
         row.kinds.insert(kind_name(&s.span_kind));
         if let Some(parent) = by_id.get(&s.parent_span_id) {
@@ -303,7 +345,10 @@ fn emitted_telemetry_equals_the_documented_tables() {
         "span names"
     );
     for (name, row) in &documented {
-        assert_eq!(&emitted[name], row, "span {name}: emitted (left) vs docs/telemetry.md (right)");
+        assert_eq!(
+            &emitted[name], row,
+            "span {name}: emitted (left) vs docs/telemetry.md (right)"
+        );
     }
     let documented_metrics = metric_table(&doc);
     assert_eq!(
@@ -370,7 +415,10 @@ fn emitted_telemetry_equals_the_documented_tables() {
         k::METRIC_BUDGET_CONSUMED,
     ]
     .into();
-    assert_eq!(metric_names, emitted_metrics.keys().map(String::as_str).collect());
+    assert_eq!(
+        metric_names,
+        emitted_metrics.keys().map(String::as_str).collect()
+    );
     let label_keys: BTreeSet<&str> = [
         k::LABEL_CAPABILITY_ID,
         k::LABEL_SAFETY_CLASS,

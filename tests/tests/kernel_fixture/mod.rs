@@ -54,7 +54,10 @@ impl Driver for SlowDriver {
     async fn execute(&self, ctx: &ExecutionContext<'_>) -> Result<RawResult, DriverError> {
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(1)).await;
-        Ok(RawResult::new(ctx.capability_id, json!([{"id": ctx.action_id}])))
+        Ok(RawResult::new(
+            ctx.capability_id,
+            json!([{"id": ctx.action_id}]),
+        ))
     }
 }
 
@@ -103,7 +106,12 @@ impl Fixture {
             )
             .unwrap();
         registry
-            .register(Capability::new(REFUND, "Refund", "Refund an invoice", SafetyClass::Write))
+            .register(Capability::new(
+                REFUND,
+                "Refund",
+                "Refund an invoice",
+                SafetyClass::Write,
+            ))
             .unwrap();
         for id in [FLAKY, DEAD, REMOTE, SLOW] {
             registry.register(read(id)).unwrap();
@@ -111,7 +119,11 @@ impl Fixture {
         let dyn_clock: Arc<dyn Clock> = clock.clone();
         let policy = DefaultPolicyEngine::builder()
             .clock(Arc::clone(&dyn_clock))
-            .rate_limit(SafetyClass::Read, options.read_limit, Duration::from_secs(60))
+            .rate_limit(
+                SafetyClass::Read,
+                options.read_limit,
+                Duration::from_secs(60),
+            )
             .build()
             .unwrap();
         let rows = Arc::new(invoices());
@@ -189,7 +201,10 @@ pub fn children<'a>(all: &'a [SpanRecord], parent: &SpanRecord) -> Vec<&'a SpanR
 
 /// The names of the children of `parent`, in end order.
 pub fn child_names(all: &[SpanRecord], parent: &SpanRecord) -> Vec<String> {
-    children(all, parent).iter().map(|s| s.name.clone()).collect()
+    children(all, parent)
+        .iter()
+        .map(|s| s.name.clone())
+        .collect()
 }
 
 /// The attribute keys of a span, sorted.
