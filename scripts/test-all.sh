@@ -47,6 +47,11 @@ cargo test --workspace --doc
 step "doctests, all features"
 cargo test --workspace --doc --all-features
 
+step "soak: 1 000 000 invokes, resident memory flat (release)"
+# Ignored by default (long); prints VmRSS after warm-up and at the end.
+# SOAK_INVOKES lowers the count for a quick run.
+cargo test --release -p agent-kernel-tests --features otel --test soak_memory -- --ignored --nocapture
+
 step "end-to-end: build"
 # Build before starting the backends, so they do not wait on the compiler.
 cargo nextest run --workspace --all-features --no-run

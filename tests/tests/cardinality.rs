@@ -43,7 +43,10 @@ struct Series {
 }
 
 /// The series of the last export, and each counter's total.
-fn collect(meter_provider: &SdkMeterProvider, exporter: &InMemoryMetricExporter) -> (Vec<Series>, BTreeMap<Series, u64>) {
+fn collect(
+    meter_provider: &SdkMeterProvider,
+    exporter: &InMemoryMetricExporter,
+) -> (Vec<Series>, BTreeMap<Series, u64>) {
     exporter.reset();
     meter_provider.force_flush().unwrap();
     let exported = exporter.get_finished_metrics().unwrap();
@@ -53,9 +56,11 @@ fn collect(meter_provider: &SdkMeterProvider, exporter: &InMemoryMetricExporter)
     for scope in last.scope_metrics() {
         for metric in scope.metrics() {
             let name = metric.name().to_owned();
-            let mut push = |attrs: &mut dyn Iterator<Item = &opentelemetry::KeyValue>, value: u64| {
-                let mut labels: Vec<(String, String)> =
-                    attrs.map(|kv| (kv.key.to_string(), kv.value.to_string())).collect();
+            let mut push = |attrs: &mut dyn Iterator<Item = &opentelemetry::KeyValue>,
+                            value: u64| {
+                let mut labels: Vec<(String, String)> = attrs
+                    .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+                    .collect();
                 labels.sort();
                 let s = Series {
                     name: name.clone(),
@@ -103,7 +108,10 @@ fn a_flood_of_unknown_ids_principals_and_sessions_keeps_series_bounded() {
     let meter_provider = SdkMeterProvider::builder()
         .with_reader(PeriodicReader::builder(exporter.clone()).build())
         .build();
-    let _hook = instrument_kernel_with(&fx.kernel, Telemetry::new(&tracer_provider, &meter_provider));
+    let _hook = instrument_kernel_with(
+        &fx.kernel,
+        Telemetry::new(&tracer_provider, &meter_provider),
+    );
 
     let real = fx.token(LIST, &fx.analyst);
     let provider = fx.kernel.token_provider();
@@ -133,20 +141,36 @@ fn a_flood_of_unknown_ids_principals_and_sessions_keeps_series_bounded() {
                 t.token_id = format!("tok-{i}");
                 t
             } else {
-                provider.issue(&unknown, &principal.principal_id, Constraints::default(), None, "audit")
+                provider.issue(
+                    &unknown,
+                    &principal.principal_id,
+                    Constraints::default(),
+                    None,
+                    "audit",
+                )
             };
             let err = fx
                 .kernel
                 .invoke_with(InvokeRequest::new(&stray, &principal).with_session(&session))
                 .await
                 .unwrap_err();
-            let want = if i % 2 == 0 { "token_invalid" } else { "capability_not_found" };
+            let want = if i % 2 == 0 {
+                "token_invalid"
+            } else {
+                "capability_not_found"
+            };
             assert_eq!(err.kind(), want);
 
             // The same principal and session, on a registered capability with
             // a small result (cheap in a debug build): a success, and a new
             // live session for the gauge.
-            let token = provider.issue(REFUND, &principal.principal_id, Constraints::default(), None, "audit");
+            let token = provider.issue(
+                REFUND,
+                &principal.principal_id,
+                Constraints::default(),
+                None,
+                "audit",
+            );
             fx.kernel
                 .invoke_with(InvokeRequest::new(&token, &principal).with_session(&session))
                 .await
@@ -155,7 +179,8 @@ fn a_flood_of_unknown_ids_principals_and_sessions_keeps_series_bounded() {
 
             // Every 10th principal also loses its role: a denial at invoke and at grant.
             if i % 10 == 0 {
-                let demoted = Principal::new(principal.principal_id.clone()).with_attribute("tenant", "acme");
+                let demoted =
+                    Principal::new(principal.principal_id.clone()).with_attribute("tenant", "acme");
                 let err = fx
                     .kernel
                     .invoke_with(InvokeRequest::new(&token, &demoted).with_session(&session))
@@ -165,12 +190,20 @@ fn a_flood_of_unknown_ids_principals_and_sessions_keeps_series_bounded() {
                 invokes += 1;
                 let err = fx
                     .kernel
-                    .grant_capability(&CapabilityRequest::new(&unknown, "x"), &demoted, JUSTIFICATION)
+                    .grant_capability(
+                        &CapabilityRequest::new(&unknown, "x"),
+                        &demoted,
+                        JUSTIFICATION,
+                    )
                     .unwrap_err();
                 assert_eq!(err.kind(), "capability_not_found");
                 let err = fx
                     .kernel
-                    .grant_capability(&CapabilityRequest::new(REFUND, "x"), &demoted, JUSTIFICATION)
+                    .grant_capability(
+                        &CapabilityRequest::new(REFUND, "x"),
+                        &demoted,
+                        JUSTIFICATION,
+                    )
                     .unwrap_err();
                 assert_eq!(err.denial_category(), Some(DenialCategory::MissingRole));
             }
@@ -200,10 +233,18 @@ fn a_flood_of_unknown_ids_principals_and_sessions_keeps_series_bounded() {
     let categories: BTreeSet<&str> = DenialCategory::ALL.iter().map(|c| c.as_str()).collect();
     for s in &series {
         for (key, value) in &s.labels {
-            assert!(!key.contains("principal"), "principal_id is never a label: {s:?}");
-            assert_ne!(key, "otel.metric.overflow", "the SDK's cardinality cap was hit: {s:?}");
             assert!(
-                !value.starts_with("p-") && !value.starts_with("unknown.") && !value.starts_with("tok-"),
+                !key.contains("principal"),
+                "principal_id is never a label: {s:?}"
+            );
+            assert_ne!(
+                key, "otel.metric.overflow",
+                "the SDK's cardinality cap was hit: {s:?}"
+            );
+            assert!(
+                !value.starts_with("p-")
+                    && !value.starts_with("unknown.")
+                    && !value.starts_with("tok-"),
                 "a flooded id became a label value: {s:?}"
             );
             match key.as_str() {
@@ -219,14 +260,27 @@ fn a_flood_of_unknown_ids_principals_and_sessions_keeps_series_bounded() {
 
     // Per metric: exactly the expected series, whatever N is.
     let labels = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-        let mut l: Vec<(String, String)> = pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect();
+        let mut l: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect();
         l.sort();
         l
     };
     let names = |name: &str| -> BTreeSet<Vec<(String, String)>> {
-        series.iter().filter(|s| s.name == name).map(|s| s.labels.clone()).collect()
+        series
+            .iter()
+            .filter(|s| s.name == name)
+            .map(|s| s.labels.clone())
+            .collect()
     };
-    let inv = |c: &str, sc: &str, st: &str| labels(&[(k::LABEL_CAPABILITY_ID, c), (k::LABEL_SAFETY_CLASS, sc), (k::LABEL_STATUS, st)]);
+    let inv = |c: &str, sc: &str, st: &str| {
+        labels(&[
+            (k::LABEL_CAPABILITY_ID, c),
+            (k::LABEL_SAFETY_CLASS, sc),
+            (k::LABEL_STATUS, st),
+        ])
+    };
     let expected_invocations: BTreeSet<_> = [
         inv(k::OTHER, k::OTHER, "error"),
         inv(REFUND, "WRITE", "success"),
@@ -237,13 +291,27 @@ fn a_flood_of_unknown_ids_principals_and_sessions_keeps_series_bounded() {
     assert_eq!(names(k::METRIC_INVOCATION_DURATION), expected_invocations);
     assert_eq!(
         names(k::METRIC_POLICY_DENIALS),
-        [labels(&[(k::LABEL_CAPABILITY_ID, REFUND), (k::LABEL_REASON_CATEGORY, "missing_role")])].into()
+        [labels(&[
+            (k::LABEL_CAPABILITY_ID, REFUND),
+            (k::LABEL_REASON_CATEGORY, "missing_role")
+        ])]
+        .into()
     );
-    let gauge = per_metric.get(k::METRIC_BUDGET_CONSUMED).copied().unwrap_or(0);
+    let gauge = per_metric
+        .get(k::METRIC_BUDGET_CONSUMED)
+        .copied()
+        .unwrap_or(0);
     assert!(gauge > 0, "the gauge reports the live sessions");
-    assert!(gauge <= MAX_SESSIONS, "{gauge} gauge series > the {MAX_SESSIONS}-session cap");
+    assert!(
+        gauge <= MAX_SESSIONS,
+        "{gauge} gauge series > the {MAX_SESSIONS}-session cap"
+    );
     assert!(fx.kernel.budget().sessions().len() <= MAX_SESSIONS);
-    assert!(series.len() <= 3 + 3 + 1 + MAX_SESSIONS, "{} series in all", series.len());
+    assert!(
+        series.len() <= 3 + 3 + 1 + MAX_SESSIONS,
+        "{} series in all",
+        series.len()
+    );
 
     // No recording was lost to the bounding: the counters add up.
     let counted: u64 = totals

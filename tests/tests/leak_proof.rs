@@ -58,8 +58,22 @@ const FIELDS: [&str; 14] = [
 ];
 
 const WORDS: [&str; 16] = [
-    "parcel", "arrived", "damaged", "daughter", "birthday", "refund", "promised", "kitchen",
-    "window", "broken", "neighbour", "Tuesday", "morning", "furious", "lawyer", "again",
+    "parcel",
+    "arrived",
+    "damaged",
+    "daughter",
+    "birthday",
+    "refund",
+    "promised",
+    "kitchen",
+    "window",
+    "broken",
+    "neighbour",
+    "Tuesday",
+    "morning",
+    "furious",
+    "lawyer",
+    "again",
 ];
 
 // ── Generated secrets ───────────────────────────────────────────────────────
@@ -144,7 +158,10 @@ impl Secrets {
         for (k, v) in self.pairs(signature) {
             args.insert(k.to_owned(), Value::String(v));
         }
-        args.insert("nested".to_owned(), json!({"deep": [self.note, self.email, self.jwt]}));
+        args.insert(
+            "nested".to_owned(),
+            json!({"deep": [self.note, self.email, self.jwt]}),
+        );
         args
     }
 
@@ -168,10 +185,17 @@ fn secrets() -> impl Strategy<Value = Secrets> {
         "4[0-9]{3} [0-9]{4} [0-9]{4} [0-9]{4}",
         "[1-7][0-9]{2}-[1-9][0-9]-[1-9][0-9]{3}",
         "[A-Za-z0-9]{32,40}",
-        ("[A-Za-z0-9]{16,24}", "[A-Za-z0-9]{24,40}", "[A-Za-z0-9_-]{32,43}"),
+        (
+            "[A-Za-z0-9]{16,24}",
+            "[A-Za-z0-9]{24,40}",
+            "[A-Za-z0-9_-]{32,43}",
+        ),
         "[A-Za-z0-9]{24,32}",
         ("[a-z]{6,10}", "[A-Za-z0-9]{16,24}"),
-        ("[a-z]{16}", proptest::sample::subsequence(WORDS.to_vec(), 4..9)),
+        (
+            "[a-z]{16}",
+            proptest::sample::subsequence(WORDS.to_vec(), 4..9),
+        ),
         "[A-Za-z0-9]{32,48}",
     )
         .prop_map(
@@ -346,7 +370,10 @@ fn install_logger() {
 fn find_leaks(haystacks: &[(&'static str, String)], needles: &[String]) -> Vec<String> {
     let mut leaks = Vec::new();
     for needle in needles {
-        assert!(needle.len() >= 10, "needle too short to be unambiguous: {needle:?}");
+        assert!(
+            needle.len() >= 10,
+            "needle too short to be unambiguous: {needle:?}"
+        );
         for (source, text) in haystacks {
             if let Some(at) = text.find(needle.as_str()) {
                 let from = text[..at]
@@ -392,7 +419,10 @@ static SERVER: LazyLock<SocketAddr> = LazyLock::new(|| {
         .route(
             "/fail",
             get(|Query(q): Query<HashMap<String, String>>| async move {
-                (StatusCode::INTERNAL_SERVER_ERROR, format!("backend exploded on: {}", echo(&q)))
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("backend exploded on: {}", echo(&q)),
+                )
             }),
         )
         .route(
@@ -464,7 +494,8 @@ fn world(s: &Secrets) -> World {
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
     let dyn_clock: Arc<dyn Clock> = clock.clone();
     let mut registry = CapabilityRegistry::new();
-    let read = |id: &str| Capability::new(id, "Lookup", "Look up customer records", SafetyClass::Read);
+    let read =
+        |id: &str| Capability::new(id, "Lookup", "Look up customer records", SafetyClass::Read);
     registry
         .register(
             read(NOTES)
@@ -473,7 +504,12 @@ fn world(s: &Secrets) -> World {
         )
         .unwrap();
     registry
-        .register(Capability::new(UPDATE, "Update", "Update a record", SafetyClass::Write))
+        .register(Capability::new(
+            UPDATE,
+            "Update",
+            "Update a record",
+            SafetyClass::Write,
+        ))
         .unwrap();
     for id in [ECHO, FLAKY, HTTP_500, HTTP_TEXT, HTTP_OK, HTTP_DOWN] {
         registry.register(read(id)).unwrap();
@@ -578,7 +614,12 @@ fn world(s: &Secrets) -> World {
     }
 }
 
-fn token(w: &World, capability_id: &str, principal: &Principal, sigs: &mut Vec<String>) -> CapabilityToken {
+fn token(
+    w: &World,
+    capability_id: &str,
+    principal: &Principal,
+    sigs: &mut Vec<String>,
+) -> CapabilityToken {
     let t = w
         .kernel
         .get_token(
@@ -627,7 +668,12 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
 
     // Each response mode (raw falls back to summary for a non-admin).
     let mut table = None;
-    for mode in [ResponseMode::Summary, ResponseMode::Table, ResponseMode::HandleOnly, ResponseMode::Raw] {
+    for mode in [
+        ResponseMode::Summary,
+        ResponseMode::Table,
+        ResponseMode::HandleOnly,
+        ResponseMode::Raw,
+    ] {
         let frame = k.invoke_with(req(&notes, &w.analyst, mode)).await.unwrap();
         cov.modes.push(frame.response_mode);
         if mode == ResponseMode::Table {
@@ -645,7 +691,9 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
 
     // Expansions: filters and fields over the secrets, another principal, a
     // field outside the token's allowed fields.
-    let handle = table.and_then(|f| f.handle).expect("a table frame keeps its handle");
+    let handle = table
+        .and_then(|f| f.handle)
+        .expect("a table frame keeps its handle");
     for query in [
         json!({"filter": {"note": s.note}, "fields": ["id", "note", "email"], "limit": 2}),
         json!({"filter": {"email": s.email}}),
@@ -665,15 +713,24 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
         handle_id: "h-does-not-exist".to_owned(),
         ..handle.clone()
     };
-    let err = k.expand(&forged_handle, &ExpandQuery::default(), &w.analyst).unwrap_err();
+    let err = k
+        .expand(&forged_handle, &ExpandQuery::default(), &w.analyst)
+        .unwrap_err();
     assert_eq!(err.kind(), "handle_not_found");
 
     // Drivers whose errors echo their input and output: all failing, then one
     // failing before a success.
     let echo = token(w, ECHO, &w.analyst, &mut sigs);
-    expect_err(k.invoke_with(req(&echo, &w.analyst, ResponseMode::Table)).await, "driver_error", &mut cov);
+    expect_err(
+        k.invoke_with(req(&echo, &w.analyst, ResponseMode::Table))
+            .await,
+        "driver_error",
+        &mut cov,
+    );
     let flaky = token(w, FLAKY, &w.analyst, &mut sigs);
-    k.invoke_with(req(&flaky, &w.analyst, ResponseMode::Table)).await.unwrap();
+    k.invoke_with(req(&flaky, &w.analyst, ResponseMode::Table))
+        .await
+        .unwrap();
 
     // HttpDriver: one secret per call so each sits inside the body excerpt
     // that reaches the driver error; and the whole set once.
@@ -682,27 +739,72 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
     let hok = token(w, HTTP_OK, &w.analyst, &mut sigs);
     let hdown = token(w, HTTP_DOWN, &w.analyst, &mut sigs);
     for (key, value) in s.pairs(&notes.signature) {
-        let one = |t| request(t, &w.analyst, &Args::from_iter([(key.to_owned(), Value::String(value.clone()))]), ResponseMode::Table);
+        let one = |t| {
+            request(
+                t,
+                &w.analyst,
+                &Args::from_iter([(key.to_owned(), Value::String(value.clone()))]),
+                ResponseMode::Table,
+            )
+        };
         let err = k.invoke_with(one(&h500)).await.unwrap_err();
-        assert_eq!((err.kind(), matches!(err, KernelError::DriverError { status: Some(500), .. })), ("driver_error", true));
+        assert_eq!(
+            (
+                err.kind(),
+                matches!(
+                    err,
+                    KernelError::DriverError {
+                        status: Some(500),
+                        ..
+                    }
+                )
+            ),
+            ("driver_error", true)
+        );
         expect_err(k.invoke_with(one(&htext)).await, "driver_error", &mut cov);
         k.invoke_with(one(&hok)).await.unwrap();
     }
-    expect_err(k.invoke_with(req(&h500, &w.analyst, ResponseMode::Summary)).await, "driver_error", &mut cov);
-    expect_err(k.invoke_with(req(&hdown, &w.analyst, ResponseMode::Summary)).await, "driver_error", &mut cov);
+    expect_err(
+        k.invoke_with(req(&h500, &w.analyst, ResponseMode::Summary))
+            .await,
+        "driver_error",
+        &mut cov,
+    );
+    expect_err(
+        k.invoke_with(req(&hdown, &w.analyst, ResponseMode::Summary))
+            .await,
+        "driver_error",
+        &mut cov,
+    );
 
     // Token errors: revoked, tampered, forged signature, another principal, expired.
     let revoked = token(w, NOTES, &w.analyst, &mut sigs);
     k.revoke_token(&revoked.token_id);
-    expect_err(k.invoke_with(req(&revoked, &w.analyst, ResponseMode::Table)).await, "token_revoked", &mut cov);
+    expect_err(
+        k.invoke_with(req(&revoked, &w.analyst, ResponseMode::Table))
+            .await,
+        "token_revoked",
+        &mut cov,
+    );
     let mut tampered = notes.clone();
     tampered.constraints.max_rows = Some(1_000_000);
-    expect_err(k.invoke_with(req(&tampered, &w.analyst, ResponseMode::Table)).await, "token_invalid", &mut cov);
+    expect_err(
+        k.invoke_with(req(&tampered, &w.analyst, ResponseMode::Table))
+            .await,
+        "token_invalid",
+        &mut cov,
+    );
     let mut forged = notes.clone();
     forged.signature = s.hmac.clone();
-    expect_err(k.invoke_with(req(&forged, &w.analyst, ResponseMode::Table)).await, "token_invalid", &mut cov);
     expect_err(
-        k.invoke_with(req(&notes, &w.admin, ResponseMode::Table)).await,
+        k.invoke_with(req(&forged, &w.analyst, ResponseMode::Table))
+            .await,
+        "token_invalid",
+        &mut cov,
+    );
+    expect_err(
+        k.invoke_with(req(&notes, &w.admin, ResponseMode::Table))
+            .await,
         "token_principal_mismatch",
         &mut cov,
     );
@@ -715,7 +817,12 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
     );
     sigs.push(short.signature.clone());
     w.clock.advance(Duration::from_secs(2));
-    expect_err(k.invoke_with(req(&short, &w.analyst, ResponseMode::Table)).await, "token_expired", &mut cov);
+    expect_err(
+        k.invoke_with(req(&short, &w.analyst, ResponseMode::Table))
+            .await,
+        "token_expired",
+        &mut cov,
+    );
 
     // A validly signed token for a capability the registry does not know.
     let stray = k.token_provider().issue(
@@ -726,15 +833,30 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
         "audit-stray",
     );
     sigs.push(stray.signature.clone());
-    expect_err(k.invoke_with(req(&stray, &w.analyst, ResponseMode::Table)).await, "capability_not_found", &mut cov);
+    expect_err(
+        k.invoke_with(req(&stray, &w.analyst, ResponseMode::Table))
+            .await,
+        "capability_not_found",
+        &mut cov,
+    );
 
     // Invoke-time denials: missing_role, missing_tenant_attribute,
     // invalid_constraint, rate_limited.
     let update = token(w, UPDATE, &w.clerk, &mut sigs);
     let demoted = Principal::new("clerk-7").with_attribute("tenant", "acme");
-    expect_err(k.invoke_with(req(&update, &demoted, ResponseMode::Summary)).await, "policy_denied", &mut cov);
+    expect_err(
+        k.invoke_with(req(&update, &demoted, ResponseMode::Summary))
+            .await,
+        "policy_denied",
+        &mut cov,
+    );
     let no_tenant = Principal::new("analyst-001").with_roles(["reader"]);
-    expect_err(k.invoke_with(req(&notes, &no_tenant, ResponseMode::Table)).await, "policy_denied", &mut cov);
+    expect_err(
+        k.invoke_with(req(&notes, &no_tenant, ResponseMode::Table))
+            .await,
+        "policy_denied",
+        &mut cov,
+    );
     let auditor = Principal::new("auditor-3")
         .with_roles(["reader", "pii_reader"])
         .with_attribute("tenant", "acme");
@@ -742,13 +864,25 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
     let auditor_now = Principal::new("auditor-3")
         .with_roles(["reader"])
         .with_attribute("tenant", "acme");
-    expect_err(k.invoke_with(req(&wide, &auditor_now, ResponseMode::Table)).await, "policy_denied", &mut cov);
+    expect_err(
+        k.invoke_with(req(&wide, &auditor_now, ResponseMode::Table))
+            .await,
+        "policy_denied",
+        &mut cov,
+    );
     let mut rate_limited = false;
     for _ in 0..5 {
-        match k.invoke_with(req(&update, &w.clerk, ResponseMode::Summary)).await {
+        match k
+            .invoke_with(req(&update, &w.clerk, ResponseMode::Summary))
+            .await
+        {
             Ok(_) => {}
             Err(e) => {
-                assert_eq!(e.denial_category(), Some(DenialCategory::RateLimited), "{e}");
+                assert_eq!(
+                    e.denial_category(),
+                    Some(DenialCategory::RateLimited),
+                    "{e}"
+                );
                 rate_limited = true;
                 break;
             }
@@ -772,7 +906,11 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
             }
         }
     }
-    assert!(exhausted, "the session budget never ran out: {:?}", k.budget().usage("chat-1"));
+    assert!(
+        exhausted,
+        "the session budget never ran out: {:?}",
+        k.budget().usage("chat-1")
+    );
 
     // Grant-time denials, with the secrets in justifications and constraints.
     let grant = |id: &str, p: &Principal, why: &str, constraint: Option<Value>| {
@@ -784,11 +922,24 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
     };
     for (err, category) in [
         (grant(UPDATE, &w.analyst, &s.note, None), "missing_role"),
-        (grant(UPDATE, &w.clerk, &s.ssn, None), "insufficient_justification"),
-        (grant(NOTES, &no_tenant, &s.email, None), "missing_tenant_attribute"),
-        (grant(NOTES, &w.analyst, &s.note, Some(json!(s.jwt))), "invalid_constraint"),
+        (
+            grant(UPDATE, &w.clerk, &s.ssn, None),
+            "insufficient_justification",
+        ),
+        (
+            grant(NOTES, &no_tenant, &s.email, None),
+            "missing_tenant_attribute",
+        ),
+        (
+            grant(NOTES, &w.analyst, &s.note, Some(json!(s.jwt))),
+            "invalid_constraint",
+        ),
     ] {
-        assert_eq!(err.denial_category().map(DenialCategory::as_str), Some(category), "{err}");
+        assert_eq!(
+            err.denial_category().map(DenialCategory::as_str),
+            Some(category),
+            "{err}"
+        );
     }
     let err = grant("crm.not_registered", &w.analyst, &s.note, None);
     assert_eq!(err.kind(), "capability_not_found");
@@ -799,7 +950,11 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
     for t in &traces {
         k.explain(&t.action_id).unwrap();
     }
-    assert!(traces.iter().any(|t| t.args.get("note").and_then(Value::as_str) == Some(s.note.as_str())));
+    assert!(
+        traces
+            .iter()
+            .any(|t| t.args.get("note").and_then(Value::as_str) == Some(s.note.as_str()))
+    );
     let err = k.explain("no-such-action").unwrap_err();
     assert_eq!(err.kind(), "trace_not_found");
 
@@ -827,7 +982,11 @@ fn leaks_of(s: &Secrets) -> Vec<String> {
     drop(hook);
     // Not vacuous: every kind of record was captured.
     let all: String = haystacks.iter().map(|(_, t)| t.as_str()).collect();
-    assert!(pipeline.span_count() > 100, "{} spans", pipeline.span_count());
+    assert!(
+        pipeline.span_count() > 100,
+        "{} spans",
+        pipeline.span_count()
+    );
     for expected in [
         "agent_kernel.invoke",
         "agent_kernel.policy.evaluate",
@@ -846,7 +1005,13 @@ fn leaks_of(s: &Secrets) -> Vec<String> {
         assert!(all.contains(expected), "nothing captured for {expected}");
     }
     assert!(
-        pipeline.spans.spans.lock().unwrap().iter().any(|s| !s.links.is_empty()),
+        pipeline
+            .spans
+            .spans
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| !s.links.is_empty()),
         "bridged spans link to their live spans"
     );
     for kind in [
@@ -862,7 +1027,12 @@ fn leaks_of(s: &Secrets) -> Vec<String> {
     ] {
         assert!(cov.kinds.contains(&kind), "{kind} not covered");
     }
-    for mode in [ResponseMode::Summary, ResponseMode::Table, ResponseMode::HandleOnly, ResponseMode::Raw] {
+    for mode in [
+        ResponseMode::Summary,
+        ResponseMode::Table,
+        ResponseMode::HandleOnly,
+        ResponseMode::Raw,
+    ] {
         assert!(cov.modes.contains(&mode), "{mode:?} not covered");
     }
 
@@ -898,10 +1068,18 @@ proptest! {
 fn a_customers_free_text_note_never_reaches_telemetry() {
     let s = fixed_secrets();
     let leaks = leaks_of(&s);
-    assert!(leaks.is_empty(), "{} leak(s):\n{}", leaks.len(), leaks.join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "{} leak(s):\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
     // The note is not something the redactor removes: it is in the audit
     // record's arguments and in what the firewall hands the model.
-    assert_eq!(agent_kernel::firewall::Redactor::new().redact_str(&s.note), s.note);
+    assert_eq!(
+        agent_kernel::firewall::Redactor::new().redact_str(&s.note),
+        s.note
+    );
 }
 
 /// Secrets for the forged-token tests, distinct from [`fixed_secrets`] (the
@@ -912,7 +1090,8 @@ fn forged_secrets() -> Secrets {
         jwt: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJsdWN5In0.Zk3nQ8vR2mW5xT7yB1cD4fG6hJ9kL0pA".to_owned(),
         jwt_sig: "Zk3nQ8vR2mW5xT7yB1cD4fG6hJ9kL0pA".to_owned(),
         hmac: "forged-test-hmac-secret-2b4d6f8h0j2l4n6p".to_owned(),
-        note: "Paul Emanuel left the brioche on the second shelf of the classroom wvxqzkjhtb".to_owned(),
+        note: "Paul Emanuel left the brioche on the second shelf of the classroom wvxqzkjhtb"
+            .to_owned(),
         note_marker: "wvxqzkjhtb".to_owned(),
         ..fixed_secrets()
     }
@@ -935,7 +1114,12 @@ fn present_forged_token(s: &Secrets) -> (Pipeline, String) {
     forged.capability_id = format!("crm.{}", s.jwt);
     forged.signature = s.hmac.clone();
     let err = RT
-        .block_on(w.kernel.invoke(&forged, &w.analyst, s.args(&real.signature), ResponseMode::Table))
+        .block_on(w.kernel.invoke(
+            &forged,
+            &w.analyst,
+            s.args(&real.signature),
+            ResponseMode::Table,
+        ))
         .unwrap_err();
     assert_eq!(err.kind(), "token_invalid");
     drop(hook);
@@ -957,9 +1141,17 @@ fn forged_token_fields_holding_secrets_stay_out_of_spans_and_metrics() {
     let mut needles = s.needles();
     needles.push(signature);
     let leaks = find_leaks(&haystacks, &needles);
-    assert!(leaks.is_empty(), "{} leak(s):\n{}", leaks.len(), leaks.join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "{} leak(s):\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
     let spans = pipeline.spans.spans.lock().unwrap();
-    let root = spans.iter().find(|s| s.name == "agent_kernel.invoke").unwrap();
+    let root = spans
+        .iter()
+        .find(|s| s.name == "agent_kernel.invoke")
+        .unwrap();
     let cap = root
         .attributes
         .iter()
@@ -975,7 +1167,8 @@ fn forged_token_fields_holding_secrets_stay_out_of_spans_and_metrics() {
 fn forged_token_fields_holding_secrets_stay_out_of_logs() {
     let s = Secrets {
         email: "frances.henri@brussels-pensionnat.net".to_owned(),
-        jwt: "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJmcmFuY2VzIn0.Qp7rT2wX9zB4nM6kL1jH3gF5dS8aV0cY".to_owned(),
+        jwt: "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJmcmFuY2VzIn0.Qp7rT2wX9zB4nM6kL1jH3gF5dS8aV0cY"
+            .to_owned(),
         jwt_sig: "Qp7rT2wX9zB4nM6kL1jH3gF5dS8aV0cY".to_owned(),
         hmac: "forged-log-hmac-secret-9z7x5v3b1n8m6k4j".to_owned(),
         ..forged_secrets()
@@ -986,6 +1179,14 @@ fn forged_token_fields_holding_secrets_stay_out_of_logs() {
         .into_iter()
         .filter(|(source, _)| *source == "logs")
         .collect();
-    let leaks = find_leaks(&logs, &[s.email.clone(), s.jwt.clone(), s.hmac.clone(), signature]);
-    assert!(leaks.is_empty(), "{} leak(s):\n{}", leaks.len(), leaks.join("\n"));
+    let leaks = find_leaks(
+        &logs,
+        &[s.email.clone(), s.jwt.clone(), s.hmac.clone(), signature],
+    );
+    assert!(
+        leaks.is_empty(),
+        "{} leak(s):\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
 }

@@ -1,0 +1,111 @@
+//! A fixed number of invocations in one function, for instruction counts under
+//! `valgrind --tool=callgrind` (see "Kernel instrumentation overhead" in
+//! `docs/benchmarks.md`): built with `--features otel` it is the
+//! "disabled at run time" configuration (telemetry never switched on), built
+//! without it the "feature off" one; the two builds run the same code.
+//!
+//! ```text
+//! cargo run --release -p agent-kernel --example invoke_loop -- billing 2000
+//! valgrind --tool=callgrind --toggle-collect='*invoke_loop*run_loop*' \
+//!     target/release/examples/invoke_loop billing 2000
+//! ```
+//! Arguments: workload (`billing` or `minimal`), iterations (default 2000)
+//! and, with `--features otel`, optionally `sdk`: instrument the kernel with an
+//! SDK pipeline (batch span processor, discarding exporter) to see where the
+//! instrumented invoke spends its instructions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+#[path = "../benches/billing_workload/mod.rs"]
+mod billing_workload;
+
+use std::hint::black_box;
+
+use agent_kernel::{Args, CapabilityToken, Kernel, Principal, ResponseMode};
+use billing_workload::{Workload, build, dataset, invoke_args};
+
+/// The measured region: `n` sequential invokes (callgrind's `--toggle-collect`
+/// counts only what runs inside this function).
+#[inline(never)]
+fn run_loop(
+    rt: &tokio::runtime::Runtime,
+    kernel: &Kernel,
+    token: &CapabilityToken,
+    principal: &Principal,
+    args: &Args,
+    mode: ResponseMode,
+    n: u64,
+) -> usize {
+    rt.block_on(async {
+        let mut sum = 0;
+        for _ in 0..n {
+            let frame = kernel
+                .invoke(token, principal, args.clone(), mode)
+                .await
+                .unwrap();
+            sum += black_box(frame).facts.len();
+        }
+        sum
+    })
+}
+
+fn main() {
+    let mut argv = std::env::args().skip(1);
+    let workload = argv
+        .next()
+        .map(|w| {
+            Workload::parse(&w).unwrap_or_else(|| panic!("workload: billing or minimal, not {w}"))
+        })
+        .unwrap_or(Workload::Billing);
+    let n: u64 = argv.next().map_or(2_000, |s| s.parse().unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let data = dataset();
+    let (kernel, principal, token) = build(workload, &data);
+    let args = invoke_args(workload);
+    #[cfg(feature = "otel")]
+    let _sdk = (argv.next().as_deref() == Some("sdk")).then(|| sdk::instrument(&kernel));
+    // Warm-up outside the measured function (lazy statics, first allocations).
+    run_loop(&rt, &kernel, &token, &principal, &args, workload.mode(), 16);
+    let sum = run_loop(&rt, &kernel, &token, &principal, &args, workload.mode(), n);
+    println!(
+        "{} invokes of {} (otel feature {}, telemetry enabled: {}); {sum} facts",
+        n,
+        workload.name(),
+        if cfg!(feature = "otel") { "on" } else { "off" },
+        agent_kernel_otel::is_enabled()
+    );
+}
+
+#[cfg(feature = "otel")]
+mod sdk {
+    use agent_kernel::Kernel;
+    use agent_kernel::otel::{Instrumentation, instrument_kernel_with};
+    use agent_kernel_otel::Telemetry;
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+    use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
+
+    #[derive(Debug)]
+    struct Discard;
+
+    impl SpanExporter for Discard {
+        fn export(
+            &self,
+            _batch: Vec<SpanData>,
+        ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+            std::future::ready(Ok(()))
+        }
+    }
+
+    pub fn instrument(kernel: &Kernel) -> (SdkTracerProvider, SdkMeterProvider, Instrumentation) {
+        let tp = SdkTracerProvider::builder()
+            .with_span_processor(BatchSpanProcessor::builder(Discard).build())
+            .build();
+        let mp = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(InMemoryMetricExporter::default()).build())
+            .build();
+        let hook = instrument_kernel_with(kernel, Telemetry::new(&tp, &mp));
+        (tp, mp, hook)
+    }
+}
