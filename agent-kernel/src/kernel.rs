@@ -1017,9 +1017,12 @@ impl Kernel {
         let mut matched = rows
             .filter(|row| {
                 query.filter.is_empty()
-                    || row
-                        .as_object()
-                        .is_some_and(|o| query.filter.iter().all(|(k, v)| o.get(k) == Some(v)))
+                    || row.as_object().is_some_and(|o| {
+                        query.filter.iter().all(|(k, expected)| {
+                            o.get(k)
+                                .is_some_and(|v| self.visible_equals(k, v, expected))
+                        })
+                    })
             })
             .skip(query.offset);
         let selected: Vec<Value> = matched
@@ -1066,6 +1069,24 @@ impl Kernel {
             },
             raw_data: None,
         })
+    }
+
+    /// Whether a stored field, as the caller would see it after redaction,
+    /// equals `expected`. Filters compare against what is visible, never the
+    /// raw value, so a filter cannot confirm a guessed e-mail address or card
+    /// number that redaction hides.
+    fn visible_equals(&self, key: &str, value: &Value, expected: &Value) -> bool {
+        if crate::firewall::is_sensitive_field_name(key) {
+            return expected.as_str() == Some(crate::firewall::REDACTED);
+        }
+        match (value, expected) {
+            (Value::String(s), Value::String(e)) => {
+                self.firewall.redactor().redact_str(s) == e.as_str()
+            }
+            // Nested values may hold what redaction hides at depth: no match.
+            (Value::String(_) | Value::Array(_) | Value::Object(_), _) => false,
+            _ => value == expected,
+        }
     }
 
     /// The audit trace of a past invocation.

@@ -522,7 +522,7 @@ async fn change_expand_goes_through_the_firewall_with_the_tokens_constraints() {
         .unwrap();
     let out = f
         .kernel
-        .expand(&frame.handle.unwrap(), &ExpandQuery::default(), &pii)
+        .expand(frame.handle.as_ref().unwrap(), &ExpandQuery::default(), &pii)
         .unwrap();
     let row = &out.table_preview[0];
     assert_eq!(row["email"], "[REDACTED]");
@@ -532,6 +532,26 @@ async fn change_expand_goes_through_the_firewall_with_the_tokens_constraints() {
         "expansions must not hand out what invoke removed"
     );
     assert!(!out.warnings.is_empty(), "redactions are reported");
+
+    // A filter compares against what the caller can see, never the raw value:
+    // guessing a hidden e-mail address (as a field or inside text) matches nothing.
+    let handle = frame.handle.clone().unwrap();
+    for q in [
+        json!({"filter": {"email": "alice.smith4@example.com"}}),
+        json!({"filter": {"notes": "contact alice.smith4@example.com about this one"}}),
+    ] {
+        let out = f.kernel.expand(&handle, &query(q), &pii).unwrap();
+        assert!(
+            out.table_preview.is_empty(),
+            "a filter on a redacted value must not act as an oracle"
+        );
+    }
+    // ... while filters on visible values still work.
+    let out = f
+        .kernel
+        .expand(&handle, &query(json!({"filter": {"id": "INV-0004"}})), &pii)
+        .unwrap();
+    assert_eq!(out.table_preview.len(), 1);
 }
 
 #[tokio::test]
