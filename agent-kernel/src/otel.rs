@@ -117,7 +117,9 @@ pub mod keys {
 /// is left out, since it may echo argument values or tool output.
 static REDACTOR: LazyLock<Redactor> = LazyLock::new(Redactor::new);
 
-fn scrub(s: &str) -> Cow<'_, str> {
+/// Also used for log lines that name caller-supplied ids (a forged token's
+/// id is whatever the caller wrote).
+pub(crate) fn scrub(s: &str) -> Cow<'_, str> {
     REDACTOR.redact_str(s)
 }
 

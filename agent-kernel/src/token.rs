@@ -489,7 +489,7 @@ impl HmacTokenProvider {
         if revoked {
             log::warn!(
                 "token_verify_failed token_id={} reason=revoked",
-                token.token_id
+                crate::otel::scrub(&token.token_id)
             );
             return Err(KernelError::TokenRevoked {
                 token_id: token.token_id.clone(),
@@ -498,7 +498,7 @@ impl HmacTokenProvider {
         if token.expires_at <= now {
             log::warn!(
                 "token_verify_failed token_id={} reason=expired",
-                token.token_id
+                crate::otel::scrub(&token.token_id)
             );
             return Err(KernelError::TokenExpired {
                 token_id: token.token_id.clone(),
@@ -511,7 +511,7 @@ impl HmacTokenProvider {
         if !(decoded && bool::from(expected.ct_eq(&presented))) {
             log::warn!(
                 "token_verify_failed token_id={} reason=invalid_signature",
-                token.token_id
+                crate::otel::scrub(&token.token_id)
             );
             return Err(KernelError::TokenInvalid {
                 token_id: token.token_id.clone(),
@@ -520,7 +520,7 @@ impl HmacTokenProvider {
         if token.principal_id != expected_principal_id {
             log::warn!(
                 "token_verify_failed token_id={} reason=principal_mismatch",
-                token.token_id
+                crate::otel::scrub(&token.token_id)
             );
             return Err(KernelError::TokenPrincipalMismatch {
                 token_id: token.token_id.clone(),
@@ -531,7 +531,7 @@ impl HmacTokenProvider {
         if token.capability_id != expected_capability_id {
             log::warn!(
                 "token_verify_failed token_id={} reason=capability_mismatch",
-                token.token_id
+                crate::otel::scrub(&token.token_id)
             );
             return Err(KernelError::TokenCapabilityMismatch {
                 token_id: token.token_id.clone(),
