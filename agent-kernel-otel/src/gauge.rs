@@ -123,7 +123,79 @@ pub struct GaugeRegistration {
     active: Arc<AtomicBool>,
     #[cfg(feature = "otel")]
     _instrument: Option<Box<dyn std::any::Any + Send + Sync>>,
+    /// For a global binding: the gauge that `enable` moves to the newly
+    /// installed global meter.
+    #[cfg(feature = "otel")]
+    _global: Option<Arc<global_gauges::GlobalGauge>>,
     _marker: PhantomData<()>,
+}
+
+/// Gauges registered on the global binding follow the global meter provider:
+/// OpenTelemetry offers no proxy meter, so a gauge registered before the
+/// application installed its provider would stay on the no-op meter for ever.
+/// Each [`enable`](crate::enable) re-registers the live ones on the current
+/// global meter; a callback left on an older meter checks its generation and
+/// reports nothing.
+#[cfg(feature = "otel")]
+pub(crate) mod global_gauges {
+    use std::any::Any;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+    use opentelemetry::metrics::Meter;
+
+    type Build = Box<dyn Fn(&Meter, u64) -> Box<dyn Any + Send + Sync> + Send + Sync>;
+
+    pub(crate) struct GlobalGauge {
+        /// The generation whose instrument may report.
+        pub(crate) current: Arc<AtomicU64>,
+        build: Build,
+        instrument: Mutex<Option<Box<dyn Any + Send + Sync>>>,
+    }
+
+    static LIVE: Mutex<Vec<Weak<GlobalGauge>>> = Mutex::new(Vec::new());
+
+    fn global_meter() -> Meter {
+        opentelemetry::global::meter_with_scope(crate::telemetry::scope())
+    }
+
+    /// Builds the gauge on the current global meter and keeps it in step with
+    /// later `enable` calls.
+    pub(crate) fn register(current: Arc<AtomicU64>, build: Build) -> Arc<GlobalGauge> {
+        let generation = crate::switch::global_generation();
+        current.store(generation, Ordering::Release);
+        let gauge = Arc::new(GlobalGauge {
+            instrument: Mutex::new(Some(build(&global_meter(), generation))),
+            current,
+            build,
+        });
+        let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+        live.retain(|g| g.strong_count() > 0);
+        live.push(Arc::downgrade(&gauge));
+        gauge
+    }
+
+    /// Moves every live global gauge to the current global meter.
+    pub(crate) fn rebind() {
+        let generation = crate::switch::global_generation();
+        let gauges: Vec<Arc<GlobalGauge>> = {
+            let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+            live.retain(|g| g.strong_count() > 0);
+            live.iter().filter_map(Weak::upgrade).collect()
+        };
+        if gauges.is_empty() {
+            return;
+        }
+        let meter = global_meter();
+        for gauge in gauges {
+            gauge.current.store(generation, Ordering::Release);
+            let instrument = (gauge.build)(&meter, generation);
+            *gauge
+                .instrument
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(instrument);
+        }
+    }
 }
 
 impl std::fmt::Debug for GaugeRegistration {
@@ -172,21 +244,48 @@ impl Telemetry {
         let active = Arc::new(AtomicBool::new(true));
         #[cfg(feature = "otel")]
         {
-            let bound = self.resolve();
-            let flag = Arc::clone(&active);
-            let instrument = V::build(
-                &bound.meter,
-                spec,
-                Box::new(move |inner| {
-                    if flag.load(Ordering::Acquire) && crate::is_enabled() {
-                        callback(&GaugeObserver { inner });
-                    }
-                }),
-            );
-            GaugeRegistration {
-                active,
-                _instrument: Some(instrument),
-                _marker: PhantomData,
+            use std::sync::atomic::AtomicU64;
+            let callback = Arc::new(callback);
+            let current = Arc::new(AtomicU64::new(0));
+            let build = {
+                let active = Arc::clone(&active);
+                let current = Arc::clone(&current);
+                move |meter: &opentelemetry::metrics::Meter, generation: u64| {
+                    let active = Arc::clone(&active);
+                    let current = Arc::clone(&current);
+                    let callback = Arc::clone(&callback);
+                    V::build(
+                        meter,
+                        spec,
+                        Box::new(move |inner| {
+                            if active.load(Ordering::Acquire)
+                                && crate::is_enabled()
+                                && current.load(Ordering::Acquire) == generation
+                            {
+                                callback(&GaugeObserver { inner });
+                            }
+                        }),
+                    )
+                }
+            };
+            if self.is_global() {
+                let gauge = global_gauges::register(current, Box::new(build));
+                GaugeRegistration {
+                    active,
+                    _instrument: None,
+                    _global: Some(gauge),
+                    _marker: PhantomData,
+                }
+            } else {
+                let bound = self.resolve();
+                // A bound meter never changes: one generation, for ever.
+                let instrument = build(&bound.meter, 0);
+                GaugeRegistration {
+                    active,
+                    _instrument: Some(instrument),
+                    _global: None,
+                    _marker: PhantomData,
+                }
             }
         }
         #[cfg(not(feature = "otel"))]

@@ -22,6 +22,8 @@ static GLOBAL_GENERATION: AtomicU64 = AtomicU64::new(1);
 pub fn enable() {
     GLOBAL_GENERATION.fetch_add(1, Ordering::AcqRel);
     ENABLED.store(cfg!(feature = "otel"), Ordering::Release);
+    #[cfg(feature = "otel")]
+    crate::gauge::global_gauges::rebind();
 }
 
 /// Turns telemetry off: `#[kernel_span]` functions then cost one relaxed

@@ -1,7 +1,7 @@
 //! [`Telemetry`]: which providers a kernel reports to.
 
 #[cfg(feature = "otel")]
-pub(crate) use imp::{Bound, Repr};
+pub(crate) use imp::{Bound, Repr, scope};
 
 /// A binding to a tracer and a meter: which providers the spans and metrics of
 /// one kernel go to. Cheap to clone (an enum around an `Arc`).

@@ -1,12 +1,9 @@
 //! A kernel built and instrumented (`instrument_kernel`, global binding)
 //! before the application installs its OpenTelemetry global providers still
-//! exports once they are: spans and the per-call metrics (and, once fixed, the
-//! budget gauge). An invoke made inside the application's own span (from the
+//! exports once they are: spans, the per-call metrics and the budget gauge. An invoke made inside the application's own span (from the
 //! global tracer) becomes its child. In its own test binary because it sets
 //! the process-wide globals; the two tests must not share a process (nextest
-//! runs each test in its own; with `cargo test`, run the ignored one alone:
-//! `cargo test -p agent-kernel-tests --features otel --test
-//! kernel_global_providers -- --ignored`).
+//! runs each test in its own process).
 #![cfg(feature = "otel")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -92,14 +89,10 @@ fn kernel_built_before_the_providers_exports_once_they_are_installed() {
     drop(hook);
 }
 
-/// Known bug (reported): `instrument_kernel` registers the
-/// `agent_kernel.budget_consumed` gauge on the global meter of the moment
-/// (`Telemetry::register_gauge`: "for a global binding the meter is the global
-/// one at the time of the call"); an observable instrument created on the
-/// no-op meter never reports, so a kernel instrumented before the application
-/// installed its providers exports spans and counters but never the gauge.
+/// `instrument_kernel` registers the `agent_kernel.budget_consumed` gauge
+/// while only the no-op global meter exists; `enable()` (called when the
+/// application installs its providers) moves it to the real meter.
 #[test]
-#[ignore = "known bug: the budget gauge stays on the no-op global meter (see doc comment)"]
 fn budget_gauge_registered_before_the_providers_reports_once_they_are() {
     let fx = Fixture::new();
     let _hook = instrument_kernel(&fx.kernel);
