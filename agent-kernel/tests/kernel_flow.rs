@@ -522,7 +522,11 @@ async fn change_expand_goes_through_the_firewall_with_the_tokens_constraints() {
         .unwrap();
     let out = f
         .kernel
-        .expand(frame.handle.as_ref().unwrap(), &ExpandQuery::default(), &pii)
+        .expand(
+            frame.handle.as_ref().unwrap(),
+            &ExpandQuery::default(),
+            &pii,
+        )
         .unwrap();
     let row = &out.table_preview[0];
     assert_eq!(row["email"], "[REDACTED]");
