@@ -23,9 +23,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
 
-use agent_kernel::firewall::{
-    MAX_FACTS, PatternKind, PatternSet, REDACTED, Redactor, is_sensitive_field_name,
-};
+use agent_kernel::firewall::{MAX_FACTS, REDACTED, Redactor, is_sensitive_field_name};
 use agent_kernel::{
     Budgets, CapabilityRegistry, CapabilityToken, Constraints, ExpandQuery, Firewall,
     FirewallRequest, HandleOwner, HmacTokenProvider, Kernel, ManualClock, Principal, ResponseMode,
@@ -619,27 +617,6 @@ fn token_structured(b: &mut Bytes<'_>) {
     );
 }
 
-// ── Known open issues ───────────────────────────────────────────────────────
-
-/// Set `AGENT_KERNEL_FUZZ_ALLOW=conn-string-host` to let the `redaction`
-/// target go past the open connection-string bug (a credentialed URL right
-/// after another one, without white space between them, survives one pass:
-/// `fuzz/regressions/redaction/second-credentialed-url-survives`) while
-/// looking for other bugs. Unset (the default, and in `scripts/fuzz.sh` and
-/// the regression tests) every check is strict.
-static ALLOW_CONN_STRING_HOST: LazyLock<bool> = LazyLock::new(|| {
-    std::env::var("AGENT_KERNEL_FUZZ_ALLOW")
-        .is_ok_and(|v| v.split(',').any(|x| x == "conn-string-host"))
-});
-
-/// Whether what redaction left in `s` is only the known connection-string
-/// issue, and that issue is allowed.
-fn known_conn_string_issue(redactor: &Redactor, s: &str) -> bool {
-    *ALLOW_CONN_STRING_HOST
-        && redactor.redact_str_with_kinds(s).1
-            == PatternSet::from_iter([PatternKind::ConnectionString])
-}
-
 // ── Target: redaction ───────────────────────────────────────────────────────
 
 /// Target `redaction`. First byte: depth limit, `allowed_fields` choice and
@@ -668,9 +645,6 @@ fn check_redact_str(redactor: &Redactor, text: &str) {
         assert_eq!(out, text, "text changed although no pattern was found");
     }
     assert!(!EMAIL.is_match(&out), "an e-mail address survived: {out:?}");
-    if known_conn_string_issue(redactor, &out) {
-        return;
-    }
     let again = redactor.redact_str(&out);
     assert_eq!(again, out, "redact_str is not idempotent on {text:?}");
 }
@@ -679,11 +653,8 @@ fn check_redact_value(redactor: &Redactor, value: &Value, allowed: Option<&[Stri
     let (out, warnings, total) = redactor.redact_value(value, allowed);
     let what = "redact_value";
     assert_clean(&out, allowed, what);
-    let mut known_issue = false;
     visit_strings(&out, None, &mut |s, is_key, _| {
-        if known_conn_string_issue(redactor, s) {
-            known_issue = true;
-        } else if !is_key {
+        if !is_key {
             assert_eq!(
                 redactor.redact_str(s),
                 s,
@@ -735,9 +706,6 @@ fn check_redact_value(redactor: &Redactor, value: &Value, allowed: Option<&[Stri
         assert!(!EMAIL.is_match(w), "a warning holds an e-mail address: {w}");
     }
     // Idempotence: redacting the output again changes nothing.
-    if known_issue {
-        return;
-    }
     let (again, _, _) = redactor.redact_value(&out, allowed);
     assert_eq!(again, out, "redact_value is not idempotent");
 }
@@ -960,6 +928,22 @@ fn structured_query(b: &mut Bytes<'_>) -> Value {
     Value::Object(q)
 }
 
+/// Whether the stored field `key: have`, as an expansion would show it,
+/// equals the filter value `want`: a sensitive field shows as the string
+/// [`REDACTED`] whatever it holds; a string shows redacted; an array or an
+/// object never equals a filter value (redaction may change it at depth);
+/// numbers, booleans and null show as they are.
+fn shown_as(redactor: &Redactor, key: &str, have: &Value, want: &Value) -> bool {
+    if is_sensitive_field_name(key) {
+        return *want == Value::String(REDACTED.to_owned());
+    }
+    match have {
+        Value::String(s) => want.as_str() == Some(redactor.redact_str(s).as_ref()),
+        Value::Array(_) | Value::Object(_) => false,
+        Value::Null | Value::Bool(_) | Value::Number(_) => have == want,
+    }
+}
+
 /// Target `expand`: the expand query parser and filter. Bytes 0–1 choose the
 /// kernel and the handle's constraints; then either a structured query, or
 /// `query JSON` NUL `data JSON` (no NUL: the default rows).
@@ -1051,7 +1035,9 @@ pub fn expand(data: &[u8]) {
         "a field outside allowed_fields was accepted: {outside:?}"
     );
 
-    // Oracle: the row count, computed independently.
+    // Oracle: the row count, computed independently. A filter compares
+    // against what the caller would see, never the raw value.
+    let redactor = kernel.firewall().redactor();
     let rows: Vec<&Value> = match &stored {
         Value::Array(items) => items.iter().collect(),
         other => vec![other],
@@ -1060,9 +1046,12 @@ pub fn expand(data: &[u8]) {
         .iter()
         .filter(|row| {
             query.filter.is_empty()
-                || row
-                    .as_object()
-                    .is_some_and(|o| query.filter.iter().all(|(k, v)| o.get(k) == Some(v)))
+                || row.as_object().is_some_and(|o| {
+                    query.filter.iter().all(|(k, want)| {
+                        o.get(k)
+                            .is_some_and(|have| shown_as(redactor, k, have, want))
+                    })
+                })
         })
         .count()
         .saturating_sub(query.offset);

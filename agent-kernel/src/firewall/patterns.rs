@@ -13,7 +13,17 @@
 //!   `secret_key`, `private_key`, `password`, `passwd` and `pwd`
 //!   (`token: …`, `"password": "…"`, `client_secret=…`);
 //! - the password of a connection string may contain `@` (the whole
-//!   `user:password` part up to the last `@` of the authority is removed).
+//!   `user:password` part up to the last `@` of the authority is removed);
+//!   the host is not part of the match, so a credentialed URL right after
+//!   another one (`a://u:p@h1,b://v:q@h2`, `…?next=https://v:q@h2/`) is
+//!   found in the same pass (the reference's `@\S+` swallowed it);
+//! - a phone number may directly follow another one (`+1-555-123-4567(020)
+//!   7946-0958`): the end of a replacement counts as a boundary;
+//! - phone numbers also come in the short international form
+//!   `+<country code>-<3 digits>-<4 digits>` (`+1-555-1724`, the same
+//!   separator twice: `-`, `.` or white space), and a number may end a
+//!   sentence (`call 555-123-4567.`): a `.` after it only prevents a match
+//!   when more than white space follows (`555-123-4567.txt`, `…4567.89`).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -29,7 +39,7 @@ pub const REDACTED: &str = "[REDACTED]";
 pub enum PatternKind {
     /// An e-mail address (`user@example.com`).
     Email,
-    /// A phone number (`+1-555-123-4567`, `(020) 7946-0958`).
+    /// A phone number (`+1-555-123-4567`, `(020) 7946-0958`, `+1-555-1724`).
     Phone,
     /// A payment card number: 13 to 19 digits, optionally separated by single spaces or dashes.
     CardNumber,
@@ -148,10 +158,17 @@ impl fmt::Display for PatternSet {
 // ── Compiled patterns ────────────────────────────────────────────────────────
 
 const EMAIL_RE: &str = r"[a-zA-Z0-9_.+\-]+@[a-zA-Z0-9\-]+\.[a-zA-Z0-9\-.]+";
-/// The reference's phone pattern without its look-arounds: the look-behind
-/// (`(?<!\d)(?<![./])`) is checked in code, the look-ahead
-/// (`(?!\d)(?![./])`) is consumed as one trailing character (or the end).
-const PHONE_RE: &str = r"(?:\+\d{1,3}[\s.\-])?(?:\(\d{2,4}\)[\s.\-]?|\d{2,4}[\s.\-])\d{3,4}[\s.\-]?\d{3,5}(?:$|[^\d./])";
+/// The reference's phone pattern without its look-arounds, plus the short
+/// international form (`+1-555-1724`, one separator used twice). The
+/// look-behind (`(?<!\d)(?<![./])`) is checked in code; the look-ahead
+/// (`(?!\d)(?![./])`, relaxed to let a sentence end with `.`) is consumed
+/// as the terminator, capture group 1 (the end, one character, or a `.`
+/// with the white-space character after it), which stays in the text.
+const PHONE_RE: &str = concat!(
+    r"(?:(?:\+\d{1,3}[\s.\-])?(?:\(\d{2,4}\)[\s.\-]?|\d{2,4}[\s.\-])\d{3,4}[\s.\-]?\d{3,5}",
+    r"|\+\d{1,3}(?:-\d{3}-|\.\d{3}\.|\s\d{3}\s)\d{4})",
+    r"($|[^\d./]|\.(?:$|\s))",
+);
 const CARD_RE: &str = r"\b(?:\d[ \-]?){13,19}\b";
 const SSN_RE: &str = r"\b\d{3}[\- ]\d{2}[\- ]\d{4}\b";
 const BEARER_RE: &str = r"(?i)Bearer\s+[A-Za-z0-9\-._~+/]+=*";
@@ -160,7 +177,11 @@ const API_KEY_RE: &str = concat!(
     r"(?i)((?:api[_\-]?key|apikey|api[_\-]?token|access[_\-]?key)(?:\s*[=:]\s*|\s+))[A-Za-z0-9\-._~+/]{8,}",
     r#"|((?:token|secret(?:[_\-]?key)?|private[_\-]?key|passw(?:or)?d|pwd)["']?\s*[=:]\s*["']?)[^\s"',;&]+"#,
 );
-const CONN_STR_RE: &str = r"([a-zA-Z][a-zA-Z0-9+\-.]*://)[^:@/\s]+:[^/\s]+(@\S+)";
+/// Scheme (group 1) and `user:password@`, up to the last `@` before the
+/// first `/` or white space. The host is not consumed: the search goes on
+/// right after the `@`, so a second credentialed URL glued to the first
+/// one's host (`…@h1,mysql://u:p@h2`) is found in the same pass.
+const CONN_STR_RE: &str = r"([a-zA-Z][a-zA-Z0-9+\-.]*://)[^:@/\s]+:[^/\s]+@";
 
 /// The compiled patterns, shared by every redactor in the process.
 ///
@@ -263,8 +284,7 @@ impl Patterns {
             }),
             PatternKind::ConnectionString => regex.replace_all(text, |caps: &Captures<'_>| {
                 let scheme = caps.get(1).map_or("", |m| m.as_str());
-                let host = caps.get(2).map_or("", |m| m.as_str());
-                format!("{scheme}{REDACTED}{host}")
+                format!("{scheme}{REDACTED}@")
             }),
             _ => regex.replace_all(text, NoExpand(REDACTED)),
         };
@@ -277,18 +297,24 @@ impl Patterns {
 
 /// The phone pass, with the reference's look-behind checked here: a match may
 /// not start right after an ASCII digit, `.` or `/` (if it does, the search
-/// resumes one character later, as a backtracking engine would).
+/// resumes one character later, as a backtracking engine would). The end of
+/// the previous replacement is a boundary: what precedes the match there is
+/// the `]` of [`REDACTED`], not the original text's last digit, so adjacent
+/// numbers (`+1-555-123-4567(020) 7946-0958`) all go in one pass.
 fn replace_phones(regex: &Regex, text: &str) -> Option<String> {
+    let mut locs = regex.capture_locations();
     let mut out: Option<String> = None;
     let mut copied = 0; // bytes of `text` already handled
     let mut at = 0; // where the next search starts
     while at <= text.len() {
-        let Some(m) = regex.find_at(text, at) else {
+        let Some(m) = regex.captures_read_at(&mut locs, text, at) else {
             break;
         };
         let start = m.start();
+        let after_replacement = out.is_some() && start == copied;
         let before = text.get(..start).and_then(|s| s.chars().next_back());
-        if before.is_some_and(|c| c.is_ascii_digit() || c == '.' || c == '/') {
+        if !after_replacement && before.is_some_and(|c| c.is_ascii_digit() || c == '.' || c == '/')
+        {
             // Look-behind failed here; try from the next character.
             let step = text
                 .get(start..)
@@ -297,13 +323,9 @@ fn replace_phones(regex: &Regex, text: &str) -> Option<String> {
             at = start + step;
             continue;
         }
-        // The body always ends with a digit; a trailing non-digit is the
-        // consumed look-ahead character and stays in the text.
-        let matched = m.as_str();
-        let end = match matched.chars().next_back() {
-            Some(c) if !c.is_numeric() => m.end() - c.len_utf8(),
-            _ => m.end(),
-        };
+        // Group 1 is the consumed look-ahead; it stays in the text. (It
+        // always takes part in a match; without it, the whole match goes.)
+        let end = locs.get(1).map_or(m.end(), |(s, _)| s);
         let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
         buf.push_str(text.get(copied..start).unwrap_or_default());
         buf.push_str(REDACTED);

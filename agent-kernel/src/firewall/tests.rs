@@ -189,6 +189,126 @@ fn phone_look_behind_and_look_ahead() {
     );
 }
 
+#[test]
+fn adjacent_phone_numbers_go_in_one_pass() {
+    // The end of a replacement is a boundary: the first number's last digit
+    // no longer hides the second one.
+    for (text, want) in [
+        ("+1-555-123-4567(020) 7946-0958", "[REDACTED][REDACTED]"),
+        ("555-123-4567,555.987.6543", "[REDACTED],[REDACTED]"),
+        ("(555) 123-4567(555) 987-6543 x", "[REDACTED][REDACTED] x"),
+        ("+1-555-1724 +1-555-1725", "[REDACTED] [REDACTED]"),
+    ] {
+        let out = scrub(text);
+        assert_eq!(out, want, "{text}");
+        assert_eq!(scrub(&out), out, "not idempotent: {text}");
+    }
+    // The look-behind still holds where nothing was replaced.
+    for text in [
+        "v1.(020) 7946-0958",
+        "1(020) 7946-0958",
+        "a/(020) 7946-0958",
+    ] {
+        assert_eq!(scrub(text), text);
+    }
+}
+
+#[test]
+fn short_international_phone_numbers() {
+    // `+<country code>-<3>-<4>`, as in the benchmark's invoices.
+    for (text, want) in [
+        ("+1-555-1724", "[REDACTED]"),
+        ("call +1-555-1724", "call [REDACTED]"),
+        (
+            "call +1-555-1724 before Friday",
+            "call [REDACTED] before Friday",
+        ),
+        ("call +1-555-1724, thanks", "call [REDACTED], thanks"),
+        ("(+44-555-1724)", "([REDACTED])"),
+        ("+353 555 1724", "[REDACTED]"),
+        ("+49.555.1724", "[REDACTED]"),
+        ("reminder: call +1-555-1724.", "reminder: call [REDACTED]."),
+        ("tel:+1-555-1724;ext", "tel:[REDACTED];ext"),
+    ] {
+        assert_eq!(scrub(text), want, "{text}");
+        assert_eq!(
+            kinds(text),
+            PatternSet::from_iter([PatternKind::Phone]),
+            "{text}"
+        );
+    }
+    // Every phone of the benchmark rows, in free text beside the row's id,
+    // date and amount: the phone goes, the rest stays.
+    for row in billing().as_array().unwrap() {
+        let text = |key: &str| row[key].as_str().unwrap().to_owned();
+        let (phone, id, date) = (text("phone"), text("id"), text("date"));
+        let amount = &row["amount"];
+        let note = format!("Reminder: call {phone} about {id} ({date}, {amount} due).");
+        assert_eq!(
+            scrub(&note),
+            format!("Reminder: call [REDACTED] about {id} ({date}, {amount} due)."),
+        );
+    }
+}
+
+#[test]
+fn short_phone_form_has_no_false_positives() {
+    for text in [
+        "2024-01-05",
+        "date 2024-01-05, due 2024-02-05",
+        "INV-0001",
+        "INV-0001-0002",
+        "1232.01",
+        "+1232.01",
+        "-1232.01 USD",
+        "+1,232.01",
+        "amount +1 232",
+        "v1.2.3",
+        "1.12.1724",
+        "2023-11-24T10:15:30+01:00",
+        "2023-11-24T10:15:30.123+0100",
+        "2023-11-24 10:15:30 +05:30",
+        "2023-11-24T10:15:30Z",
+        "1.0.0+build.5",
+        "+1-555-17245",
+        "1-555-1724",
+        "+1-55-1724",
+        "+1-555-1724.5",
+        "+1-555-1724/2",
+        "x1+1-555-1724",
+    ] {
+        assert_eq!(scrub(text), text, "{text}");
+    }
+    // The benchmark rows: only the phone field (a sensitive name) changes.
+    let data = billing();
+    let (out, _, _) = Redactor::new().redact_value(&data, None);
+    for (row, before) in out.as_array().unwrap().iter().zip(data.as_array().unwrap()) {
+        for key in [
+            "id",
+            "date",
+            "amount",
+            "currency",
+            "status",
+            "customer_name",
+        ] {
+            assert_eq!(row.get(key), before.get(key), "{key}");
+        }
+    }
+}
+
+#[test]
+fn phone_number_may_end_a_sentence() {
+    assert_eq!(
+        scrub("Call me at 555-123-4567. Thanks"),
+        "Call me at [REDACTED]. Thanks"
+    );
+    assert_eq!(scrub("call (020) 7946-0958."), "call [REDACTED].");
+    // A '.' followed by more than white space still prevents a match.
+    for text in ["555-123-4567.txt", "555-123-4567.89", "555-123-4567./x"] {
+        assert_eq!(scrub(text), text);
+    }
+}
+
 // ── card ────────────────────────────────────────────────────────────────────
 
 #[test]
@@ -326,6 +446,44 @@ fn connection_string_patterns() {
         scrub("Visit https://example.com/page for more info."),
         "Visit https://example.com/page for more info."
     );
+}
+
+#[test]
+fn a_credentialed_url_right_after_another_one_loses_its_password() {
+    for (text, want) in [
+        (
+            "postgres://app:pw1@db1/x,mysql://root:hunter2@db2/y",
+            "postgres://[REDACTED]@db1/x,mysql://[REDACTED]@db2/y",
+        ),
+        (
+            "https://u:p@host/cb?next=https://admin:s3cret@internal/",
+            "https://[REDACTED]@host/cb?next=https://[REDACTED]@internal/",
+        ),
+        // No path after the first host: its host part must not eat the next scheme.
+        (
+            "postgres://app:pw1@db1,mysql://root:hunter2@db2/y",
+            "postgres://[REDACTED]@db1,mysql://[REDACTED]@db2/y",
+        ),
+        (
+            "a://u:p@h?x=b://r:s3@t#c://v:w@z",
+            "a://[REDACTED]@h?x=b://[REDACTED]@t#c://[REDACTED]@z",
+        ),
+        (
+            "postgres://admiphon:p@ss@db.internal:5432/app?nes://admiphon:p@ss@db.internal:",
+            // (`ss@db.internal` is an e-mail address to the first pass.)
+            "postgres://[REDACTED]@[REDACTED]:5432/app?nes://[REDACTED]@[REDACTED]:",
+        ),
+        // The host and port stay (a dotted host would make `password@host`
+        // an e-mail address to the first pass).
+        (
+            "redis://default:hunter2@cache:6379/0",
+            "redis://[REDACTED]@cache:6379/0",
+        ),
+    ] {
+        let out = scrub(text);
+        assert_eq!(out, want, "{text}");
+        assert_eq!(scrub(&out), out, "not idempotent: {text}");
+    }
 }
 
 #[test]
@@ -1059,12 +1217,21 @@ fn ssn() -> impl Strategy<Value = String> {
 }
 
 fn phone() -> impl Strategy<Value = String> {
-    ("[2-9][0-9]{2}", "[0-9]{3}", "[0-9]{4}", 0..4usize).prop_map(|(a, b, c, f)| match f {
-        0 => format!("+1-{a}-{b}-{c}"),
-        1 => format!("({a}) {b}-{c}"),
-        2 => format!("{a}.{b}.{c}"),
-        _ => format!("{a}-{b}-{c}"),
-    })
+    (
+        "[2-9][0-9]{2}",
+        "[0-9]{3}",
+        "[0-9]{4}",
+        "[1-9][0-9]{0,2}",
+        0..6usize,
+    )
+        .prop_map(|(a, b, c, cc, f)| match f {
+            0 => format!("+1-{a}-{b}-{c}"),
+            1 => format!("({a}) {b}-{c}"),
+            2 => format!("{a}.{b}.{c}"),
+            3 => format!("+{cc}-{a}-{c}"),
+            4 => format!("+{cc} {a} {c}"),
+            _ => format!("{a}-{b}-{c}"),
+        })
 }
 
 fn bearer() -> impl Strategy<Value = (String, String)> {
@@ -1263,6 +1430,37 @@ proptest! {
         for secret in &secrets {
             prop_assert!(!text.contains(secret.as_str()), "{secret:?} survived in {mode:?}: {text}");
         }
+    }
+
+    #[test]
+    fn redact_str_is_idempotent((text, _) in text_with_secret(), tail in "[0-9 .()+@:=/a-z-]{0,30}") {
+        let text = format!("{text}{tail}");
+        let once = Redactor::new().redact_str(&text).into_owned();
+        let twice = Redactor::new().redact_str(&once).into_owned();
+        prop_assert_eq!(twice, once);
+    }
+
+    #[test]
+    fn glued_secrets_never_survive(
+        (a, core_a, a_is_phone) in prop_oneof![phone().prop_map(|p| (p.clone(), p, true)), connection_url().prop_map(|(u, p)| (u, p, false))],
+        (b, core_b) in prop_oneof![phone().prop_map(|p| (p.clone(), p)), connection_url()],
+        glue in prop_oneof![Just(""), Just(","), Just(" "), Just(";"), Just("?next=")],
+    ) {
+        // Nothing between them: after a phone number (the end of a
+        // replacement is a boundary) unless that makes one longer number;
+        // after a URL (its path may end in '/' or '.', which make a phone
+        // number part of something else), a URL.
+        let glue = if glue.is_empty()
+            && (a_is_phone && b.starts_with(|c: char| c.is_ascii_digit())
+                || !a_is_phone && !b.contains("://"))
+        {
+            ","
+        } else {
+            glue
+        };
+        let text = format!("{a}{glue}{b} end");
+        let out = Redactor::new().redact_str(&text);
+        prop_assert!(!out.contains(&core_a) && !out.contains(&core_b), "{text:?} -> {out:?}");
     }
 
     #[test]
