@@ -34,6 +34,10 @@ use regex::{Captures, NoExpand, Regex};
 /// The marker that replaces every redacted value or text fragment.
 pub const REDACTED: &str = "[REDACTED]";
 
+/// Rounds of all passes [`Patterns::scrub`] runs at most before it stops
+/// (one round normally suffices; a second confirms the fixed point).
+const MAX_SCRUB_ROUNDS: usize = 4;
+
 /// A kind of sensitive text recognised inside string values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PatternKind {
@@ -251,10 +255,27 @@ impl Patterns {
     ) -> (Cow<'a, str>, PatternSet) {
         let mut current = Cow::Borrowed(text);
         let mut found = PatternSet::EMPTY;
-        for kind in candidates.iter() {
-            if let Some(replaced) = self.pass(kind, &current) {
-                current = Cow::Owned(replaced);
-                found.insert(kind);
+        let mut candidates = candidates;
+        // A replacement can create a word boundary that an earlier pass
+        // needed (a bearer token glued to a card number), so repeat the
+        // passes until nothing changes: the result is a fixed point, and
+        // redacting it again changes nothing. Bounded, since every round that
+        // changes something replaces text with markers no pattern matches.
+        for _round in 0..MAX_SCRUB_ROUNDS {
+            let mut changed = false;
+            for kind in candidates.iter() {
+                if let Some(replaced) = self.pass(kind, &current) {
+                    current = Cow::Owned(replaced);
+                    found.insert(kind);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+            candidates = self::candidates(&current);
+            if candidates.is_empty() {
+                break;
             }
         }
         (current, found)
