@@ -628,29 +628,36 @@ impl Kernel {
             (None, None)
         };
 
+        // The audit record, filled in as the stages run.
+        let mut trace = ActionTrace {
+            action_id,
+            capability_id: token.capability_id.clone(),
+            principal_id: principal.principal_id.clone(),
+            token_id: token.token_id.clone(),
+            invoked_at,
+            args,
+            requested_mode: response_mode,
+            response_mode,
+            driver_id: String::new(),
+            handle_id: None,
+            session_id: session_id.map(str::to_owned),
+            error: None,
+            denial_category: None,
+            outcome: TraceOutcome::Success,
+            duration: None,
+            trace_id,
+            span_id,
+        };
+
         let auth = match self.authorize(token, principal, response_mode, session_id) {
             Ok(auth) => auth,
             Err(err) => {
+                // Denials are audited; token failures are not (nothing was invoked).
                 if let Some(category) = err.denial_category() {
-                    let trace = ActionTrace {
-                        action_id,
-                        capability_id: token.capability_id.clone(),
-                        principal_id: principal.principal_id.clone(),
-                        token_id: token.token_id.clone(),
-                        invoked_at,
-                        args,
-                        requested_mode: response_mode,
-                        response_mode,
-                        driver_id: String::new(),
-                        handle_id: None,
-                        session_id: session_id.map(str::to_owned),
-                        error: Some(err.to_string()),
-                        denial_category: Some(category),
-                        outcome: TraceOutcome::Denied,
-                        duration: Some(started.elapsed()),
-                        trace_id,
-                        span_id,
-                    };
+                    trace.error = Some(err.to_string());
+                    trace.denial_category = Some(category);
+                    trace.outcome = TraceOutcome::Denied;
+                    trace.duration = Some(started.elapsed());
                     self.traces.record(trace);
                 }
                 return Err(err);
@@ -664,34 +671,13 @@ impl Kernel {
             mut warnings,
         } = auth;
 
+        trace.response_mode = effective_mode;
+        let action_id = trace.action_id.clone();
         let pending = PendingTrace {
             traces: &self.traces,
             started,
-            trace: Some(ActionTrace {
-                action_id,
-                capability_id: token.capability_id.clone(),
-                principal_id: principal.principal_id.clone(),
-                token_id: token.token_id.clone(),
-                invoked_at,
-                args,
-                requested_mode: response_mode,
-                response_mode: effective_mode,
-                driver_id: String::new(),
-                handle_id: None,
-                session_id: session_id.map(str::to_owned),
-                error: None,
-                denial_category: None,
-                outcome: TraceOutcome::Success,
-                duration: None,
-                trace_id,
-                span_id,
-            }),
+            trace: Some(trace),
         };
-        let action_id = pending
-            .trace
-            .as_ref()
-            .map(|t| t.action_id.clone())
-            .unwrap_or_default();
 
         // Stage 2: drivers in route order; an unregistered id is skipped.
         let route = self.router.route(&token.capability_id);
