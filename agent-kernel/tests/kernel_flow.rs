@@ -982,9 +982,11 @@ async fn invoke_future_is_send() {
 async fn driver_receives_the_borrowed_context() {
     // What the driver saw, captured directly: the frame goes through redaction,
     // which may rewrite an id whose hex digits look like a phone number.
+    /// (operation, principal id, action id, max_rows) as the driver saw them.
+    type Seen = (String, String, String, Option<u64>);
     #[derive(Debug, Default)]
     struct Echo {
-        seen: std::sync::Mutex<Option<(String, String, String, Option<u64>)>>,
+        seen: std::sync::Mutex<Option<Seen>>,
     }
     #[async_trait]
     impl Driver for Echo {
