@@ -94,6 +94,9 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
         pushes.push(push);
     }
     let n_labels = label_slots.len();
+    // Room for the deferred attributes too: they are appended to the same
+    // vector when the span ends, and growing it then would reallocate.
+    let capacity = n_attrs + deferred.len();
 
     let name = &args.name;
     let kind = match args.kind.as_ref().map(ToString::to_string).as_deref() {
@@ -186,7 +189,7 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
                 metrics: &[#(#metrics_desc),*],
             });
             #[allow(unused_mut)]
-            let mut __ak_attrs = #rt::Attrs::new(#n_attrs, #n_labels);
+            let mut __ak_attrs = #rt::Attrs::new(#capacity, #n_labels);
             #(#pushes)*
             ::core::option::Option::Some(#rt::#start_fn(&__AK_SITE, #binding, __ak_attrs))
         } else {

@@ -13,12 +13,26 @@ pub fn current_trace_ids() -> Option<(String, String)> {
         opentelemetry::Context::map_current(|cx| {
             let span = cx.span();
             let sc = span.span_context();
-            sc.is_valid()
-                .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+            if !sc.is_valid() {
+                return None;
+            }
+            Some((
+                lower_hex(&sc.trace_id().to_bytes())?,
+                lower_hex(&sc.span_id().to_bytes())?,
+            ))
         })
     }
     #[cfg(not(feature = "otel"))]
     {
         None
     }
+}
+
+/// `bytes` as lowercase hex (a table look-up per byte; `to_string()` on the ids
+/// goes through `core::fmt`, several times slower on every invoke).
+#[cfg(feature = "otel")]
+fn lower_hex(bytes: &[u8]) -> Option<String> {
+    let mut out = vec![0; bytes.len() * 2];
+    hex::encode_to_slice(bytes, &mut out).ok()?;
+    String::from_utf8(out).ok()
 }

@@ -106,10 +106,10 @@ mod imp {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex, PoisonError};
 
-    use opentelemetry::global::{self, BoxedSpan, BoxedTracer};
+    use opentelemetry::global;
     use opentelemetry::metrics::{Meter, MeterProvider};
     use opentelemetry::trace::SpanBuilder;
-    use opentelemetry::trace::{Span, Tracer, TracerProvider};
+    use opentelemetry::trace::{Span, TraceContextExt, Tracer, TracerProvider};
     use opentelemetry::{Context, InstrumentationScope};
 
     use super::Telemetry;
@@ -123,12 +123,34 @@ mod imp {
         Bound(Arc<Bound>),
     }
 
+    /// Starts a span as the current span of a new child context.
+    ///
+    /// Object-safe so that a binding can hold any provider's tracer. The
+    /// `Context` boxes the span it carries; going through `BoxedTracer`
+    /// instead would box it a second time (two allocations and two dynamic
+    /// calls per span operation).
+    pub(crate) trait ContextTracer: Send + Sync {
+        /// The span built from `builder` under `parent`, in a context derived
+        /// from `parent`.
+        fn start_in(&self, builder: SpanBuilder, parent: &Context) -> Context;
+    }
+
+    impl<T> ContextTracer for T
+    where
+        T: Tracer + Send + Sync,
+        T::Span: Send + Sync + 'static,
+    {
+        fn start_in(&self, builder: SpanBuilder, parent: &Context) -> Context {
+            parent.with_span(self.build_with_context(builder, parent))
+        }
+    }
+
     /// A resolved binding: a tracer, a meter and the instruments created from
     /// that meter, one set per call site.
     pub(crate) struct Bound {
         /// Unique for the life of the process (never reused).
         pub(crate) id: u64,
-        pub(crate) tracer: BoxedTracer,
+        pub(crate) tracer: Box<dyn ContextTracer>,
         pub(crate) meter: Meter,
         /// Call-site address → that site's instruments for this binding.
         pub(crate) sites: Mutex<HashMap<usize, Arc<SiteInstruments>>>,
@@ -143,7 +165,7 @@ mod imp {
     }
 
     impl Bound {
-        fn new(tracer: BoxedTracer, meter: Meter) -> Bound {
+        fn new(tracer: Box<dyn ContextTracer>, meter: Meter) -> Bound {
             Bound {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 tracer,
@@ -182,7 +204,7 @@ mod imp {
                 Some((g, b)) if *g == generation => Arc::clone(b),
                 _ => {
                     let b = Arc::new(Bound::new(
-                        global::tracer_with_scope(scope()),
+                        Box::new(global::tracer_with_scope(scope())),
                         global::meter_with_scope(scope()),
                     ));
                     *global = Some((generation, Arc::clone(&b)));
@@ -217,7 +239,7 @@ mod imp {
             <T::Tracer as Tracer>::Span: Span + Send + Sync + 'static,
             M: MeterProvider + ?Sized,
         {
-            let tracer = BoxedTracer::new(Box::new(tracer_provider.tracer_with_scope(scope())));
+            let tracer = Box::new(tracer_provider.tracer_with_scope(scope()));
             let meter = meter_provider.meter_with_scope(scope());
             crate::enable();
             Telemetry {
@@ -225,12 +247,13 @@ mod imp {
             }
         }
 
-        /// Builds a span with this binding's tracer. For the global binding the
-        /// thread's cached tracer is borrowed in place (no `Arc` traffic) when
-        /// it is of the current generation.
-        pub(crate) fn build_span(&self, builder: SpanBuilder, parent: &Context) -> BoxedSpan {
+        /// Starts a span with this binding's tracer, as the current span of a
+        /// child context of `parent`. For the global binding the thread's
+        /// cached tracer is borrowed in place (no `Arc` traffic) when it is of
+        /// the current generation.
+        pub(crate) fn start_span(&self, builder: SpanBuilder, parent: &Context) -> Context {
             match &self.repr {
-                Repr::Bound(b) => b.tracer.build_with_context(builder, parent),
+                Repr::Bound(b) => b.tracer.start_in(builder, parent),
                 Repr::Global => {
                     let generation = switch::global_generation();
                     let mut builder = Some(builder);
@@ -242,14 +265,14 @@ mod imp {
                                 return None;
                             }
                             let builder = builder.take()?;
-                            Some(b.tracer.build_with_context(builder, parent))
+                            Some(b.tracer.start_in(builder, parent))
                         })
                         .ok()
                         .flatten();
                     match built {
                         Some(span) => span,
                         // `builder` is only taken on the path that returns `Some`.
-                        None => resolve_global().tracer.build_with_context(
+                        None => resolve_global().tracer.start_in(
                             builder.unwrap_or_else(|| SpanBuilder::from_name("")),
                             parent,
                         ),

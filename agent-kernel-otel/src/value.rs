@@ -19,6 +19,10 @@ pub enum AttrValue<'a> {
     Borrowed(&'a str),
     /// An owned string, moved into the attribute.
     String(String),
+    /// A reference-counted string, recorded by cloning the `Arc` (no copy):
+    /// for ids that are recorded on every call, keep them in an `Arc<str>`
+    /// and hand out `Shared(Arc::clone(&id))`.
+    Shared(Arc<str>),
     /// A boolean.
     Bool(bool),
     /// A signed integer (unsigned values above `i64::MAX` are recorded as strings).
@@ -45,6 +49,7 @@ impl ToAttrValue for AttrValue<'_> {
             AttrValue::Static(s) => AttrValue::Static(s),
             AttrValue::Borrowed(s) => AttrValue::Borrowed(s),
             AttrValue::String(s) => AttrValue::Borrowed(s),
+            AttrValue::Shared(s) => AttrValue::Shared(Arc::clone(s)),
             AttrValue::Bool(b) => AttrValue::Bool(*b),
             AttrValue::I64(i) => AttrValue::I64(*i),
             AttrValue::F64(f) => AttrValue::F64(*f),
@@ -158,6 +163,7 @@ impl AttrValue<'_> {
             AttrValue::Static(s) => Value::from(s),
             AttrValue::Borrowed(s) => Value::from(s.to_owned()),
             AttrValue::String(s) => Value::from(s),
+            AttrValue::Shared(s) => Value::from(s),
             AttrValue::Bool(b) => Value::Bool(b),
             AttrValue::I64(i) => Value::I64(i),
             AttrValue::F64(f) => Value::F64(f),
@@ -197,6 +203,26 @@ mod tests {
         assert_eq!(
             Arc::<str>::from("c").to_attr_value(),
             Some(AttrValue::Borrowed("c"))
+        );
+        let shared: Arc<str> = Arc::from("d");
+        let value = AttrValue::Shared(Arc::clone(&shared));
+        match value.to_attr_value() {
+            Some(AttrValue::Shared(s)) => assert!(Arc::ptr_eq(&s, &shared)),
+            other => panic!("expected the same Arc back, got {other:?}"),
+        }
+    }
+
+    #[cfg(feature = "otel")]
+    #[test]
+    fn shared_strings_are_not_copied() {
+        let shared: Arc<str> = Arc::from("billing.list_invoices");
+        let before = Arc::strong_count(&shared);
+        let value = AttrValue::Shared(Arc::clone(&shared)).into_otel();
+        assert_eq!(value.as_str(), "billing.list_invoices");
+        assert_eq!(
+            Arc::strong_count(&shared),
+            before + 1,
+            "the Arc is shared, not copied"
         );
     }
 }

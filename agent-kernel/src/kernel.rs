@@ -16,7 +16,7 @@ use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
-use agent_kernel_otel::{Telemetry, kernel_span, record};
+use agent_kernel_otel::{AttrValue, Telemetry, kernel_span, record};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -26,7 +26,7 @@ use crate::error::{DenialCategory, KernelError, Result};
 use crate::firewall::{Budgets, Firewall, FirewallOutput, FirewallRequest};
 use crate::handle::{HandleOwner, HandleStore};
 use crate::ids::new_id;
-use crate::otel::{TelemetrySlot, keys::OTHER};
+use crate::otel::{CapabilityLabels, TelemetrySlot, keys::OTHER};
 use crate::policy::{DefaultPolicyEngine, PolicyEngine};
 use crate::registry::{CapabilityRegistry, DEFAULT_MAX_RESULTS};
 use crate::router::{Router, StaticRouter};
@@ -439,8 +439,8 @@ impl Kernel {
         telemetry = self.telemetry(),
         attrs(
             principal_id = principal.principal_id,
-            capability_id = self.capability_label(&request.capability_id),
-            safety_class = self.safety_label(&request.capability_id),
+            capability_id = CapabilityLabels::of(&self.registry, &request.capability_id).capability_id(),
+            safety_class = CapabilityLabels::of(&self.registry, &request.capability_id).safety_class(),
         ),
     )]
     fn grant_inner(
@@ -480,7 +480,7 @@ impl Kernel {
     #[kernel_span(
         name = "agent_kernel.policy.evaluate",
         attrs(
-            capability_id = self.capability_label(&request.capability_id),
+            capability_id = CapabilityLabels::of(&self.registry, &request.capability_id).capability_id(),
             decision = deferred,
             reason_category = deferred,
         ),
@@ -548,13 +548,16 @@ impl Kernel {
     // ── Invocation ──────────────────────────────────────────────────────────
 
     /// Invokes the token's capability with `args` and returns a bounded frame.
-    pub async fn invoke(
-        &self,
-        token: &CapabilityToken,
-        principal: &Principal,
+    ///
+    /// Not an `async fn`: the future returned is the invocation's own, so no
+    /// wrapper future copies it once more per call.
+    pub fn invoke<'a>(
+        &'a self,
+        token: &'a CapabilityToken,
+        principal: &'a Principal,
         args: Args,
         response_mode: ResponseMode,
-    ) -> Result<Frame> {
+    ) -> impl Future<Output = Result<Frame>> + Send + 'a {
         self.invoke_with(InvokeRequest {
             token,
             principal,
@@ -562,7 +565,6 @@ impl Kernel {
             response_mode,
             session_id: None,
         })
-        .await
     }
 
     /// Invokes with every option (see [`InvokeRequest`]).
@@ -572,21 +574,33 @@ impl Kernel {
     /// budget, tries the route's drivers in order, stores the full result under a
     /// handle (all modes but raw), passes it through the firewall, and records an
     /// [`ActionTrace`]. Policy denials and driver failures are recorded too.
+    ///
+    /// Not an `async fn` either, for the same reason as [`invoke`](Self::invoke).
+    pub fn invoke_with<'a>(
+        &'a self,
+        request: InvokeRequest<'a>,
+    ) -> impl Future<Output = Result<Frame>> + Send + 'a {
+        let labels = CapabilityLabels::if_enabled(&self.registry, &request.token.capability_id);
+        self.invoke_traced(request, labels)
+    }
+
+    /// [`invoke_with`](Self::invoke_with) with the capability's telemetry
+    /// labels looked up once for the span, its metrics and the policy span.
     #[kernel_span(
         name = "agent_kernel.invoke",
         telemetry = self.telemetry(),
         attrs(
             principal_id = request.principal.principal_id,
-            capability_id = self.capability_label(&request.token.capability_id),
-            safety_class = self.safety_label(&request.token.capability_id),
-            sensitivity = self.sensitivity_label(&request.token.capability_id),
-            response_mode = request.response_mode.as_str(),
+            capability_id = CapabilityLabels::or_lookup(labels, &self.registry, &request.token.capability_id).capability_id(),
+            safety_class = CapabilityLabels::or_lookup(labels, &self.registry, &request.token.capability_id).safety_class(),
+            sensitivity = CapabilityLabels::or_lookup(labels, &self.registry, &request.token.capability_id).sensitivity(),
+            response_mode = request.response_mode,
             session_id = request.session_id,
             action_id = deferred,
             driver_id = deferred,
             effective_response_mode = deferred,
             "gen_ai.operation.name" = "execute_tool",
-            "gen_ai.tool.name" = self.capability_label(&request.token.capability_id),
+            "gen_ai.tool.name" = CapabilityLabels::or_lookup(labels, &self.registry, &request.token.capability_id).capability_id(),
             "gen_ai.tool.call.id" = deferred,
         ),
         metrics(
@@ -607,7 +621,13 @@ impl Kernel {
             ),
         ),
     )]
-    pub async fn invoke_with(&self, request: InvokeRequest<'_>) -> Result<Frame> {
+    // `labels` is only read by the generated span code.
+    #[cfg_attr(not(feature = "otel"), allow(unused_variables))]
+    async fn invoke_traced(
+        &self,
+        request: InvokeRequest<'_>,
+        labels: Option<CapabilityLabels<'_>>,
+    ) -> Result<Frame> {
         let started = Instant::now();
         let invoked_at = self.clock.now();
         let InvokeRequest {
@@ -621,8 +641,10 @@ impl Kernel {
         // Correlation both ways: the span carries the action id, the audit
         // record carries the span's ids.
         let (trace_id, span_id) = if agent_kernel_otel::is_enabled() {
-            record("action_id", action_id.as_str());
-            record("gen_ai.tool.call.id", action_id.as_str());
+            // One shared copy of the id for both keys.
+            let id = AttrValue::Shared(Arc::from(action_id.as_str()));
+            record("action_id", &id);
+            record("gen_ai.tool.call.id", id);
             agent_kernel_otel::current_trace_ids().unzip()
         } else {
             (None, None)
@@ -649,7 +671,8 @@ impl Kernel {
             span_id,
         };
 
-        let auth = match self.authorize(token, principal, response_mode, session_id) {
+        let auth = match self.authorize_traced(token, principal, response_mode, session_id, labels)
+        {
             Ok(auth) => auth,
             Err(err) => {
                 // Denials are audited; token failures are not (nothing was invoked).
@@ -805,7 +828,7 @@ impl Kernel {
         let mode = frame.response_mode;
         if agent_kernel_otel::is_enabled() {
             record("driver_id", driver_id.as_str());
-            record("effective_response_mode", mode.as_str());
+            record("effective_response_mode", mode);
         }
         pending.finish(|t| {
             t.driver_id = driver_id;
@@ -818,10 +841,23 @@ impl Kernel {
     /// Stage 1: verifies the token, evaluates the invoke-time policy against its
     /// signed constraints, settles the response mode (admin gate for raw, then
     /// session-budget escalation) and reserves session budget.
+    pub fn authorize(
+        &self,
+        token: &CapabilityToken,
+        principal: &Principal,
+        requested_mode: ResponseMode,
+        session_id: Option<&str>,
+    ) -> Result<Authorization> {
+        let labels = CapabilityLabels::if_enabled(&self.registry, &token.capability_id);
+        self.authorize_traced(token, principal, requested_mode, session_id, labels)
+    }
+
+    /// [`authorize`](Self::authorize) under its `agent_kernel.policy.evaluate`
+    /// span, with the capability's labels when the caller looked them up.
     #[kernel_span(
         name = "agent_kernel.policy.evaluate",
         attrs(
-            capability_id = self.capability_label(&token.capability_id),
+            capability_id = CapabilityLabels::or_lookup(labels, &self.registry, &token.capability_id).capability_id(),
             decision = deferred,
             reason_category = deferred,
         ),
@@ -833,12 +869,15 @@ impl Kernel {
             when = denied,
         )),
     )]
-    pub fn authorize(
+    // `labels` is only read by the generated span code.
+    #[cfg_attr(not(feature = "otel"), allow(unused_variables))]
+    fn authorize_traced(
         &self,
         token: &CapabilityToken,
         principal: &Principal,
         requested_mode: ResponseMode,
         session_id: Option<&str>,
+        labels: Option<CapabilityLabels<'_>>,
     ) -> Result<Authorization> {
         let authorization = self.authorize_unobserved(token, principal, requested_mode, session_id);
         record_decision(&authorization);
@@ -912,7 +951,7 @@ impl Kernel {
     #[kernel_span(
         name = "agent_kernel.firewall.apply",
         attrs(
-            response_mode = mode.as_str(),
+            response_mode = mode,
             effective_response_mode = deferred,
             rows_in = deferred,
             rows_out = deferred,
@@ -938,7 +977,7 @@ impl Kernel {
         };
         let output = self.firewall.apply(&request);
         if agent_kernel_otel::is_enabled() {
-            record("effective_response_mode", output.effective_mode.as_str());
+            record("effective_response_mode", output.effective_mode);
             record("rows_in", output.stats.rows_in);
             record("rows_out", output.stats.rows_out);
             record("redactions", output.stats.redactions);
@@ -961,7 +1000,7 @@ impl Kernel {
         telemetry = self.telemetry(),
         attrs(
             principal_id = principal.principal_id,
-            capability_id = self.capability_label(&handle.capability_id),
+            capability_id = CapabilityLabels::of(&self.registry, &handle.capability_id).capability_id(),
             handle_id = handle.handle_id,
             rows_returned = deferred,
         ),
@@ -1134,20 +1173,6 @@ impl Kernel {
         }
     }
 
-    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
-    fn safety_label(&self, capability_id: &str) -> &'static str {
-        self.registry
-            .get(capability_id)
-            .map_or(OTHER, |c| c.safety_class.as_str())
-    }
-
-    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
-    fn sensitivity_label(&self, capability_id: &str) -> &'static str {
-        self.registry
-            .get(capability_id)
-            .map_or(OTHER, |c| c.sensitivity.as_str())
-    }
-
     /// The firewall.
     pub fn firewall(&self) -> &Firewall {
         &self.firewall
@@ -1182,12 +1207,12 @@ fn record_decision<T>(outcome: &Result<T>) {
     }
     match outcome {
         Ok(_) => {
-            record("decision", "allow");
+            record("decision", AttrValue::Static("allow"));
         }
         Err(err) => {
-            record("decision", "deny");
+            record("decision", AttrValue::Static("deny"));
             if let Some(category) = err.denial_category() {
-                record("reason_category", category.as_str());
+                record("reason_category", category);
             }
         }
     }

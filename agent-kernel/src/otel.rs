@@ -12,12 +12,16 @@
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock, PoisonError, RwLock, Weak};
 
-use agent_kernel_otel::{GaugeRegistration, GaugeSpec, SpanError, Telemetry};
+use agent_kernel_otel::{
+    AttrValue, GaugeRegistration, GaugeSpec, SpanError, Telemetry, ToAttrValue,
+};
 
 use crate::driver::DriverError;
-use crate::error::KernelError;
+use crate::error::{DenialCategory, KernelError};
 use crate::firewall::Redactor;
 use crate::kernel::Kernel;
+use crate::registry::CapabilityRegistry;
+use crate::types::{Capability, ResponseMode, SafetyClass, SensitivityTag};
 
 /// Span names, attribute keys, metric names and label keys of the telemetry
 /// contract (`docs/telemetry.md`). The `#[kernel_span]` attributes on the
@@ -110,6 +114,84 @@ pub mod keys {
     pub const DURATION_BUCKETS_MS: [f64; 15] = [
         0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 100.0, 500.0, 1000.0, 10000.0,
     ];
+}
+
+// The closed enums the kernel records are `&'static str` labels: recorded
+// without a copy (a plain `as_str()` expression would be copied, since the
+// macro cannot see that the borrow is `'static`).
+macro_rules! static_attr_value {
+    ($($t:ty),*) => {$(
+        impl ToAttrValue for $t {
+            fn to_attr_value(&self) -> Option<AttrValue<'_>> {
+                Some(AttrValue::Static(self.as_str()))
+            }
+        }
+    )*};
+}
+static_attr_value!(ResponseMode, SafetyClass, SensitivityTag, DenialCategory);
+
+/// The bounded label values telemetry records for one capability: its id
+/// (shared with the registry, not copied) or `_OTHER` when it is not
+/// registered, its safety class and its sensitivity. A borrowed view of the
+/// registry entry, looked up once per call and small enough to travel in the
+/// invoke future.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CapabilityLabels<'a> {
+    registered: Option<(&'a Capability, &'a Arc<str>)>,
+}
+
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
+impl<'a> CapabilityLabels<'a> {
+    /// The labels of `capability_id` in `registry`.
+    pub(crate) fn of(registry: &'a CapabilityRegistry, capability_id: &str) -> Self {
+        CapabilityLabels {
+            registered: registry.get_labelled(capability_id),
+        }
+    }
+
+    /// The labels when telemetry is on, looked up before the span starts so
+    /// that its attributes, its metric labels and the policy span share one
+    /// look-up; `None` when off (nothing will read them).
+    pub(crate) fn if_enabled(
+        registry: &'a CapabilityRegistry,
+        capability_id: &str,
+    ) -> Option<Self> {
+        agent_kernel_otel::is_enabled().then(|| Self::of(registry, capability_id))
+    }
+
+    /// `labels`, or a fresh look-up when telemetry was switched on after
+    /// they were (not) looked up.
+    pub(crate) fn or_lookup(
+        labels: Option<Self>,
+        registry: &'a CapabilityRegistry,
+        capability_id: &str,
+    ) -> Self {
+        labels.unwrap_or_else(|| Self::of(registry, capability_id))
+    }
+
+    /// `agent_kernel.capability_id` (and `gen_ai.tool.name`).
+    pub(crate) fn capability_id(self) -> AttrValue<'static> {
+        match self.registered {
+            Some((_, label)) => AttrValue::Shared(Arc::clone(label)),
+            None => AttrValue::Static(keys::OTHER),
+        }
+    }
+
+    /// `agent_kernel.safety_class`.
+    pub(crate) fn safety_class(self) -> AttrValue<'static> {
+        AttrValue::Static(
+            self.registered
+                .map_or(keys::OTHER, |(c, _)| c.safety_class.as_str()),
+        )
+    }
+
+    /// `agent_kernel.sensitivity`.
+    pub(crate) fn sensitivity(self) -> AttrValue<'static> {
+        AttrValue::Static(
+            self.registered
+                .map_or(keys::OTHER, |(c, _)| c.sensitivity.as_str()),
+        )
+    }
 }
 
 /// Scrubs error text before it reaches a span: ids pass through the firewall's

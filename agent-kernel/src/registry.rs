@@ -12,6 +12,9 @@ pub const DEFAULT_MAX_RESULTS: usize = 10;
 #[derive(Debug)]
 struct Entry {
     capability: Arc<Capability>,
+    /// The id once more, shared: telemetry records it on every call without
+    /// copying it.
+    label: Arc<str>,
     /// `id name description tags…`, lower-cased, precomputed for search.
     corpus: String,
 }
@@ -69,6 +72,7 @@ impl CapabilityRegistry {
         self.by_id
             .insert(capability.capability_id.clone(), self.entries.len());
         self.entries.push(Entry {
+            label: Arc::from(capability.capability_id.as_str()),
             capability: Arc::new(capability),
             corpus,
         });
@@ -92,6 +96,14 @@ impl CapabilityRegistry {
             .ok_or_else(|| KernelError::CapabilityNotFound {
                 capability_id: capability_id.to_owned(),
             })
+    }
+
+    /// A registered capability and its id as a shared string (for telemetry).
+    pub(crate) fn get_labelled(&self, capability_id: &str) -> Option<(&Capability, &Arc<str>)> {
+        self.by_id
+            .get(capability_id)
+            .and_then(|&i| self.entries.get(i))
+            .map(|e| (&*e.capability, &e.label))
     }
 
     /// Whether a capability with this id is registered.

@@ -319,7 +319,7 @@ mod imp {
                 if !attrs.is_empty() {
                     builder.attributes = Some(attrs);
                 }
-                let span = telemetry.build_span(builder, parent);
+                let mut cx = telemetry.start_span(builder, parent);
 
                 let slot = (!desc.deferred.is_empty()).then(|| {
                     Arc::new(Slot {
@@ -328,7 +328,6 @@ mod imp {
                         parent: inherited_slot.clone(),
                     })
                 });
-                let mut cx = parent.with_span(span);
                 if push_binding || slot.is_some() {
                     cx = cx.with_value(Scope {
                         telemetry: telemetry.clone(),
@@ -356,14 +355,11 @@ mod imp {
                     let values = std::mem::take(
                         &mut *slot.values.lock().unwrap_or_else(PoisonError::into_inner),
                     );
-                    for (k, v) in slot.keys.iter().zip(&values) {
-                        if let Some(v) = v {
-                            span.set_attribute(KeyValue::new(
-                                Key::from_static_str(k.span_key),
-                                v.clone(),
-                            ));
-                        }
-                    }
+                    // One lock of the span for all of them.
+                    span.set_attributes(slot.keys.iter().zip(&values).filter_map(|(k, v)| {
+                        v.as_ref()
+                            .map(|v| KeyValue::new(Key::from_static_str(k.span_key), v.clone()))
+                    }));
                     values
                 }
                 None => Vec::new(),
