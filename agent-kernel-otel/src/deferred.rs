@@ -30,37 +30,69 @@ use crate::ToAttrValue;
 /// # assert_eq!(classify("abc"), 3);
 /// ```
 pub fn record<V: ToAttrValue>(key: &str, value: V) -> bool {
+    record_all(&[(key, &value)]) == 1
+}
+
+/// Records several deferred values at once: the same as calling [`record`]
+/// for each pair in order, with one look-up of the current context for all
+/// of them (the kernel records five values at the end of the firewall).
+///
+/// Returns how many of the keys some enclosing span declared (always 0 while
+/// telemetry is disabled, or without the `otel` feature).
+///
+/// ```
+/// use agent_kernel_otel::{kernel_span, record_all};
+///
+/// #[kernel_span(name = "demo.count", attrs(rows = deferred, chars = deferred))]
+/// fn count(rows: &[&str]) -> usize {
+///     let chars: usize = rows.iter().map(|r| r.len()).sum();
+///     record_all(&[("rows", &rows.len()), ("chars", &chars)]);
+///     chars
+/// }
+/// # assert_eq!(count(&["ab", "c"]), 3);
+/// ```
+pub fn record_all(values: &[(&str, &dyn ToAttrValue)]) -> usize {
     #[cfg(feature = "otel")]
     {
         if !crate::switch::is_enabled() {
-            return false;
+            return 0;
         }
+        // The slot is taken out of the context before any value is converted:
+        // a conversion is user code and must not run inside the borrow of the
+        // thread's context stack.
         let slot = opentelemetry::Context::map_current(|cx| {
             cx.get::<crate::private::Scope>()
                 .and_then(|s| s.slot.clone())
         });
-        let mut current = slot.as_deref();
-        while let Some(slot) = current {
-            if let Some(i) = slot.keys.iter().position(|k| k.key == key) {
-                let v = value
-                    .to_attr_value()
-                    .map(crate::AttrValue::into_otel_shared);
-                let mut values = slot
-                    .values
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if let Some(entry) = values.get_mut(i) {
-                    *entry = v;
+        let Some(innermost) = slot else {
+            return 0;
+        };
+        let mut recorded = 0;
+        for (key, value) in values {
+            let mut current = Some(&*innermost);
+            while let Some(slot) = current {
+                if let Some(i) = slot.keys.iter().position(|k| k.key == *key) {
+                    let v = value
+                        .to_attr_value()
+                        .map(crate::AttrValue::into_otel_shared);
+                    let mut values = slot
+                        .values
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if let Some(entry) = values.get_mut(i) {
+                        *entry = v;
+                    }
+                    recorded += 1;
+                    break;
                 }
-                return true;
+                current = slot.parent.as_deref();
             }
-            current = slot.parent.as_deref();
         }
-        false
+        recorded
     }
     #[cfg(not(feature = "otel"))]
     {
-        let _ = (key, value);
-        false
+        let _ = values;
+        0
     }
 }

@@ -84,7 +84,7 @@ pub mod __private;
 pub(crate) use __private as private;
 
 pub use agent_kernel_macros::kernel_span;
-pub use deferred::record;
+pub use deferred::{record, record_all};
 pub use error::SpanError;
 pub use gauge::{GaugeObserver, GaugeRegistration, GaugeSpec, GaugeValue};
 pub use ids::current_trace_ids;

@@ -16,7 +16,7 @@ use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
-use agent_kernel_otel::{AttrValue, Telemetry, kernel_span, record};
+use agent_kernel_otel::{AttrValue, Telemetry, kernel_span, record, record_all};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -643,8 +643,7 @@ impl Kernel {
         let (trace_id, span_id) = if agent_kernel_otel::is_enabled() {
             // One shared copy of the id for both keys.
             let id = AttrValue::Shared(Arc::from(action_id.as_str()));
-            record("action_id", &id);
-            record("gen_ai.tool.call.id", id);
+            record_all(&[("action_id", &id), ("gen_ai.tool.call.id", &id)]);
             agent_kernel_otel::current_trace_ids().unzip()
         } else {
             (None, None)
@@ -827,8 +826,10 @@ impl Kernel {
         let handle_id = frame.handle.as_ref().map(|h| h.handle_id.clone());
         let mode = frame.response_mode;
         if agent_kernel_otel::is_enabled() {
-            record("driver_id", driver_id.as_str());
-            record("effective_response_mode", mode);
+            record_all(&[
+                ("driver_id", &driver_id),
+                ("effective_response_mode", &mode),
+            ]);
         }
         pending.finish(|t| {
             t.driver_id = driver_id;
@@ -977,11 +978,13 @@ impl Kernel {
         };
         let output = self.firewall.apply(&request);
         if agent_kernel_otel::is_enabled() {
-            record("effective_response_mode", output.effective_mode);
-            record("rows_in", output.stats.rows_in);
-            record("rows_out", output.stats.rows_out);
-            record("redactions", output.stats.redactions);
-            record("chars", output.stats.chars);
+            record_all(&[
+                ("effective_response_mode", &output.effective_mode),
+                ("rows_in", &output.stats.rows_in),
+                ("rows_out", &output.stats.rows_out),
+                ("redactions", &output.stats.redactions),
+                ("chars", &output.stats.chars),
+            ]);
         }
         output
     }
@@ -1210,9 +1213,11 @@ fn record_decision<T>(outcome: &Result<T>) {
             record("decision", AttrValue::Static("allow"));
         }
         Err(err) => {
-            record("decision", AttrValue::Static("deny"));
+            let deny = AttrValue::Static("deny");
             if let Some(category) = err.denial_category() {
-                record("reason_category", category);
+                record_all(&[("decision", &deny), ("reason_category", &category)]);
+            } else {
+                record("decision", deny);
             }
         }
     }

@@ -39,7 +39,7 @@
 //! line.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque, hash_map};
 use std::fmt;
 use std::io::{self, BufRead, Write};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -95,8 +95,8 @@ struct Entry {
 struct Inner {
     /// Action id → insertion number of its entry in `order`.
     by_id: HashMap<String, u64>,
-    /// OpenTelemetry trace id (lowercased) → the entries under it, by insertion number.
-    by_trace: HashMap<String, BTreeMap<u64, Arc<ActionTrace>>>,
+    /// OpenTelemetry trace id → the insertion numbers of the entries under it.
+    by_trace: HashMap<TraceKey, Group>,
     /// Entries oldest first; their insertion numbers are consecutive.
     order: VecDeque<Entry>,
     next_seq: u64,
@@ -111,32 +111,100 @@ impl Inner {
     }
 
     fn unindex_trace(&mut self, seq: u64, trace: &ActionTrace) {
-        let Some(key) = trace_key(trace) else { return };
-        if let Some(group) = self.by_trace.get_mut(&key) {
-            group.remove(&seq);
-            if group.is_empty() {
-                self.by_trace.remove(&key);
+        let Some(key) = trace.trace_id.as_deref().and_then(TraceKey::of) else {
+            return;
+        };
+        let now_empty = match self.by_trace.get_mut(&key) {
+            Some(Group::One(s)) => *s == seq,
+            Some(Group::Many(seqs)) => {
+                seqs.remove(&seq);
+                seqs.is_empty()
             }
+            None => false,
+        };
+        if now_empty {
+            self.by_trace.remove(&key);
         }
     }
 
-    fn index_trace(&mut self, seq: u64, trace: &Arc<ActionTrace>) {
-        if let Some(key) = trace_key(trace) {
-            self.by_trace
-                .entry(key)
-                .or_default()
-                .insert(seq, Arc::clone(trace));
+    fn index_trace(&mut self, seq: u64, trace: &ActionTrace) {
+        let Some(key) = trace.trace_id.as_deref().and_then(TraceKey::of) else {
+            return;
+        };
+        match self.by_trace.entry(key) {
+            hash_map::Entry::Vacant(v) => {
+                v.insert(Group::One(seq));
+            }
+            hash_map::Entry::Occupied(mut o) => {
+                let group = o.get_mut();
+                match group {
+                    Group::One(first) => {
+                        *group = Group::Many(BTreeSet::from([*first, seq]));
+                    }
+                    Group::Many(seqs) => {
+                        seqs.insert(seq);
+                    }
+                }
+            }
         }
     }
 }
 
-/// The index key of a trace's OpenTelemetry trace id (lowercased; empty ids are not indexed).
-fn trace_key(trace: &ActionTrace) -> Option<String> {
-    trace
-        .trace_id
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .map(str::to_ascii_lowercase)
+/// The index key of an OpenTelemetry trace id, compared case-insensitively.
+/// A W3C id (32 hex digits, the only kind the kernel records) is kept as a
+/// number: no allocation and a 16-byte hash per record. Anything else (a
+/// record built or imported by hand) is kept lowercased.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum TraceKey {
+    W3c(u128),
+    Other(String),
+}
+
+impl TraceKey {
+    /// `None` for an empty id (not indexed).
+    fn of(trace_id: &str) -> Option<TraceKey> {
+        if trace_id.is_empty() {
+            return None;
+        }
+        if trace_id.len() == 32 {
+            let mut id: u128 = 0;
+            let mut hex = true;
+            for b in trace_id.bytes() {
+                let digit = match b {
+                    b'0'..=b'9' => b - b'0',
+                    b'a'..=b'f' => b - b'a' + 10,
+                    b'A'..=b'F' => b - b'A' + 10,
+                    _ => {
+                        hex = false;
+                        break;
+                    }
+                };
+                id = (id << 4) | u128::from(digit);
+            }
+            if hex {
+                return Some(TraceKey::W3c(id));
+            }
+        }
+        Some(TraceKey::Other(trace_id.to_ascii_lowercase()))
+    }
+}
+
+/// The insertion numbers of the kept entries of one trace id. Almost every
+/// trace holds one action, which needs no allocation.
+#[derive(Debug)]
+enum Group {
+    One(u64),
+    Many(BTreeSet<u64>),
+}
+
+impl Group {
+    fn seqs(&self) -> impl Iterator<Item = u64> + '_ {
+        let (one, many) = match self {
+            Group::One(s) => (Some(*s), None),
+            Group::Many(seqs) => (None, Some(seqs.iter().copied())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
 }
 
 /// Keeps [`ActionTrace`]s by action id, in insertion order, dropping the
@@ -253,15 +321,19 @@ impl TraceStore {
     /// case-insensitively), in the order they were recorded. Served from an
     /// index, not a scan; empty when none is kept.
     pub fn by_trace_id(&self, trace_id: &str) -> Vec<Arc<ActionTrace>> {
-        if trace_id.is_empty() {
+        let Some(key) = TraceKey::of(trace_id) else {
             return Vec::new();
-        }
-        let key = trace_id.to_ascii_lowercase();
-        self.lock()
-            .by_trace
-            .get(&key)
-            .map(|group| group.values().cloned().collect())
-            .unwrap_or_default()
+        };
+        let inner = self.lock();
+        let Some(group) = inner.by_trace.get(&key) else {
+            return Vec::new();
+        };
+        group
+            .seqs()
+            .filter_map(|seq| inner.index_of(seq))
+            .filter_map(|idx| inner.order.get(idx))
+            .map(|e| Arc::clone(&e.trace))
+            .collect()
     }
 
     /// The same as [`by_trace_id`](Self::by_trace_id).

@@ -4,6 +4,8 @@
 //! Every item exists with the same signature with and without the `otel`
 //! feature; without it they are inert, and [`enabled`] is always `false`.
 
+#[cfg(feature = "bound-instruments")]
+mod bound;
 mod future;
 mod span;
 

@@ -162,7 +162,8 @@ mod imp {
     use opentelemetry::{Context, Key, KeyValue, Value};
 
     use super::super::{
-        Attrs, DeferredKey, Kind, LabelSource, MetricKind, Outcome, Site, Status as Label,
+        Attrs, DeferredKey, Kind, LabelSource, MetricDesc, MetricKind, Outcome, Site,
+        Status as Label,
     };
     use crate::Telemetry;
     use crate::telemetry::Bound;
@@ -186,6 +187,9 @@ mod imp {
     /// The instruments of one call site for one binding.
     pub(crate) struct SiteInstruments {
         list: Vec<Instrument>,
+        /// The instruments pre-bound per combination of label values.
+        #[cfg(feature = "bound-instruments")]
+        bound: crate::private::bound::Cache,
     }
 
     enum Instrument {
@@ -250,7 +254,11 @@ mod imp {
                     }
                 })
                 .collect();
-            SiteInstruments { list }
+            SiteInstruments {
+                list,
+                #[cfg(feature = "bound-instruments")]
+                bound: crate::private::bound::Cache::new(),
+            }
         }
     }
 
@@ -395,32 +403,116 @@ mod imp {
             };
             let elapsed = started.elapsed();
             let instruments = self.site.instruments(bound);
+            #[cfg(feature = "bound-instruments")]
+            if self.record_bound(&instruments, status, &deferred, elapsed) {
+                return;
+            }
             let mut labels: Vec<KeyValue> = Vec::new();
             for (desc, inst) in self.site.desc.metrics.iter().zip(&instruments.list) {
                 if !desc.when.matches(status) {
                     continue;
                 }
-                labels.clear();
-                for label in desc.labels {
-                    let value = match label.source {
-                        LabelSource::Status => Some(Value::from(status.as_str())),
-                        LabelSource::Attr(i) => self.labels.get(i).cloned().flatten(),
-                        LabelSource::Deferred(i) => deferred.get(i).cloned().flatten(),
-                    };
-                    if let Some(value) = value {
-                        labels.push(KeyValue::new(Key::from_static_str(label.key), value));
-                    }
-                }
+                self.metric_labels(desc, status, &deferred, &mut labels);
                 match (inst, desc.kind) {
                     (Instrument::Counter(c), _) => c.add(1, &labels),
-                    (Instrument::Histogram(h), MetricKind::Histogram(unit)) => {
-                        h.record(unit.of(elapsed), &labels);
-                    }
-                    (Instrument::Histogram(h), MetricKind::Counter) => {
-                        h.record(elapsed.as_secs_f64(), &labels);
-                    }
+                    (Instrument::Histogram(h), kind) => h.record(histogram_value(kind, elapsed), &labels),
                 }
             }
+        }
+
+        /// The label set of one metric for this call, into `out`.
+        fn metric_labels(
+            &self,
+            desc: &MetricDesc,
+            status: Label,
+            deferred: &[Option<Value>],
+            out: &mut Vec<KeyValue>,
+        ) {
+            out.clear();
+            for label in desc.labels {
+                let value = match label.source {
+                    LabelSource::Status => Some(Value::from(status.as_str())),
+                    LabelSource::Attr(i) => self.labels.get(i).cloned().flatten(),
+                    LabelSource::Deferred(i) => deferred.get(i).cloned().flatten(),
+                };
+                if let Some(value) = value {
+                    out.push(KeyValue::new(Key::from_static_str(label.key), value));
+                }
+            }
+        }
+
+        /// Records the site's metrics through handles bound to this call's
+        /// label values; `false` when they cannot be bound (record unbound).
+        #[cfg(feature = "bound-instruments")]
+        fn record_bound(
+            &self,
+            instruments: &SiteInstruments,
+            status: Label,
+            deferred: &[Option<Value>],
+            elapsed: std::time::Duration,
+        ) -> bool {
+            use crate::private::bound::{Handle, MAX_VALUES};
+            // The key: the value of every label source the site's metrics
+            // use, each once (the status travels separately).
+            let mut sources = [LabelSource::Status; MAX_VALUES];
+            let mut values: [Option<&Value>; MAX_VALUES] = [None; MAX_VALUES];
+            let mut n = 0;
+            for label in self.site.desc.metrics.iter().flat_map(|m| m.labels) {
+                let value = match label.source {
+                    LabelSource::Status => continue,
+                    LabelSource::Attr(i) => self.labels.get(i).and_then(Option::as_ref),
+                    LabelSource::Deferred(i) => deferred.get(i).and_then(Option::as_ref),
+                };
+                if sources.get(..n).is_some_and(|seen| seen.contains(&label.source)) {
+                    continue;
+                }
+                let (Some(source), Some(slot)) = (sources.get_mut(n), values.get_mut(n)) else {
+                    return false;
+                };
+                *source = label.source;
+                *slot = value;
+                n += 1;
+            }
+            let metrics = self.site.desc.metrics;
+            let bind = || {
+                let mut labels = Vec::new();
+                metrics
+                    .iter()
+                    .zip(&instruments.list)
+                    .map(|(desc, inst)| {
+                        if !desc.when.matches(status) {
+                            return None;
+                        }
+                        self.metric_labels(desc, status, deferred, &mut labels);
+                        Some(match inst {
+                            Instrument::Counter(c) => Handle::Counter(c.bind(&labels)),
+                            Instrument::Histogram(h) => Handle::Histogram(h.bind(&labels)),
+                        })
+                    })
+                    .collect()
+            };
+            let Some(set) = instruments
+                .bound
+                .get_or_bind(status, values.get(..n).unwrap_or(&[]), bind)
+            else {
+                return false;
+            };
+            for (desc, handle) in metrics.iter().zip(set.handles.iter()) {
+                match handle {
+                    Some(Handle::Counter(c)) => c.add(1),
+                    Some(Handle::Histogram(h)) => h.record(histogram_value(desc.kind, elapsed)),
+                    None => {}
+                }
+            }
+            true
+        }
+    }
+
+    /// What a histogram records for a call that took `elapsed`.
+    fn histogram_value(kind: MetricKind, elapsed: std::time::Duration) -> f64 {
+        match kind {
+            MetricKind::Histogram(unit) => unit.of(elapsed),
+            MetricKind::Counter => elapsed.as_secs_f64(),
         }
     }
 
