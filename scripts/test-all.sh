@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: the README's test command, and CI's.
 #
-#   1. unit, integration and UI tests without features, then with --all-features
+#   1. unit, integration and UI tests without features, then with --all-features,
+#      then the telemetry suites with `otel` alone (metrics through the plain
+#      API path; --all-features takes the pre-bound SDK instrument path)
 #   2. doctests (nextest does not run them)
 #   3. end-to-end tests against real backends: scripts/backends.sh starts
 #      Phoenix and Prometheus (installing them when missing), then every
@@ -29,6 +31,9 @@ cargo nextest run --workspace
 
 step "tests, all features"
 cargo nextest run --workspace --all-features
+
+step "telemetry suites, otel without bound instruments (library configuration)"
+cargo nextest run -p agent-kernel-tests -p agent-kernel-otel --features otel -E 'not binary(ui)'
 
 step "feature off: no opentelemetry under agent-kernel; instrument_kernel still compiles and runs"
 # The tree is captured first: `cargo tree | grep -q` under pipefail could hide a match (SIGPIPE).

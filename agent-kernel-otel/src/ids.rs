@@ -60,7 +60,10 @@ mod tests {
             lower_hex(&trace.to_bytes()).as_deref(),
             Some("4bf92f3577b34da6a3ce929d0e0e4736")
         );
-        assert_eq!(lower_hex(&span.to_bytes()).as_deref(), Some("00f067aa0ba902b7"));
+        assert_eq!(
+            lower_hex(&span.to_bytes()).as_deref(),
+            Some("00f067aa0ba902b7")
+        );
         assert_eq!(lower_hex(&[]).as_deref(), Some(""));
         assert_eq!(lower_hex(&[0x00, 0xff, 0x0a]).as_deref(), Some("00ff0a"));
     }

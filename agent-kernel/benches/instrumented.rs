@@ -2,7 +2,9 @@
 //! `invoke` on the billing workload (200 invoices, summary) and on a minimal
 //! capability (one row, handle_only), in three configurations:
 //!
-//! - `sdk` (build with `--features otel`): `instrument_kernel_with` an SDK
+//! - `sdk` (build with `--features otel-sdk`, an application's build: the
+//!   SDK's pre-bound instruments are on; `--features otel` measures the plain
+//!   API path of a library-only build): `instrument_kernel_with` an SDK
 //!   tracer provider with a `BatchSpanProcessor` and a discarding, counting
 //!   exporter, and an SDK meter provider with a periodic reader (60 s
 //!   interval, in-memory exporter: the metrics are aggregated on the call
@@ -16,7 +18,7 @@
 //!   compiled in.
 //!
 //! ```text
-//! cargo bench -p agent-kernel --bench instrumented --features otel
+//! cargo bench -p agent-kernel --bench instrumented --features otel-sdk
 //! cargo bench -p agent-kernel --bench instrumented
 //! ```
 //! Each sample runs on a freshly built kernel (built outside the timed

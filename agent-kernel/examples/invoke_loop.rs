@@ -5,14 +5,16 @@
 //! without it the "feature off" one; the two builds run the same code.
 //!
 //! ```text
-//! cargo run --release -p agent-kernel --example invoke_loop -- billing 2000
-//! valgrind --tool=callgrind --toggle-collect='*invoke_loop*run_loop*' \
-//!     target/release/examples/invoke_loop billing 2000
+//! cargo build --profile measure -p agent-kernel --example invoke_loop --features otel-sdk
+//! valgrind --tool=callgrind --toggle-collect='invoke_loop::run_loop' \
+//!     target/measure/examples/invoke_loop billing 500 sdk
 //! ```
 //! Arguments: workload (`billing` or `minimal`), iterations (default 2000)
-//! and, with `--features otel`, optionally `sdk`: instrument the kernel with an
-//! SDK pipeline (batch span processor, discarding exporter) to see where the
-//! instrumented invoke spends its instructions.
+//! and, with `--features otel` or `otel-sdk`, optionally `sdk`: instrument the
+//! kernel with an SDK pipeline (batch span processor, discarding exporter).
+//! `--toggle-collect` names the function exactly: a pattern such as
+//! `*run_loop*` also matches its closure, which toggles collection off again
+//! in builds where the closure is not inlined.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 #[path = "../benches/billing_workload/mod.rs"]

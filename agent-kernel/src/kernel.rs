@@ -267,7 +267,7 @@ impl KernelBuilder {
         let drivers = self
             .drivers
             .into_iter()
-            .map(|d| (d.driver_id().to_owned(), d))
+            .map(|d| (d.driver_id().to_owned(), RegisteredDriver::new(d)))
             .collect();
         Ok(Kernel {
             registry: self.registry,
@@ -325,7 +325,7 @@ pub struct Kernel {
     handles: HandleStore,
     traces: TraceStore,
     budget: BudgetManager,
-    drivers: RwLock<HashMap<String, Arc<dyn Driver>>>,
+    drivers: RwLock<HashMap<String, RegisteredDriver>>,
     clock: Arc<dyn Clock>,
     telemetry: Arc<TelemetrySlot>,
 }
@@ -416,10 +416,10 @@ impl Kernel {
         self.drivers
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, driver);
+            .insert(id, RegisteredDriver::new(driver));
     }
 
-    fn driver(&self, driver_id: &str) -> Option<Arc<dyn Driver>> {
+    fn driver(&self, driver_id: &str) -> Option<RegisteredDriver> {
         self.drivers
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -703,7 +703,7 @@ impl Kernel {
 
         // Stage 2: drivers in route order; an unregistered id is skipped.
         let route = self.router.route(&token.capability_id);
-        let mut outcome: Option<(RawResult, String)> = None;
+        let mut outcome: Option<(RawResult, RegisteredDriver)> = None;
         let mut last_error: Option<DriverError> = None;
         let mut attempt: u32 = 0;
         {
@@ -719,9 +719,12 @@ impl Kernel {
                     continue;
                 };
                 attempt += 1;
-                match self.execute_attempt(driver.as_ref(), &ctx, attempt).await {
+                match self
+                    .execute_attempt_labelled(driver.driver.as_ref(), &ctx, attempt, &driver.label)
+                    .await
+                {
                     Ok(raw) => {
-                        outcome = Some((raw, driver_id.clone()));
+                        outcome = Some((raw, driver));
                         break;
                     }
                     Err(err) => {
@@ -735,7 +738,7 @@ impl Kernel {
             }
         }
 
-        let Some((raw, driver_id)) = outcome else {
+        let Some((raw, served_by)) = outcome else {
             drop(reservation);
             let (message, status, last_driver) = match &last_error {
                 Some(e) => (
@@ -827,12 +830,12 @@ impl Kernel {
         let mode = frame.response_mode;
         if agent_kernel_otel::is_enabled() {
             record_all(&[
-                ("driver_id", &driver_id),
+                ("driver_id", &served_by.label),
                 ("effective_response_mode", &mode),
             ]);
         }
         pending.finish(|t| {
-            t.driver_id = driver_id;
+            t.driver_id = served_by.driver.driver_id().to_owned();
             t.handle_id = handle_id;
             t.response_mode = mode;
         });
@@ -936,15 +939,29 @@ impl Kernel {
         ctx: &ExecutionContext<'_>,
         attempt: u32,
     ) -> std::result::Result<RawResult, DriverError> {
+        let label = AttrValue::Borrowed(driver.driver_id());
+        self.execute_attempt_labelled(driver, ctx, attempt, &label)
+            .await
+    }
+
+    /// [`execute_attempt`](Self::execute_attempt) with the driver id as the
+    /// span records it (shared with the driver table on the invoke path).
+    async fn execute_attempt_labelled(
+        &self,
+        driver: &dyn Driver,
+        ctx: &ExecutionContext<'_>,
+        attempt: u32,
+        label: &AttrValue<'_>,
+    ) -> std::result::Result<RawResult, DriverError> {
         log::debug!(
             "driver_attempt action_id={} driver_id={} attempt={attempt}",
             ctx.action_id,
             driver.driver_id()
         );
         if driver.is_remote() {
-            execute_remote(driver, ctx, attempt).await
+            execute_remote(driver, ctx, attempt, label).await
         } else {
-            execute_local(driver, ctx, attempt).await
+            execute_local(driver, ctx, attempt, label).await
         }
     }
 
@@ -1225,14 +1242,15 @@ fn record_decision<T>(outcome: &Result<T>) {
 
 #[kernel_span(
     name = "agent_kernel.driver.execute",
-    attrs(driver_id = driver.driver_id(), attempt),
+    attrs(driver_id = label, attempt),
 )]
-// `attempt` is only read by the generated span code.
+// `attempt` and `label` are only read by the generated span code.
 #[cfg_attr(not(feature = "otel"), allow(unused_variables))]
 async fn execute_local(
     driver: &dyn Driver,
     ctx: &ExecutionContext<'_>,
     attempt: u32,
+    label: &AttrValue<'_>,
 ) -> std::result::Result<RawResult, DriverError> {
     driver.execute(ctx).await
 }
@@ -1240,15 +1258,31 @@ async fn execute_local(
 #[kernel_span(
     name = "agent_kernel.driver.execute",
     kind = client,
-    attrs(driver_id = driver.driver_id(), attempt),
+    attrs(driver_id = label, attempt),
 )]
 #[cfg_attr(not(feature = "otel"), allow(unused_variables))]
 async fn execute_remote(
     driver: &dyn Driver,
     ctx: &ExecutionContext<'_>,
     attempt: u32,
+    label: &AttrValue<'_>,
 ) -> std::result::Result<RawResult, DriverError> {
     driver.execute(ctx).await
+}
+
+/// A registered driver and its id as a shared string, which telemetry records
+/// on every attempt without copying it.
+#[derive(Clone)]
+struct RegisteredDriver {
+    driver: Arc<dyn Driver>,
+    label: AttrValue<'static>,
+}
+
+impl RegisteredDriver {
+    fn new(driver: Arc<dyn Driver>) -> Self {
+        let label = AttrValue::Shared(Arc::from(driver.driver_id()));
+        RegisteredDriver { driver, label }
+    }
 }
 
 /// Converts a JSON object into invocation [`Args`]; anything else is

@@ -117,10 +117,7 @@ impl Cache {
             return None;
         }
         sets.len += 1;
-        sets.by_hash
-            .entry(hash)
-            .or_default()
-            .push(Arc::clone(&set));
+        sets.by_hash.entry(hash).or_default().push(Arc::clone(&set));
         Some(set)
     }
 
@@ -209,7 +206,11 @@ mod tests {
     fn floats_are_not_bound() {
         let cache = Cache::new();
         let f = Value::F64(f64::NAN);
-        assert!(cache.get_or_bind(Status::Success, &[Some(&f)], no_handles).is_none());
+        assert!(
+            cache
+                .get_or_bind(Status::Success, &[Some(&f)], no_handles)
+                .is_none()
+        );
     }
 
     #[test]
@@ -218,7 +219,11 @@ mod tests {
         let values: Vec<Value> = (0..MAX_SETS as i64 + 10).map(Value::I64).collect();
         let bound = values
             .iter()
-            .filter(|v| cache.get_or_bind(Status::Success, &[Some(v)], no_handles).is_some())
+            .filter(|v| {
+                cache
+                    .get_or_bind(Status::Success, &[Some(v)], no_handles)
+                    .is_some()
+            })
             .count();
         assert_eq!(bound, MAX_SETS);
         // Combinations bound before the cap still resolve.

@@ -415,7 +415,9 @@ mod imp {
                 self.metric_labels(desc, status, &deferred, &mut labels);
                 match (inst, desc.kind) {
                     (Instrument::Counter(c), _) => c.add(1, &labels),
-                    (Instrument::Histogram(h), kind) => h.record(histogram_value(kind, elapsed), &labels),
+                    (Instrument::Histogram(h), kind) => {
+                        h.record(histogram_value(kind, elapsed), &labels)
+                    }
                 }
             }
         }
@@ -463,7 +465,10 @@ mod imp {
                     LabelSource::Attr(i) => self.labels.get(i).and_then(Option::as_ref),
                     LabelSource::Deferred(i) => deferred.get(i).and_then(Option::as_ref),
                 };
-                if sources.get(..n).is_some_and(|seen| seen.contains(&label.source)) {
+                if sources
+                    .get(..n)
+                    .is_some_and(|seen| seen.contains(&label.source))
+                {
                     continue;
                 }
                 let (Some(source), Some(slot)) = (sources.get_mut(n), values.get_mut(n)) else {
@@ -491,9 +496,10 @@ mod imp {
                     })
                     .collect()
             };
-            let Some(set) = instruments
-                .bound
-                .get_or_bind(status, values.get(..n).unwrap_or(&[]), bind)
+            let Some(set) =
+                instruments
+                    .bound
+                    .get_or_bind(status, values.get(..n).unwrap_or(&[]), bind)
             else {
                 return false;
             };
