@@ -11,7 +11,8 @@
 //! ```
 //! Arguments: workload (`billing` or `minimal`), iterations (default 2000)
 //! and, with `--features otel` or `otel-sdk`, optionally `sdk`: instrument the
-//! kernel with an SDK pipeline (batch span processor, discarding exporter).
+//! kernel with an SDK pipeline (batch span processor, discarding exporter;
+//! `traces` or `metrics` instead: only that half from the SDK).
 //! `--toggle-collect` names the function exactly: a pattern such as
 //! `*run_loop*` also matches its closure, which toggles collection off again
 //! in builds where the closure is not inlined.
@@ -66,7 +67,9 @@ fn main() {
     let (kernel, principal, token) = build(workload, &data);
     let args = invoke_args(workload);
     #[cfg(feature = "otel")]
-    let _sdk = (argv.next().as_deref() == Some("sdk")).then(|| sdk::instrument(&kernel));
+    let _sdk = argv
+        .next()
+        .and_then(|pipeline| sdk::instrument(&kernel, &pipeline));
     // Warm-up outside the measured function (lazy statics, first allocations).
     run_loop(&rt, &kernel, &token, &principal, &args, workload.mode(), 16);
     let sum = run_loop(&rt, &kernel, &token, &principal, &args, workload.mode(), n);
@@ -100,14 +103,28 @@ mod sdk {
         }
     }
 
-    pub fn instrument(kernel: &Kernel) -> (SdkTracerProvider, SdkMeterProvider, Instrumentation) {
+    /// `sdk`: SDK tracer and meter providers; `traces` / `metrics`: only
+    /// that one from the SDK, the other a no-op (to split the cost).
+    pub fn instrument(
+        kernel: &Kernel,
+        pipeline: &str,
+    ) -> Option<(SdkTracerProvider, SdkMeterProvider, Instrumentation)> {
         let tp = SdkTracerProvider::builder()
             .with_span_processor(BatchSpanProcessor::builder(Discard).build())
             .build();
         let mp = SdkMeterProvider::builder()
             .with_reader(PeriodicReader::builder(InMemoryMetricExporter::default()).build())
             .build();
-        let hook = instrument_kernel_with(kernel, Telemetry::new(&tp, &mp));
-        (tp, mp, hook)
+        let noop_traces = agent_kernel_otel::opentelemetry::trace::noop::NoopTracerProvider::new();
+        let noop_metrics =
+            agent_kernel_otel::opentelemetry::metrics::noop::NoopMeterProvider::new();
+        let telemetry = match pipeline {
+            "sdk" => Telemetry::new(&tp, &mp),
+            "traces" => Telemetry::new(&tp, &noop_metrics),
+            "metrics" => Telemetry::new(&noop_traces, &mp),
+            other => panic!("pipeline: sdk, traces or metrics, not {other}"),
+        };
+        let hook = instrument_kernel_with(kernel, telemetry);
+        Some((tp, mp, hook))
     }
 }

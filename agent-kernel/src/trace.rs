@@ -89,6 +89,8 @@ fn is_lower_hex_id(s: &str, len: usize) -> bool {
 struct Entry {
     seq: u64,
     trace: Arc<ActionTrace>,
+    /// The trace-id index key, computed once when recorded.
+    key: Option<TraceKey>,
 }
 
 #[derive(Debug, Default)]
@@ -110,11 +112,11 @@ impl Inner {
         usize::try_from(seq.checked_sub(front)?).ok()
     }
 
-    fn unindex_trace(&mut self, seq: u64, trace: &ActionTrace) {
-        let Some(key) = trace.trace_id.as_deref().and_then(TraceKey::of) else {
+    fn unindex_trace(&mut self, seq: u64, key: Option<&TraceKey>) {
+        let Some(key) = key else {
             return;
         };
-        let now_empty = match self.by_trace.get_mut(&key) {
+        let now_empty = match self.by_trace.get_mut(key) {
             Some(Group::One(s)) => *s == seq,
             Some(Group::Many(seqs)) => {
                 seqs.remove(&seq);
@@ -123,12 +125,12 @@ impl Inner {
             None => false,
         };
         if now_empty {
-            self.by_trace.remove(&key);
+            self.by_trace.remove(key);
         }
     }
 
-    fn index_trace(&mut self, seq: u64, trace: &ActionTrace) {
-        let Some(key) = trace.trace_id.as_deref().and_then(TraceKey::of) else {
+    fn index_trace(&mut self, seq: u64, key: Option<&TraceKey>) {
+        let Some(key) = key.cloned() else {
             return;
         };
         match self.by_trace.entry(key) {
@@ -166,24 +168,9 @@ impl TraceKey {
         if trace_id.is_empty() {
             return None;
         }
-        if trace_id.len() == 32 {
-            let mut id: u128 = 0;
-            let mut hex = true;
-            for b in trace_id.bytes() {
-                let digit = match b {
-                    b'0'..=b'9' => b - b'0',
-                    b'a'..=b'f' => b - b'a' + 10,
-                    b'A'..=b'F' => b - b'A' + 10,
-                    _ => {
-                        hex = false;
-                        break;
-                    }
-                };
-                id = (id << 4) | u128::from(digit);
-            }
-            if hex {
-                return Some(TraceKey::W3c(id));
-            }
+        let mut bytes = [0u8; 16];
+        if trace_id.len() == 32 && hex::decode_to_slice(trace_id, &mut bytes).is_ok() {
+            return Some(TraceKey::W3c(u128::from_be_bytes(bytes)));
         }
         Some(TraceKey::Other(trace_id.to_ascii_lowercase()))
     }
@@ -261,15 +248,18 @@ impl TraceStore {
     /// new trace id's group if the trace id changed).
     pub fn record(&self, trace: ActionTrace) -> Arc<ActionTrace> {
         let trace = Arc::new(trace);
+        // Computed once, outside the lock; kept with the entry for eviction.
+        let key = trace.trace_id.as_deref().and_then(TraceKey::of);
         let mut guard = self.lock();
         let inner = &mut *guard;
         inner.recorded += 1;
         if let Some(&seq) = inner.by_id.get(&trace.action_id) {
             if let Some(idx) = inner.index_of(seq) {
                 if let Some(entry) = inner.order.get_mut(idx) {
-                    let old = std::mem::replace(&mut entry.trace, Arc::clone(&trace));
-                    inner.unindex_trace(seq, &old);
-                    inner.index_trace(seq, &trace);
+                    entry.trace = Arc::clone(&trace);
+                    let old_key = std::mem::replace(&mut entry.key, key.clone());
+                    inner.unindex_trace(seq, old_key.as_ref());
+                    inner.index_trace(seq, key.as_ref());
                     return trace;
                 }
             }
@@ -279,15 +269,16 @@ impl TraceStore {
         let seq = inner.next_seq;
         inner.next_seq += 1;
         inner.by_id.insert(trace.action_id.clone(), seq);
-        inner.index_trace(seq, &trace);
+        inner.index_trace(seq, key.as_ref());
         inner.order.push_back(Entry {
             seq,
             trace: Arc::clone(&trace),
+            key,
         });
         while inner.order.len() > self.capacity {
             if let Some(oldest) = inner.order.pop_front() {
                 inner.by_id.remove(&oldest.trace.action_id);
-                inner.unindex_trace(oldest.seq, &oldest.trace);
+                inner.unindex_trace(oldest.seq, oldest.key.as_ref());
                 inner.evicted += 1;
             }
         }
