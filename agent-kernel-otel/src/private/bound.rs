@@ -121,6 +121,12 @@ impl Cache {
         Some(set)
     }
 
+    /// How many combinations are bound.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.sets.read().map_or(0, |s| s.len)
+    }
+
     fn hash(&self, status: Status, values: &[Option<&Value>]) -> Option<u64> {
         let mut h = self.hasher.build_hasher();
         h.write_u8(status as u8);
@@ -199,7 +205,7 @@ mod tests {
             assert!(other.is_some());
             assert_ne!(other, first);
         }
-        assert_eq!(cache.sets.read().map(|s| s.len).unwrap_or(0), 4);
+        assert_eq!(cache.len(), 4);
     }
 
     #[test]

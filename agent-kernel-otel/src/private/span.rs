@@ -537,4 +537,164 @@ mod imp {
         );
         span.set_status(Status::error(message));
     }
+
+    #[cfg(all(test, feature = "bound-instruments"))]
+    mod tests {
+        use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+        use opentelemetry_sdk::metrics::{
+            InMemoryMetricExporter, PeriodicReader, SdkMeterProvider,
+        };
+        use opentelemetry_sdk::trace::SdkTracerProvider;
+
+        use super::super::super::{
+            Attrs, Kind, Label as LabelDesc, LabelSource, MetricDesc, MetricKind, Outcome, Site,
+            SiteDesc, TimeUnit, When, enter,
+        };
+        use crate::Telemetry;
+
+        const LABELS: &[LabelDesc] = &[
+            LabelDesc {
+                key: "k",
+                source: LabelSource::Attr(0),
+            },
+            LabelDesc {
+                key: "status",
+                source: LabelSource::Status,
+            },
+        ];
+        static SITE: Site = Site::new(SiteDesc {
+            name: "test.bound",
+            kind: Kind::Internal,
+            deferred: &[],
+            metrics: &[
+                MetricDesc {
+                    name: "test.calls",
+                    kind: MetricKind::Counter,
+                    unit: "",
+                    description: "",
+                    buckets: &[],
+                    labels: LABELS,
+                    when: When::Always,
+                },
+                MetricDesc {
+                    name: "test.duration",
+                    kind: MetricKind::Histogram(TimeUnit::Millis),
+                    unit: "ms",
+                    description: "",
+                    buckets: &[],
+                    labels: LABELS,
+                    when: When::Always,
+                },
+                MetricDesc {
+                    name: "test.denials",
+                    kind: MetricKind::Counter,
+                    unit: "",
+                    description: "",
+                    buckets: &[],
+                    labels: LABELS,
+                    when: When::Denied,
+                },
+            ],
+        });
+
+        fn call(telemetry: &Telemetry, k: &str, outcome: Outcome) {
+            let mut attrs = Attrs::new(1, 1);
+            attrs.label_attr("k", k);
+            enter(&SITE, Some(telemetry.clone()), attrs).finish(outcome);
+        }
+
+        /// (name, sorted labels) → count, for every exported data point.
+        fn points(
+            mp: &SdkMeterProvider,
+            exporter: &InMemoryMetricExporter,
+        ) -> Vec<(String, String, u64)> {
+            exporter.reset();
+            mp.force_flush().ok();
+            let exported = exporter.get_finished_metrics().unwrap_or_default();
+            let mut out = Vec::new();
+            for rm in exported.last().into_iter() {
+                for scope in rm.scope_metrics() {
+                    for m in scope.metrics() {
+                        let label = |attrs: &mut dyn Iterator<Item = &opentelemetry::KeyValue>| {
+                            let mut l: Vec<String> =
+                                attrs.map(|kv| format!("{}={}", kv.key, kv.value)).collect();
+                            l.sort();
+                            l.join(",")
+                        };
+                        match m.data() {
+                            AggregatedMetrics::U64(MetricData::Sum(sum)) => {
+                                for p in sum.data_points() {
+                                    out.push((
+                                        m.name().to_owned(),
+                                        label(&mut p.attributes()),
+                                        p.value(),
+                                    ));
+                                }
+                            }
+                            AggregatedMetrics::F64(MetricData::Histogram(h)) => {
+                                for p in h.data_points() {
+                                    out.push((
+                                        m.name().to_owned(),
+                                        label(&mut p.attributes()),
+                                        p.count(),
+                                    ));
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            out.sort();
+            out
+        }
+
+        fn bound_sets() -> usize {
+            let cache = SITE
+                .cache
+                .read()
+                .ok()
+                .and_then(|c| c.as_ref().map(|(_, i)| std::sync::Arc::clone(i)));
+            cache.map_or(0, |i| i.bound.len())
+        }
+
+        #[test]
+        fn metrics_go_through_bound_handles_and_stay_exact() {
+            let exporter = InMemoryMetricExporter::default();
+            let mp = SdkMeterProvider::builder()
+                .with_reader(PeriodicReader::builder(exporter.clone()).build())
+                .build();
+            let tp = SdkTracerProvider::builder().build();
+            let telemetry = Telemetry::new(&tp, &mp);
+            for _ in 0..10 {
+                call(&telemetry, "a", Outcome::Success);
+            }
+            call(&telemetry, "b", Outcome::Success);
+            let denied = || Outcome::Failure {
+                error_type: "denied".into(),
+                message: "denied".into(),
+                denied: true,
+            };
+            call(&telemetry, "a", denied());
+            call(&telemetry, "a", denied());
+            // One bound set per (status, label values) seen.
+            assert_eq!(bound_sets(), 3);
+            let ok_a = "k=a,status=success".to_owned();
+            let ok_b = "k=b,status=success".to_owned();
+            let no_a = "k=a,status=denied".to_owned();
+            assert_eq!(
+                points(&mp, &exporter),
+                vec![
+                    ("test.calls".to_owned(), no_a.clone(), 2),
+                    ("test.calls".to_owned(), ok_a.clone(), 10),
+                    ("test.calls".to_owned(), ok_b.clone(), 1),
+                    // `when = denied`: no empty series for the successes.
+                    ("test.denials".to_owned(), no_a.clone(), 2),
+                    ("test.duration".to_owned(), no_a, 2),
+                    ("test.duration".to_owned(), ok_a, 10),
+                    ("test.duration".to_owned(), ok_b, 1),
+                ]
+            );
+        }
+    }
 }
