@@ -83,6 +83,9 @@ pub(crate) enum Value {
     Lit(LitStr),
     /// `key = deferred`: recorded later by `agent_kernel_otel::record`.
     Deferred,
+    /// `key = |out| expr`: computed from a reference to the return value
+    /// when the body returns.
+    Returned(syn::ExprClosure),
 }
 
 pub(crate) struct Attr {
@@ -410,15 +413,21 @@ fn parse_attr(input: ParseStream) -> syn::Result<Attr> {
         return Err(syn::Error::new(
             key.span(),
             format!(
-                "`{} =` needs a value: an expression over the parameters, a string literal, or `deferred`",
+                "`{} =` needs a value: an expression over the parameters, a string literal, `deferred`, or a closure over the return value",
                 key.written()
             ),
         ));
     }
-    Ok(Attr {
-        key,
-        value: Value::Expr(input.parse()?),
-    })
+    match input.parse()? {
+        Expr::Closure(closure) => Ok(Attr {
+            key,
+            value: Value::Returned(closure),
+        }),
+        expr => Ok(Attr {
+            key,
+            value: Value::Expr(expr),
+        }),
+    }
 }
 
 fn parse_metric(input: ParseStream) -> syn::Result<Metric> {

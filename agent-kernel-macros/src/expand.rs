@@ -56,7 +56,16 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
         .filter(|a| matches!(a.value, Value::Deferred))
         .map(|a| &a.key)
         .collect();
-    // Non-deferred attributes that are labels get a label slot, in push order.
+    // Keys computed from the return value, in declaration order.
+    let returned: Vec<(&Key, &syn::ExprClosure)> = args
+        .attrs
+        .iter()
+        .filter_map(|a| match &a.value {
+            Value::Returned(c) => Some((&a.key, c)),
+            _ => None,
+        })
+        .collect();
+    // Attributes set at span start that are labels get a label slot, in push order.
     let labels = label_keys(args);
     let mut label_slots: Vec<String> = Vec::new();
 
@@ -66,7 +75,7 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
         let span_key = attr.key.span_key();
         let written = attr.key.written();
         let is_label = labels.contains(&written);
-        if is_label && !matches!(attr.value, Value::Deferred) {
+        if is_label && !matches!(attr.value, Value::Deferred | Value::Returned(_)) {
             label_slots.push(written.clone());
         }
         let (plain, stat) = if is_label {
@@ -75,7 +84,7 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
             (quote!(attr), quote!(static_attr))
         };
         let push = match &attr.value {
-            Value::Deferred => continue,
+            Value::Deferred | Value::Returned(_) => continue,
             Value::Lit(lit) => quote!(__ak_attrs.#stat(#span_key, #lit);),
             Value::Param(ident) => {
                 let name = syn::ext::IdentExt::unraw(ident).to_string();
@@ -94,9 +103,9 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
         pushes.push(push);
     }
     let n_labels = label_slots.len();
-    // Room for the deferred attributes too: they are appended to the same
-    // vector when the span ends, and growing it then would reallocate.
-    let capacity = n_attrs + deferred.len();
+    // Room for the deferred and returned attributes too: they are appended to
+    // the same vector when the span ends, and growing it then would reallocate.
+    let capacity = n_attrs + deferred.len() + returned.len();
 
     let name = &args.name;
     let kind = match args.kind.as_ref().map(ToString::to_string).as_deref() {
@@ -107,6 +116,11 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
         _ => quote!(#rt::Kind::Internal),
     };
     let deferred_desc = deferred.iter().map(|k| {
+        let key = k.written();
+        let span_key = k.span_key();
+        quote!(#rt::DeferredKey { key: #key, span_key: #span_key })
+    });
+    let returned_desc = returned.iter().map(|(k, _)| {
         let key = k.written();
         let span_key = k.span_key();
         quote!(#rt::DeferredKey { key: #key, span_key: #span_key })
@@ -141,6 +155,8 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
                 quote!(#rt::LabelSource::Status)
             } else if let Some(i) = deferred.iter().position(|k| k.written() == written) {
                 quote!(#rt::LabelSource::Deferred(#i))
+            } else if let Some(i) = returned.iter().position(|(k, _)| k.written() == written) {
+                quote!(#rt::LabelSource::Returned(#i))
             } else {
                 let i = label_slots
                     .iter()
@@ -186,6 +202,7 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
                 name: #name,
                 kind: #kind,
                 deferred: &[#(#deferred_desc),*],
+                returned: &[#(#returned_desc),*],
                 metrics: &[#(#metrics_desc),*],
             });
             #[allow(unused_mut)]
@@ -209,11 +226,25 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
             }
         }
     };
-    let classify = if is_result {
-        let m = classify_match(quote!(__ak_r));
-        quote!(|__ak_r| #m)
-    } else {
-        quote!(#rt::success)
+    // The attributes computed from the return value `out` (a reference).
+    let returned_values = |out: TokenStream| {
+        let values = returned
+            .iter()
+            .map(|(_, closure)| quote_spanned!(closure.span()=> #rt::returned(#out, #closure)));
+        quote!(&[#(#values),*])
+    };
+    let outcome_of = |out: TokenStream| {
+        if is_result {
+            classify_match(out)
+        } else {
+            quote!(#rt::Outcome::Success)
+        }
+    };
+    // Ends an async body's span from its output.
+    let finish_async = {
+        let outcome = outcome_of(quote!(__ak_r));
+        let values = returned_values(quote!(__ak_r));
+        quote!(|__ak_r, __ak_s: #rt::ActiveSpan| __ak_s.finish_with(#outcome, #values))
     };
     // Fixes the body's type before it is checked, so `?` and `return` infer
     // as they do in the function itself.
@@ -244,9 +275,10 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
     // so no `unused_braces` lint fires on the user's code.
     let stmts = &block.stmts;
     let body = match shape {
-        Shape::Sync if is_result => {
+        Shape::Sync if is_result || !returned.is_empty() => {
             let fix = fix_type(output.as_ref());
-            let outcome = classify_match(quote!(&__ak_ret));
+            let outcome = outcome_of(quote!(&__ak_ret));
+            let values = returned_values(quote!(&__ak_ret));
             quote! {
                 #start
                 let __ak_ret = #rt::call_once(move || {
@@ -254,7 +286,7 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
                     #(#stmts)*
                 });
                 if let ::core::option::Option::Some(__ak_span) = __ak_span {
-                    __ak_span.finish(#outcome);
+                    __ak_span.finish_with(#outcome, #values);
                 }
                 __ak_ret
             }
@@ -270,7 +302,7 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
                 #rt::instrument(__ak_span, async move {
                     #fix
                     #(#stmts)*
-                }, #classify).await
+                }, #finish_async).await
             }
         }
         Shape::Future => {
@@ -284,11 +316,11 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
             let wrapped = match tail {
                 Expr::Call(mut call) => {
                     let fut = call.args.pop().map(syn::punctuated::Pair::into_value);
-                    let wrapped = quote!(#rt::instrument(__ak_span, #fut, #classify));
+                    let wrapped = quote!(#rt::instrument(__ak_span, #fut, #finish_async));
                     let func = &call.func;
                     quote!(#func(#wrapped))
                 }
-                other => quote!(#rt::instrument(__ak_span, #other, #classify)),
+                other => quote!(#rt::instrument(__ak_span, #other, #finish_async)),
             };
             quote! {
                 #start

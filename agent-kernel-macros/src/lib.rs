@@ -39,6 +39,9 @@ use proc_macro::TokenStream;
 ///          | KEY = EXPR                 // an expression over the parameters (borrowed, never moved)
 ///          | KEY = "literal"            // a constant
 ///          | KEY = deferred             // recorded later by agent_kernel_otel::record("key", value)
+///          | KEY = |out| EXPR           // computed from the return value (by reference) when
+///                                       //   the body returns: an async fn's output, a Result
+///                                       //   as a whole; not set on panic or cancellation
 /// KEY     := IDENT                      // span key agent_kernel.IDENT, label key IDENT
 ///          | "dotted.key"               // span key and label key verbatim
 ///
@@ -60,6 +63,11 @@ use proc_macro::TokenStream;
 /// names is recorded: arguments never leak by default. Metric label values
 /// must come from bounded sets (registered capability ids, closed enums):
 /// that is the caller's responsibility.
+///
+/// `deferred` or `|out| ..`? A value known only from the result is cheaper as
+/// a closure over the return value: it is computed once, after the body, and
+/// needs no slot in the OpenTelemetry context; `deferred` is for values known
+/// midway, or on error paths that return no such value.
 ///
 /// # What it generates
 /// - Sync functions: the span is attached to the thread while the body runs and

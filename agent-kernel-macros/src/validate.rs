@@ -3,9 +3,10 @@
 
 use std::collections::HashSet;
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::ToTokens;
 use syn::spanned::Spanned;
-use syn::{Expr, FnArg, Ident, Pat, Type};
+use syn::{Expr, ExprClosure, FnArg, Ident, Pat, Type};
 
 use crate::args::{Args, Key, Value};
 use crate::item::{self, Func};
@@ -135,6 +136,7 @@ pub(crate) fn validate(args: &Args, func: &Func) -> syn::Result<()> {
                 }
             }
             Value::Expr(expr) => check_expr(expr, &names, &fn_name, &mut errors),
+            Value::Returned(closure) => check_returned(closure, &names, &fn_name, &mut errors),
             Value::Lit(_) | Value::Deferred => {}
         }
     }
@@ -217,6 +219,71 @@ fn not_a_param(
 /// Checks that the variables an expression starts from are parameters
 /// (identifiers starting with an uppercase letter are constants or types,
 /// and function names in call position are not checked).
+/// `key = |out| expr`: one parameter (the return value, by reference), and
+/// no use of the function's parameters, which the body has consumed by then.
+fn check_returned(closure: &ExprClosure, names: &[&str], fn_name: &str, errors: &mut Errors) {
+    if closure.inputs.len() != 1 {
+        errors.push(syn::Error::new(
+            closure.or1_token.span(),
+            format!(
+                "a closure over the return value takes one parameter, the return value by reference (`|out| ...`); this one takes {}",
+                closure.inputs.len()
+            ),
+        ));
+        return;
+    }
+    let own: Option<String> = match closure.inputs.first() {
+        Some(Pat::Ident(p)) => Some(p.ident.unraw_string()),
+        Some(Pat::Type(t)) => match &*t.pat {
+            Pat::Ident(p) => Some(p.ident.unraw_string()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let mut found: Vec<Ident> = Vec::new();
+    params_used(
+        closure.body.to_token_stream(),
+        names,
+        own.as_deref(),
+        &mut found,
+    );
+    for ident in found {
+        errors.push(syn::Error::new(
+            ident.span(),
+            format!(
+                "`{ident}` is a parameter of `{fn_name}`: a closure over the return value runs after the body and sees only the return value"
+            ),
+        ));
+    }
+}
+
+/// Identifiers in `tokens` that name a parameter (not after `.` or `::`, not
+/// the closure's own parameter).
+fn params_used(tokens: TokenStream, names: &[&str], own: Option<&str>, found: &mut Vec<Ident>) {
+    let mut prev_punct: Option<char> = None;
+    for tt in tokens {
+        match tt {
+            TokenTree::Ident(ident) => {
+                let name = ident.unraw_string();
+                if prev_punct != Some('.')
+                    && prev_punct != Some(':')
+                    && Some(name.as_str()) != own
+                    && names.contains(&name.as_str())
+                {
+                    found.push(ident);
+                }
+                prev_punct = None;
+            }
+            TokenTree::Group(g) => {
+                params_used(g.stream(), names, own, found);
+                prev_punct = None;
+            }
+            TokenTree::Punct(p) => prev_punct = Some(p.as_char()),
+            TokenTree::Literal(_) => prev_punct = None,
+        }
+    }
+}
+
 fn check_expr(expr: &Expr, names: &[&str], fn_name: &str, errors: &mut Errors) {
     match expr {
         Expr::Path(p) if p.qself.is_none() && p.path.segments.len() == 1 && p.path.leading_colon.is_none() => {

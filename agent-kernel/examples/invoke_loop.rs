@@ -12,7 +12,8 @@
 //! Arguments: workload (`billing` or `minimal`), iterations (default 2000)
 //! and, with `--features otel` or `otel-sdk`, optionally `sdk`: instrument the
 //! kernel with an SDK pipeline (batch span processor, discarding exporter;
-//! `traces` or `metrics` instead: only that half from the SDK).
+//! `traces` or `metrics` instead: only that half from the SDK; `simple`: traces
+//! through a `SimpleSpanProcessor`).
 //! `--toggle-collect` names the function exactly: a pattern such as
 //! `*run_loop*` also matches its closure, which toggles collection off again
 //! in builds where the closure is not inlined.
@@ -89,7 +90,9 @@ mod sdk {
     use agent_kernel_otel::Telemetry;
     use opentelemetry_sdk::error::OTelSdkResult;
     use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
-    use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
+    use opentelemetry_sdk::trace::{
+        BatchSpanProcessor, SdkTracerProvider, SimpleSpanProcessor, SpanData, SpanExporter,
+    };
 
     #[derive(Debug)]
     struct Discard;
@@ -103,15 +106,23 @@ mod sdk {
         }
     }
 
-    /// `sdk`: SDK tracer and meter providers; `traces` / `metrics`: only
-    /// that one from the SDK, the other a no-op (to split the cost).
+    /// `sdk`: SDK tracer (batch processor) and meter providers; `traces` /
+    /// `metrics`: only that one from the SDK, the other a no-op; `simple`:
+    /// traces only, through a `SimpleSpanProcessor` (the same discarding
+    /// exporter, called on the invoking thread) — to split the cost.
     pub fn instrument(
         kernel: &Kernel,
         pipeline: &str,
     ) -> Option<(SdkTracerProvider, SdkMeterProvider, Instrumentation)> {
-        let tp = SdkTracerProvider::builder()
-            .with_span_processor(BatchSpanProcessor::builder(Discard).build())
-            .build();
+        let tp = if pipeline == "simple" {
+            SdkTracerProvider::builder()
+                .with_span_processor(SimpleSpanProcessor::new(Discard))
+                .build()
+        } else {
+            SdkTracerProvider::builder()
+                .with_span_processor(BatchSpanProcessor::builder(Discard).build())
+                .build()
+        };
         let mp = SdkMeterProvider::builder()
             .with_reader(PeriodicReader::builder(InMemoryMetricExporter::default()).build())
             .build();
@@ -120,9 +131,9 @@ mod sdk {
             agent_kernel_otel::opentelemetry::metrics::noop::NoopMeterProvider::new();
         let telemetry = match pipeline {
             "sdk" => Telemetry::new(&tp, &mp),
-            "traces" => Telemetry::new(&tp, &noop_metrics),
+            "traces" | "simple" => Telemetry::new(&tp, &noop_metrics),
             "metrics" => Telemetry::new(&noop_traces, &mp),
-            other => panic!("pipeline: sdk, traces or metrics, not {other}"),
+            other => panic!("pipeline: sdk, traces, simple or metrics, not {other}"),
         };
         let hook = instrument_kernel_with(kernel, telemetry);
         Some((tp, mp, hook))

@@ -481,8 +481,8 @@ impl Kernel {
         name = "agent_kernel.policy.evaluate",
         attrs(
             capability_id = CapabilityLabels::of(&self.registry, &request.capability_id).capability_id(),
-            decision = deferred,
-            reason_category = deferred,
+            decision = |r| decision_label(r),
+            reason_category = |r| reason_category_label(r),
         ),
         metrics(counter(
             name = "agent_kernel.policy_denials",
@@ -499,11 +499,8 @@ impl Kernel {
         principal: &Principal,
         justification: &str,
     ) -> Result<crate::types::PolicyDecision> {
-        let decision = self
-            .policy
-            .evaluate(request, capability, principal, justification);
-        record_decision(&decision);
-        decision
+        self.policy
+            .evaluate(request, capability, principal, justification)
     }
 
     /// Evaluates the policy and, if it allows, issues a signed token.
@@ -862,8 +859,8 @@ impl Kernel {
         name = "agent_kernel.policy.evaluate",
         attrs(
             capability_id = CapabilityLabels::or_lookup(labels, &self.registry, &token.capability_id).capability_id(),
-            decision = deferred,
-            reason_category = deferred,
+            decision = |r| decision_label(r),
+            reason_category = |r| reason_category_label(r),
         ),
         metrics(counter(
             name = "agent_kernel.policy_denials",
@@ -883,9 +880,7 @@ impl Kernel {
         session_id: Option<&str>,
         labels: Option<CapabilityLabels<'_>>,
     ) -> Result<Authorization> {
-        let authorization = self.authorize_unobserved(token, principal, requested_mode, session_id);
-        record_decision(&authorization);
-        authorization
+        self.authorize_unobserved(token, principal, requested_mode, session_id)
     }
 
     fn authorize_unobserved(
@@ -970,11 +965,11 @@ impl Kernel {
         name = "agent_kernel.firewall.apply",
         attrs(
             response_mode = mode,
-            effective_response_mode = deferred,
-            rows_in = deferred,
-            rows_out = deferred,
-            redactions = deferred,
-            chars = deferred,
+            effective_response_mode = |out: &FirewallOutput| out.effective_mode,
+            rows_in = |out| out.stats.rows_in,
+            rows_out = |out| out.stats.rows_out,
+            redactions = |out| out.stats.redactions,
+            chars = |out| out.stats.chars,
         ),
     )]
     pub fn apply_firewall(
@@ -993,17 +988,7 @@ impl Kernel {
             is_admin,
             budgets: &self.budgets,
         };
-        let output = self.firewall.apply(&request);
-        if agent_kernel_otel::is_enabled() {
-            record_all(&[
-                ("effective_response_mode", &output.effective_mode),
-                ("rows_in", &output.stats.rows_in),
-                ("rows_out", &output.stats.rows_out),
-                ("redactions", &output.stats.redactions),
-                ("chars", &output.stats.chars),
-            ]);
-        }
-        output
+        self.firewall.apply(&request)
     }
 
     // ── Expansion and explanation ───────────────────────────────────────────
@@ -1219,25 +1204,20 @@ impl Kernel {
     }
 }
 
-/// Records the policy decision (and denial category) on the current
-/// `agent_kernel.policy.evaluate` span.
-fn record_decision<T>(outcome: &Result<T>) {
-    if !agent_kernel_otel::is_enabled() {
-        return;
-    }
-    match outcome {
-        Ok(_) => {
-            record("decision", AttrValue::Static("allow"));
-        }
-        Err(err) => {
-            let deny = AttrValue::Static("deny");
-            if let Some(category) = err.denial_category() {
-                record_all(&[("decision", &deny), ("reason_category", &category)]);
-            } else {
-                record("decision", deny);
-            }
-        }
-    }
+/// `decision` of an `agent_kernel.policy.evaluate` span, from its result.
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
+fn decision_label<T>(outcome: &Result<T>) -> AttrValue<'static> {
+    AttrValue::Static(if outcome.is_ok() { "allow" } else { "deny" })
+}
+
+/// `reason_category` of an `agent_kernel.policy.evaluate` span: the denial
+/// category of a denied evaluation (token errors have none).
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
+fn reason_category_label<T>(outcome: &Result<T>) -> Option<DenialCategory> {
+    outcome
+        .as_ref()
+        .err()
+        .and_then(KernelError::denial_category)
 }
 
 #[kernel_span(

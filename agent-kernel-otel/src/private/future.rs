@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::{ActiveSpan, Outcome};
+use super::ActiveSpan;
 
 pin_project_lite::pin_project! {
     /// An async body with its span: the span's context is attached to the
@@ -15,21 +15,23 @@ pin_project_lite::pin_project! {
         #[pin]
         fut: F,
         span: Option<ActiveSpan>,
-        classify: Option<C>,
+        finish: Option<C>,
     }
 }
 
 /// Wraps `fut`; with `span == None` (telemetry disabled) it only forwards polls.
+/// `finish` ends the span from the output (its outcome, and the attributes
+/// computed from the return value).
 #[inline]
-pub fn instrument<F, C>(span: Option<ActiveSpan>, fut: F, classify: C) -> Instrumented<F, C>
+pub fn instrument<F, C>(span: Option<ActiveSpan>, fut: F, finish: C) -> Instrumented<F, C>
 where
     F: Future,
-    C: FnOnce(&F::Output) -> Outcome,
+    C: FnOnce(&F::Output, ActiveSpan),
 {
     Instrumented {
         fut,
         span,
-        classify: Some(classify),
+        finish: Some(finish),
     }
 }
 
@@ -49,7 +51,7 @@ impl Drop for EndOnPanic<'_> {
 impl<F, C> Future for Instrumented<F, C>
 where
     F: Future,
-    C: FnOnce(&F::Output) -> Outcome,
+    C: FnOnce(&F::Output, ActiveSpan),
 {
     type Output = F::Output;
 
@@ -70,8 +72,8 @@ where
             }
         };
         if let Poll::Ready(out) = &poll {
-            if let (Some(span), Some(classify)) = (this.span.take(), this.classify.take()) {
-                span.finish(classify(out));
+            if let (Some(span), Some(finish)) = (this.span.take(), this.finish.take()) {
+                finish(out, span);
             }
         }
         poll

@@ -145,6 +145,8 @@ pub enum LabelSource {
     Attr(usize),
     /// The n-th deferred key of the site.
     Deferred(usize),
+    /// The n-th key computed from the return value.
+    Returned(usize),
     /// The built-in outcome label.
     Status,
 }
@@ -195,6 +197,8 @@ pub struct SiteDesc {
     pub kind: Kind,
     /// Deferred keys.
     pub deferred: &'static [DeferredKey],
+    /// Keys computed from the return value (`KEY = |out| expr`).
+    pub returned: &'static [DeferredKey],
     /// Metrics.
     pub metrics: &'static [MetricDesc],
 }
@@ -326,6 +330,34 @@ pub enum Outcome {
         /// Whether the metrics' `status` label is `denied` rather than `error`.
         denied: bool,
     },
+}
+
+/// One attribute value computed from the return value (`KEY = |out| expr`).
+pub struct ReturnedValue {
+    #[cfg(feature = "otel")]
+    pub(crate) value: Option<opentelemetry::Value>,
+}
+
+/// `f` applied to the return value, as a span attribute value. The closure's
+/// parameter type is deduced from `out`; the value may borrow from it.
+#[inline]
+pub fn returned<'a, R: ?Sized, T: ToAttrValue + 'a>(
+    out: &'a R,
+    f: impl FnOnce(&'a R) -> T,
+) -> ReturnedValue {
+    #[cfg(feature = "otel")]
+    {
+        ReturnedValue {
+            value: f(out)
+                .to_attr_value()
+                .map(crate::AttrValue::into_otel_shared),
+        }
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        let _ = (out, f);
+        ReturnedValue {}
+    }
 }
 
 /// The outcome of a function that does not return a `Result`.

@@ -1,6 +1,6 @@
 //! Starting and ending a kernel span.
 
-use super::{Attrs, Outcome, Site};
+use super::{Attrs, Outcome, ReturnedValue, Site};
 use crate::Telemetry;
 
 /// A started span that is not attached to the current thread (async bodies:
@@ -80,15 +80,22 @@ impl ActiveSpan {
     /// Ends the span with the body's outcome.
     #[inline]
     pub fn finish(self, outcome: Outcome) {
+        self.finish_with(outcome, &[]);
+    }
+
+    /// Ends the span with the body's outcome and the attributes computed
+    /// from its return value (the site's `returned` keys, in order).
+    #[inline]
+    pub fn finish_with(self, outcome: Outcome, returned: &[ReturnedValue]) {
         #[cfg(feature = "otel")]
         {
             let mut this = self;
             if let Some(live) = this.inner.take() {
-                live.end(imp::End::Returned(outcome));
+                live.end(imp::End::Returned(outcome), returned);
             }
         }
         #[cfg(not(feature = "otel"))]
-        let _ = (self, outcome);
+        let _ = (self, outcome, returned);
     }
 
     /// Ends the span as a panic (the caller keeps unwinding).
@@ -97,7 +104,7 @@ impl ActiveSpan {
         {
             let mut this = self;
             if let Some(live) = this.inner.take() {
-                live.end(imp::End::Panicked);
+                live.end(imp::End::Panicked, &[]);
             }
         }
     }
@@ -121,14 +128,21 @@ impl SyncSpan {
     /// Detaches the span from the thread and ends it with the body's outcome.
     #[inline]
     pub fn finish(self, outcome: Outcome) {
+        self.finish_with(outcome, &[]);
+    }
+
+    /// Detaches the span from the thread and ends it with the body's outcome
+    /// and the attributes computed from its return value.
+    #[inline]
+    pub fn finish_with(self, outcome: Outcome, returned: &[ReturnedValue]) {
         #[cfg(feature = "otel")]
         {
             let SyncSpan { guard, span } = self;
             drop(guard);
-            span.finish(outcome);
+            span.finish_with(outcome, returned);
         }
         #[cfg(not(feature = "otel"))]
-        self.span.finish(outcome);
+        self.span.finish_with(outcome, returned);
     }
 }
 
@@ -144,7 +158,7 @@ impl Drop for ActiveSpan {
                     imp::OnDrop::Cancelled => imp::End::Cancelled,
                 }
             };
-            live.end(end);
+            live.end(end, &[]);
         }
     }
 }
@@ -162,8 +176,8 @@ mod imp {
     use opentelemetry::{Context, Key, KeyValue, Value};
 
     use super::super::{
-        Attrs, DeferredKey, Kind, LabelSource, MetricDesc, MetricKind, Outcome, Site,
-        Status as Label,
+        Attrs, DeferredKey, Kind, LabelSource, MetricDesc, MetricKind, Outcome, ReturnedValue,
+        Site, Status as Label,
     };
     use crate::Telemetry;
     use crate::telemetry::Bound;
@@ -356,22 +370,34 @@ mod imp {
             }
         }
 
-        pub(super) fn end(self, end: End) {
+        pub(super) fn end(self, end: End, returned: &[ReturnedValue]) {
             let span = self.cx.span();
             let deferred: Vec<Option<Value>> = match &self.slot {
                 Some(slot) => {
-                    let values = std::mem::take(
-                        &mut *slot.values.lock().unwrap_or_else(PoisonError::into_inner),
-                    );
-                    // One lock of the span for all of them.
-                    span.set_attributes(slot.keys.iter().zip(&values).filter_map(|(k, v)| {
-                        v.as_ref()
-                            .map(|v| KeyValue::new(Key::from_static_str(k.span_key), v.clone()))
-                    }));
-                    values
+                    std::mem::take(&mut *slot.values.lock().unwrap_or_else(PoisonError::into_inner))
                 }
                 None => Vec::new(),
             };
+            if !deferred.is_empty() || !returned.is_empty() {
+                // One lock of the span for all of them.
+                let slot_keys = self.slot.as_ref().map_or(&[][..], |s| s.keys);
+                let deferred_attrs = slot_keys.iter().zip(&deferred).filter_map(|(k, v)| {
+                    v.as_ref()
+                        .map(|v| KeyValue::new(Key::from_static_str(k.span_key), v.clone()))
+                });
+                let returned_attrs =
+                    self.site
+                        .desc
+                        .returned
+                        .iter()
+                        .zip(returned)
+                        .filter_map(|(k, v)| {
+                            v.value
+                                .as_ref()
+                                .map(|v| KeyValue::new(Key::from_static_str(k.span_key), v.clone()))
+                        });
+                span.set_attributes(deferred_attrs.chain(returned_attrs));
+            }
             let status = match &end {
                 End::Returned(Outcome::Success) => Label::Success,
                 End::Returned(Outcome::Failure {
@@ -404,7 +430,7 @@ mod imp {
             let elapsed = started.elapsed();
             let instruments = self.site.instruments(bound);
             #[cfg(feature = "bound-instruments")]
-            if self.record_bound(&instruments, status, &deferred, elapsed) {
+            if self.record_bound(&instruments, status, &deferred, returned, elapsed) {
                 return;
             }
             let mut labels: Vec<KeyValue> = Vec::new();
@@ -412,7 +438,7 @@ mod imp {
                 if !desc.when.matches(status) {
                     continue;
                 }
-                self.metric_labels(desc, status, &deferred, &mut labels);
+                self.metric_labels(desc, status, &deferred, returned, &mut labels);
                 match (inst, desc.kind) {
                     (Instrument::Counter(c), _) => c.add(1, &labels),
                     (Instrument::Histogram(h), kind) => {
@@ -428,6 +454,7 @@ mod imp {
             desc: &MetricDesc,
             status: Label,
             deferred: &[Option<Value>],
+            returned: &[ReturnedValue],
             out: &mut Vec<KeyValue>,
         ) {
             out.clear();
@@ -436,6 +463,7 @@ mod imp {
                     LabelSource::Status => Some(Value::from(status.as_str())),
                     LabelSource::Attr(i) => self.labels.get(i).cloned().flatten(),
                     LabelSource::Deferred(i) => deferred.get(i).cloned().flatten(),
+                    LabelSource::Returned(i) => returned.get(i).and_then(|r| r.value.clone()),
                 };
                 if let Some(value) = value {
                     out.push(KeyValue::new(Key::from_static_str(label.key), value));
@@ -451,6 +479,7 @@ mod imp {
             instruments: &SiteInstruments,
             status: Label,
             deferred: &[Option<Value>],
+            returned: &[ReturnedValue],
             elapsed: std::time::Duration,
         ) -> bool {
             use crate::private::bound::{Handle, MAX_VALUES};
@@ -464,6 +493,7 @@ mod imp {
                     LabelSource::Status => continue,
                     LabelSource::Attr(i) => self.labels.get(i).and_then(Option::as_ref),
                     LabelSource::Deferred(i) => deferred.get(i).and_then(Option::as_ref),
+                    LabelSource::Returned(i) => returned.get(i).and_then(|r| r.value.as_ref()),
                 };
                 if sources
                     .get(..n)
@@ -488,7 +518,7 @@ mod imp {
                         if !desc.when.matches(status) {
                             return None;
                         }
-                        self.metric_labels(desc, status, deferred, &mut labels);
+                        self.metric_labels(desc, status, deferred, returned, &mut labels);
                         Some(match inst {
                             Instrument::Counter(c) => Handle::Counter(c.bind(&labels)),
                             Instrument::Histogram(h) => Handle::Histogram(h.bind(&labels)),
@@ -566,6 +596,7 @@ mod imp {
             name: "test.bound",
             kind: Kind::Internal,
             deferred: &[],
+            returned: &[],
             metrics: &[
                 MetricDesc {
                     name: "test.calls",
