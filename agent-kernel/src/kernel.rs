@@ -880,16 +880,6 @@ impl Kernel {
         session_id: Option<&str>,
         labels: Option<CapabilityLabels<'_>>,
     ) -> Result<Authorization> {
-        self.authorize_unobserved(token, principal, requested_mode, session_id)
-    }
-
-    fn authorize_unobserved(
-        &self,
-        token: &CapabilityToken,
-        principal: &Principal,
-        requested_mode: ResponseMode,
-        session_id: Option<&str>,
-    ) -> Result<Authorization> {
         self.tokens
             .verify(token, &principal.principal_id, &token.capability_id)?;
         let capability = Arc::clone(self.registry.get(&token.capability_id)?);
