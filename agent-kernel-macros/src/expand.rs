@@ -228,9 +228,15 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
     };
     // The attributes computed from the return value `out` (a reference).
     let returned_values = |out: TokenStream| {
-        let values = returned
-            .iter()
-            .map(|(_, closure)| quote_spanned!(closure.span()=> #rt::returned(#out, #closure)));
+        // The grammar needs a closure (a bare path is a parameter), so
+        // `|r| f(r)` must not be linted as a redundant closure.
+        let values = returned.iter().map(|(_, closure)| {
+            quote_spanned! {closure.span()=> {
+                #[allow(clippy::redundant_closure)]
+                let __ak_v = #rt::returned(#out, #closure);
+                __ak_v
+            }}
+        });
         quote!(&[#(#values),*])
     };
     let outcome_of = |out: TokenStream| {
