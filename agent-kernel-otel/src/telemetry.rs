@@ -2,6 +2,8 @@
 
 #[cfg(feature = "otel")]
 pub(crate) use imp::{Bound, Repr, scope};
+#[cfg(feature = "setup")]
+pub(crate) use imp::{ContextTracer, pin_global};
 
 /// A binding to a tracer and a meter: which providers the spans and metrics of
 /// one kernel go to. Cheap to clone (an enum around an `Arc`).
@@ -218,6 +220,20 @@ mod imp {
             }
         });
         bound
+    }
+
+    /// Pins the global binding of the current generation to `tracer` and
+    /// `meter`: what `setup` has just installed as the OpenTelemetry globals,
+    /// held directly rather than through the global API's boxed wrappers (one
+    /// allocation and two dynamic calls fewer per span). The next
+    /// [`enable`](crate::enable) moves to a new generation, which reads the
+    /// globals again, so an application that replaces them afterwards (and
+    /// calls `enable`, as it must) is followed as before.
+    #[cfg(feature = "setup")]
+    pub(crate) fn pin_global(tracer: Box<dyn ContextTracer>, meter: Meter) {
+        let generation = switch::global_generation();
+        let bound = Arc::new(Bound::new(tracer, meter));
+        *GLOBAL.lock().unwrap_or_else(PoisonError::into_inner) = Some((generation, bound));
     }
 
     impl Telemetry {

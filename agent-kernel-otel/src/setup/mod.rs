@@ -209,6 +209,21 @@ pub fn init(config: TelemetryConfig) -> Result<TelemetryGuard, SetupError> {
     let enabled = tracer_provider.is_some() || meter_provider.is_some();
     if enabled {
         set_runtime_enabled(true);
+        // The global binding uses these providers directly (a thread that
+        // resolved the globals between `enable` and this keeps the API's
+        // wrappers of the same providers until the next `enable`).
+        use opentelemetry::metrics::MeterProvider as _;
+        use opentelemetry::trace::TracerProvider as _;
+        let scope = crate::telemetry::scope();
+        let tracer: Box<dyn crate::telemetry::ContextTracer> = match &tracer_provider {
+            Some(p) => Box::new(p.tracer_with_scope(scope.clone())),
+            None => Box::new(global::tracer_with_scope(scope.clone())),
+        };
+        let meter = match &meter_provider {
+            Some(p) => p.meter_with_scope(scope),
+            None => global::meter_with_scope(scope),
+        };
+        crate::telemetry::pin_global(tracer, meter);
     }
 
     Ok(TelemetryGuard {
