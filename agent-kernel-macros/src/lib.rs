@@ -253,7 +253,12 @@ mod tests {
     }
 
     fn pass_cases() -> Vec<std::path::PathBuf> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui/pass");
+        // The run-time variable (set by cargo and nextest) first: a test
+        // binary reused from another checkout's build would otherwise look in
+        // that checkout.
+        let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+        let dir = Path::new(&manifest_dir).join("../tests/ui/pass");
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .expect("tests/ui/pass exists")
             .map(|e| e.expect("dir entry").path())

@@ -16,7 +16,11 @@ mod kernel_checks;
 use std::path::{Path, PathBuf};
 
 fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+    // The run-time variable first (a binary reused from another checkout's
+    // build would look in that checkout).
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    let dir = Path::new(&manifest_dir)
         .join("../fuzz")
         .join(kind)
         .join(target);

@@ -173,6 +173,12 @@ const PHONE_RE: &str = concat!(
     r"|\+\d{1,3}(?:-\d{3}-|\.\d{3}\.|\s\d{3}\s)\d{4})",
     r"($|[^\d./]|\.(?:$|\s))",
 );
+/// A UUID (8-4-4-4-12 hex digits). Its digit groups can take the shape of
+/// a phone number (`…-a923-6494108e21ac`) or, for the nil UUID, of a card
+/// number, but a UUID is an identifier: the digit passes (phone, card, SSN)
+/// leave UUIDs whole.
+const UUID_RE: &str =
+    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b";
 const CARD_RE: &str = r"\b(?:\d[ \-]?){13,19}\b";
 const SSN_RE: &str = r"\b\d{3}[\- ]\d{2}[\- ]\d{4}\b";
 const BEARER_RE: &str = r"(?i)Bearer\s+[A-Za-z0-9\-._~+/]+=*";
@@ -196,6 +202,7 @@ const CONN_STR_RE: &str = r"([a-zA-Z][a-zA-Z0-9+\-.]*://)[^:@/\s]+:[^/\s]+@";
 pub(crate) struct Patterns {
     email: Option<Regex>,
     phone: Option<Regex>,
+    uuid: Option<Regex>,
     card: Option<Regex>,
     ssn: Option<Regex>,
     bearer: Option<Regex>,
@@ -212,6 +219,7 @@ impl Patterns {
         Self {
             email: re(EMAIL_RE),
             phone: re(PHONE_RE),
+            uuid: re(UUID_RE),
             card: re(CARD_RE),
             ssn: re(SSN_RE),
             bearer: re(BEARER_RE),
@@ -227,6 +235,7 @@ impl Patterns {
         [
             &self.email,
             &self.phone,
+            &self.uuid,
             &self.card,
             &self.ssn,
             &self.bearer,
@@ -297,8 +306,16 @@ impl Patterns {
             // Fail closed.
             return (text != REDACTED).then(|| REDACTED.to_owned());
         };
+        let uuids = || uuid_spans(self.uuid.as_ref(), text);
         let replaced = match kind {
-            PatternKind::Phone => return replace_phones(regex, text),
+            PatternKind::Phone => return replace_phones(regex, &uuids(), text),
+            PatternKind::CardNumber | PatternKind::Ssn => {
+                let uuids = uuids();
+                if !uuids.is_empty() {
+                    return replace_outside(regex, &uuids, text);
+                }
+                regex.replace_all(text, NoExpand(REDACTED))
+            }
             PatternKind::ApiKey => regex.replace_all(text, |caps: &Captures<'_>| {
                 let name = caps.get(1).or_else(|| caps.get(2));
                 format!("{}{REDACTED}", name.map_or("", |m| m.as_str()))
@@ -321,8 +338,10 @@ impl Patterns {
 /// resumes one character later, as a backtracking engine would). The end of
 /// the previous replacement is a boundary: what precedes the match there is
 /// the `]` of [`REDACTED`], not the original text's last digit, so adjacent
-/// numbers (`+1-555-123-4567(020) 7946-0958`) all go in one pass.
-fn replace_phones(regex: &Regex, text: &str) -> Option<String> {
+/// numbers (`+1-555-123-4567(020) 7946-0958`) all go in one pass. A match
+/// that overlaps a UUID is not a phone number (the search resumes one
+/// character later, as for the look-behind).
+fn replace_phones(regex: &Regex, uuids: &[(usize, usize)], text: &str) -> Option<String> {
     let mut locs = regex.capture_locations();
     let mut out: Option<String> = None;
     let mut copied = 0; // bytes of `text` already handled
@@ -334,7 +353,9 @@ fn replace_phones(regex: &Regex, text: &str) -> Option<String> {
         let start = m.start();
         let after_replacement = out.is_some() && start == copied;
         let before = text.get(..start).and_then(|s| s.chars().next_back());
-        if !after_replacement && before.is_some_and(|c| c.is_ascii_digit() || c == '.' || c == '/')
+        if overlaps(uuids, start, m.end())
+            || !after_replacement
+                && before.is_some_and(|c| c.is_ascii_digit() || c == '.' || c == '/')
         {
             // Look-behind failed here; try from the next character.
             let step = text
@@ -352,6 +373,52 @@ fn replace_phones(regex: &Regex, text: &str) -> Option<String> {
         buf.push_str(REDACTED);
         copied = end;
         at = end;
+    }
+    let mut buf = out?;
+    buf.push_str(text.get(copied..).unwrap_or_default());
+    Some(buf)
+}
+
+/// The byte spans of the UUIDs in `text` (only texts with the four hyphens of
+/// one are searched).
+fn uuid_spans(uuid: Option<&Regex>, text: &str) -> Vec<(usize, usize)> {
+    match uuid {
+        Some(uuid) if text.bytes().filter(|&b| b == b'-').nth(3).is_some() => {
+            uuid.find_iter(text).map(|m| (m.start(), m.end())).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Whether `start..end` overlaps one of `spans`.
+fn overlaps(spans: &[(usize, usize)], start: usize, end: usize) -> bool {
+    spans.iter().any(|&(s, e)| start < e && end > s)
+}
+
+/// `regex`'s matches replaced by [`REDACTED`], except those that overlap
+/// one of `keep` (the search resumes one character after such a match's
+/// start); `None` when nothing was replaced.
+fn replace_outside(regex: &Regex, keep: &[(usize, usize)], text: &str) -> Option<String> {
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut at = 0;
+    while at <= text.len() {
+        let Some(m) = regex.find_at(text, at) else {
+            break;
+        };
+        let step = text
+            .get(m.start()..)
+            .and_then(|s| s.chars().next())
+            .map_or(1, char::len_utf8);
+        if overlaps(keep, m.start(), m.end()) || m.is_empty() {
+            at = m.start() + step;
+            continue;
+        }
+        let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
+        buf.push_str(text.get(copied..m.start()).unwrap_or_default());
+        buf.push_str(REDACTED);
+        copied = m.end();
+        at = m.end();
     }
     let mut buf = out?;
     buf.push_str(text.get(copied..).unwrap_or_default());

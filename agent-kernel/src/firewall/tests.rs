@@ -1400,7 +1400,54 @@ fn any_mode() -> impl Strategy<Value = ResponseMode> {
     ]
 }
 
+#[test]
+fn uuids_are_not_phone_numbers() {
+    // Its digit groups have a phone number's shape (`923-6494108`), but the
+    // whole token is an identifier: it comes back unchanged.
+    for id in [
+        "1b4e28ba-2fa1-11d2-a923-6494108e21ac",
+        "123e4567-e89b-12d3-a456-426614174000",
+        "00000000-0000-0000-0000-000000000000",
+    ] {
+        assert_eq!(scrub(id), id);
+        assert_eq!(
+            scrub(&format!("order {id} shipped")),
+            format!("order {id} shipped")
+        );
+        assert_eq!(kinds(id), PatternSet::EMPTY, "{id}");
+    }
+}
+
+#[test]
+fn a_phone_next_to_a_uuid_is_still_redacted() {
+    let id = "1b4e28ba-2fa1-11d2-a923-6494108e21ac";
+    for (text, kept) in [
+        (
+            format!("{id} call +1-555-123-4567"),
+            format!("{id} call {REDACTED}"),
+        ),
+        (
+            format!("call +1-555-123-4567, ref {id}"),
+            format!("call {REDACTED}, ref {id}"),
+        ),
+        (format!("{id},555-123-4567"), format!("{id},{REDACTED}")),
+    ] {
+        assert_eq!(scrub(&text), kept);
+    }
+    // Not a UUID (a group too short): the phone-shaped part goes.
+    assert!(scrub("1b4e28ba-2fa1-11d2-a923-6494108e21").contains(REDACTED));
+}
+
 proptest! {
+    #[test]
+    fn uuids_survive_redaction(bytes in proptest::array::uniform16(any::<u8>()), upper in any::<bool>()) {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let id = format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]);
+        let id = if upper { id.to_uppercase() } else { id };
+        let text = format!("id={id} and {id}.");
+        prop_assert_eq!(Redactor::new().redact_str(&text), text.as_str());
+    }
+
 
     #[test]
     fn secrets_never_survive_redact_str((text, core) in text_with_secret()) {
