@@ -360,12 +360,6 @@ pub fn returned<'a, R: ?Sized, T: ToAttrValue + 'a>(
     }
 }
 
-/// The outcome of a function that does not return a `Result`.
-#[inline(always)]
-pub fn success<T: ?Sized>(_: &T) -> Outcome {
-    Outcome::Success
-}
-
 /// Wraps an error for the `SpanError`-or-fallback method lookup
 /// (`(&ErrRef(e)).__ak_outcome()` picks [`ViaSpanError`] when the error type
 /// implements [`SpanError`], [`ViaFallback`] otherwise).
