@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: the README's test command, and CI's.
 #
+#   0. cargo-nextest, installed (`cargo install cargo-nextest --locked`) when
+#      the machine does not have it
 #   1. unit, integration and UI tests without features, then with --all-features,
 #      then the telemetry suites with `otel` alone (metrics through the plain
 #      API path; --all-features takes the pre-bound SDK instrument path)
-#   2. doctests (nextest does not run them)
+#   2. doctests (nextest does not run them); the fuzz crate's replay of every
+#      fuzz target's stored inputs (its own workspace, so step 1 misses it)
 #   3. end-to-end tests against real backends: scripts/backends.sh starts
 #      Phoenix and Prometheus (installing them when missing), then every
 #      ignored test in a test binary named e2e_* runs with AGENT_KERNEL_E2E=1
@@ -23,8 +26,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 STARTED=$SECONDS
 step() { printf '\n== [%ss] %s\n' "$((SECONDS - STARTED))" "$*"; }
 
-command -v cargo-nextest >/dev/null \
-    || { echo "cargo-nextest is missing: cargo install cargo-nextest --locked" >&2; exit 1; }
+# A clone needs nothing installed by hand: without cargo-nextest the script
+# installs it (a few minutes of compiling, once per machine). cargo finds
+# subcommands in $CARGO_HOME/bin; the PATH line makes a custom install root
+# work too.
+export PATH="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin:$PATH"
+if ! cargo nextest --version >/dev/null 2>&1; then
+    step "installing cargo-nextest (not on this machine)"
+    cargo install cargo-nextest --locked
+fi
 
 step "tests, default features"
 cargo nextest run --workspace
@@ -51,6 +61,10 @@ cargo test --workspace --doc
 
 step "doctests, all features"
 cargo test --workspace --doc --all-features
+
+step "fuzz targets: every stored input replayed (fuzz/, its own workspace)"
+# The workspace's target directory, so the dependencies both share are built once.
+cargo test --manifest-path fuzz/Cargo.toml --lib --target-dir "${CARGO_TARGET_DIR:-target}"
 
 step "soak: 1 000 000 invokes, resident memory flat (release)"
 # Ignored by default (long); prints VmRSS after warm-up and at the end.

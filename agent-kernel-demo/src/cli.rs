@@ -33,7 +33,7 @@ pub struct DemoArgs {
     pub metrics_addr: Option<SocketAddr>,
     /// `--hold-secs S`: keep serving for S seconds after the session.
     pub hold_secs: u64,
-    /// `--data PATH`: the billing invoices (default: `shared/bench`).
+    /// `--data PATH`: the billing invoices (default: the repository's `data/`).
     pub data: Option<PathBuf>,
     /// `--remote-tool URL`: use a running `tool-server` instead of the
     /// in-process one.
@@ -70,7 +70,7 @@ OPTIONS:
                             the address is printed as `METRICS http://HOST:PORT/metrics`)
     --hold-secs S           keep serving /metrics for S seconds after the session
     --data PATH             the billing invoices
-                            [default: <repo>/../shared/bench/billing_invoices.json]
+                            [default: <repo>/data/billing_invoices.json]
     --remote-tool URL       base URL of a running `tool-server` (else one is started
                             in-process on 127.0.0.1)
     --verbose               print every repetition in full (default: only the first)
@@ -119,7 +119,7 @@ USAGE:
 OPTIONS:
     --addr HOST:PORT    listen address [default: 127.0.0.1:0, any free port]
     --data PATH         the billing invoices
-                        [default: <repo>/../shared/bench/billing_invoices.json]
+                        [default: <repo>/data/billing_invoices.json]
     -h, --help          print this help
     -V, --version       print the version
 

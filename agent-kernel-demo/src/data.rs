@@ -1,4 +1,4 @@
-//! The billing data set of `shared/bench/billing_invoices.json`: loading,
+//! The billing data set of the workspace's `data/billing_invoices.json`: loading,
 //! validation, and the queries the billing tools answer.
 
 use std::collections::BTreeMap;
@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::InputError;
 
-/// The file name of the billing data in `shared/bench`.
+/// The file name of the billing data in the workspace's `data/` folder.
 pub const DATA_FILE: &str = "billing_invoices.json";
 
 /// The fields every invoice row must have, with their JSON types.
@@ -39,13 +39,11 @@ enum Kind {
 }
 
 /// Where the data is looked for when `--data` is not given:
-/// `<this crate>/../../shared/bench/billing_invoices.json`.
+/// `<workspace>/data/billing_invoices.json`, the copy the repository carries.
 pub fn default_data_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
-        .join("..")
-        .join("shared")
-        .join("bench")
+        .join("data")
         .join(DATA_FILE)
 }
 
@@ -66,7 +64,7 @@ impl BillingData {
     pub fn load(path: &Path) -> Result<Self, InputError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             InputError::new(format!(
-                "cannot read the billing data at {}: {e}\n  (pass --data PATH; the file is shared/bench/{DATA_FILE} of the project)",
+                "cannot read the billing data at {}: {e}\n  (pass --data PATH; the repository carries the file as data/{DATA_FILE})",
                 path.display()
             ))
         })?;
@@ -356,11 +354,8 @@ mod tests {
     }
 
     #[test]
-    fn the_shared_file_loads() {
-        let path = default_data_path();
-        if path.exists() {
-            let d = BillingData::load(&path).unwrap();
-            assert_eq!(d.len(), 200);
-        }
+    fn the_repository_data_loads() {
+        let d = BillingData::load(&default_data_path()).unwrap();
+        assert_eq!(d.len(), 200);
     }
 }

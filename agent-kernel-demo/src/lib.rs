@@ -7,7 +7,7 @@
 //! - `tool-server` serves the billing tool over HTTP ([`tool_server`]) for the
 //!   two-process trace (the demo's `--remote-tool URL`).
 //!
-//! Both read the billing data of `shared/bench/billing_invoices.json`
+//! Both read the billing data of `data/billing_invoices.json`
 //! ([`data`]) and set telemetry up from the standard `OTEL_*` variables
 //! through `agent_kernel_otel::setup`.
 #![forbid(unsafe_code)]

@@ -1,4 +1,5 @@
-//! Kernel benchmarks on the shared workload (`../shared/bench/README.md`):
+//! Kernel benchmarks on the billing workload (`docs/benchmarks.md`, data in
+//! `data/billing_invoices.json`):
 //! `billing.list_invoices` (READ, PII, 6 allowed fields) served by an in-memory
 //! driver returning the same 200 invoices (shared, not copied), principal
 //! `analyst-001` (reader, tenant acme), READ limit raised out of the way.
@@ -29,15 +30,13 @@ fn dataset() -> Arc<Value> {
     let path: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
         "..",
-        "..",
-        "shared",
-        "bench",
+        "data",
         "billing_invoices.json",
     ]
     .iter()
     .collect();
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("benchmark data missing: cannot read {} ({e}); it must sit at ../shared/bench/ beside the repository", path.display())
+        panic!("benchmark data missing: cannot read {} ({e}); it is part of the repository (data/)", path.display())
     });
     let data: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));

@@ -5,8 +5,10 @@
 //!   included by `agent-kernel/tests/fuzz_regressions.rs`).
 //! - [`macro_args`]: the `#[kernel_span]` argument parser, validator and code
 //!   generator, compiled here from the macro crate's own sources.
+//! - [`replay`]: the stored inputs of a target, replayed as a test.
 
 pub mod kernel_checks;
+pub mod replay;
 
 // The proc-macro crate cannot be linked as a library, so its modules are
 // compiled into this crate from their source files, unchanged. They refer to
@@ -306,34 +308,42 @@ fn check_macro(attr: TokenStream, item_src: &str) {
 
 #[cfg(test)]
 mod tests {
-    //! Replays the stored inputs of the `macro_args` target (the kernel
-    //! targets' inputs are replayed by `agent-kernel/tests/fuzz_regressions.rs`).
+    //! Replays the stored inputs of all five targets, built as the fuzz
+    //! targets are (this crate's features). The kernel targets are replayed
+    //! again against the workspace's features by
+    //! `agent-kernel/tests/fuzz_regressions.rs`; `macro_args` only here, as
+    //! the macro's modules cannot be linked from the workspace.
     use std::path::Path;
 
-    fn replay(dir: &str) -> usize {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return 0;
-        };
-        let mut n = 0;
-        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for path in paths.into_iter().filter(|p| p.is_file()) {
-            let data = std::fs::read(&path).expect("readable input");
-            let result = std::panic::catch_unwind(|| super::macro_args(&data));
-            assert!(result.is_ok(), "{} fails", path.display());
-            n += 1;
-        }
-        n
+    use crate::replay::replay;
+
+    fn fuzz_dir() -> &'static Path {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
     }
 
     #[test]
-    fn macro_args_regressions_and_corpus_replay() {
-        replay("regressions/macro_args");
-        assert!(
-            replay("corpus/macro_args") > 0,
-            "the macro_args corpus is empty"
-        );
+    fn token_inputs_replay() {
+        replay(fuzz_dir(), "token", crate::kernel_checks::token);
+    }
+
+    #[test]
+    fn redaction_inputs_replay() {
+        replay(fuzz_dir(), "redaction", crate::kernel_checks::redaction);
+    }
+
+    #[test]
+    fn firewall_inputs_replay() {
+        replay(fuzz_dir(), "firewall", crate::kernel_checks::firewall);
+    }
+
+    #[test]
+    fn expand_inputs_replay() {
+        replay(fuzz_dir(), "expand", crate::kernel_checks::expand);
+    }
+
+    #[test]
+    fn macro_args_inputs_replay() {
+        replay(fuzz_dir(), "macro_args", super::macro_args);
     }
 }
 

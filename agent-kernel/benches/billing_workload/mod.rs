@@ -1,9 +1,9 @@
-//! The shared benchmark workloads (`../shared/bench/README.md`), for
+//! The benchmark workloads (the project's benchmark workload, `docs/benchmarks.md`), for
 //! `benches/instrumented.rs` and `examples/invoke_loop.rs`:
 //!
 //! - **billing**: `billing.list_invoices` (READ, PII, 6 allowed fields) served
 //!   by an in-memory `billing` driver returning the same 200 invoices of
-//!   `shared/bench/billing_invoices.json` (an `Arc`, shared, not copied),
+//!   `data/billing_invoices.json` (an `Arc`, shared, not copied),
 //!   principal `analyst-001` (reader, tenant acme), READ limit raised out of
 //!   the way — the set-up of `benches/kernel.rs`;
 //! - **minimal**: `notes.get` (READ, no sensitivity) whose driver returns one
@@ -68,21 +68,19 @@ impl Workload {
     }
 }
 
-/// The 200 invoices of `shared/bench/billing_invoices.json`.
+/// The 200 invoices of the workspace's `data/billing_invoices.json`.
 pub fn dataset() -> Arc<Value> {
     let path: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
         "..",
-        "..",
-        "shared",
-        "bench",
+        "data",
         "billing_invoices.json",
     ]
     .iter()
     .collect();
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "benchmark data missing: cannot read {} ({e}); it must sit at ../shared/bench/ beside the repository",
+            "benchmark data missing: cannot read {} ({e}); it is part of the repository (data/)",
             path.display()
         )
     });

@@ -46,37 +46,14 @@ fn scrub(text: &str) -> String {
     Redactor::new().redact_str(text).into_owned()
 }
 
+/// The 200 invoices of the workspace's `data/billing_invoices.json`.
 fn billing() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/bench/billing_invoices.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/billing_invoices.json");
     let text = std::fs::read_to_string(path)
-        .or_else(|_| std::fs::read_to_string("/work/shared/bench/billing_invoices.json"));
-    match text {
-        Ok(text) => serde_json::from_str(&text).unwrap(),
-        // A small stand-in with the same shape when the shared data is not around.
-        Err(_) => Value::Array(
-            (1..=200)
-                .map(|i| {
-                    let names = ["Bob Smith", "Alice Lee", "Dave Brown"];
-                    let currencies = ["USD", "EUR", "GBP"];
-                    let statuses = ["paid", "unpaid", "overdue"];
-                    json!({
-                        "id": format!("INV-{i:04}"),
-                        "customer_name": names[i % 3],
-                        "email": format!("user{i}@example.com"),
-                        "phone": format!("+1-555-{:04}", 1000 + i),
-                        "amount": f64::from(u32::try_from(i).unwrap()) * 10.5,
-                        "currency": currencies[i % 3],
-                        "status": statuses[i % 3],
-                        "date": format!("2023-11-{:02}", 1 + i % 28),
-                        "line_items": [{"description": "Item 1", "qty": 1, "unit_price": 2.5}],
-                    })
-                })
-                .collect(),
-        ),
-    }
+        .unwrap_or_else(|e| panic!("the billing data must be in the repository: {path}: {e}"));
+    let data: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(data.as_array().map(Vec::len), Some(200), "{path}");
+    data
 }
 
 const ALLOWED: [&str; 6] = [
