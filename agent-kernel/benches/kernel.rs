@@ -36,7 +36,10 @@ fn dataset() -> Arc<Value> {
     .iter()
     .collect();
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("benchmark data missing: cannot read {} ({e}); it is part of the repository (data/)", path.display())
+        panic!(
+            "benchmark data missing: cannot read {} ({e}); it is part of the repository (data/)",
+            path.display()
+        )
     });
     let data: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));

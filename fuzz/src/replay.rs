@@ -19,8 +19,12 @@ use std::path::{Path, PathBuf};
 /// When the folder cannot be read.
 pub fn inputs(fuzz_dir: &Path, kind: &str, target: &str) -> Vec<PathBuf> {
     let dir = fuzz_dir.join(kind).join(target);
-    let entries = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read the stored fuzz inputs in {}: {e}", dir.display()));
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "cannot read the stored fuzz inputs in {}: {e}",
+            dir.display()
+        )
+    });
     let mut paths: Vec<PathBuf> = entries
         .map(|e| {
             e.unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
@@ -49,12 +53,15 @@ pub fn replay(fuzz_dir: &Path, target: &str, check: impl Fn(&[u8]) + RefUnwindSa
     assert!(!corpus.is_empty(), "fuzz/corpus/{target} is empty");
     let mut failures = Vec::new();
     for path in regressions.iter().chain(&corpus) {
-        let data = std::fs::read(path)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let data =
+            std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         if catch_unwind(|| check(&data)).is_err() {
             failures.push(path.display().to_string());
         }
     }
-    assert!(failures.is_empty(), "{target}: failing inputs: {failures:#?}");
+    assert!(
+        failures.is_empty(),
+        "{target}: failing inputs: {failures:#?}"
+    );
     regressions.len() + corpus.len()
 }
