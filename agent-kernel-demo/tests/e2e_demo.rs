@@ -645,27 +645,35 @@ fn e2e_demo_metrics_in_prometheus() {
         "the demo's own counts = the script's"
     );
 
-    let mut denials: BTreeMap<Vec<String>, f64> = BTreeMap::new();
-    for (cap, category, stage, n) in DENIALS_PER_REPETITION {
-        if stage == "invoke" || GRANT_DENIALS_ARE_COUNTED {
-            *denials.entry(key(&[cap, category])).or_default() += (n * REPETITIONS) as f64;
-        }
-    }
-    let mut reported_denials: BTreeMap<Vec<String>, f64> = BTreeMap::new();
-    for r in summary["policy_denials"].as_array().unwrap() {
-        if r["stage"] == "invoke" || GRANT_DENIALS_ARE_COUNTED {
-            *reported_denials
-                .entry(key(&[
+    let script_denials: BTreeMap<Vec<String>, f64> = DENIALS_PER_REPETITION
+        .iter()
+        .map(|(cap, category, stage, n)| (key(&[cap, category, stage]), (n * REPETITIONS) as f64))
+        .collect();
+    let reported_denials: BTreeMap<Vec<String>, f64> = summary["policy_denials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                key(&[
                     r["capability_id"].as_str().unwrap(),
                     r["reason_category"].as_str().unwrap(),
-                ]))
-                .or_default() += r["count"].as_f64().unwrap();
-        }
-    }
+                    r["stage"].as_str().unwrap(),
+                ]),
+                r["count"].as_f64().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
-        reported_denials, denials,
+        reported_denials, script_denials,
         "the demo's own denials = the script's"
     );
+    // `agent_kernel.policy_denials` counts every policy denial, at grant and
+    // at invoke (docs/telemetry.md): per (capability, category), both stages.
+    let mut denials: BTreeMap<Vec<String>, f64> = BTreeMap::new();
+    for (cap, category, _stage, n) in DENIALS_PER_REPETITION {
+        *denials.entry(key(&[cap, category])).or_default() += (n * REPETITIONS) as f64;
+    }
 
     // Prometheus: the same numbers, with the contract's label sets.
     let q = |metric: &str| format!(r#"{metric}{{e2e_run="{run}"}}"#);

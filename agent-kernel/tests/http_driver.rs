@@ -253,7 +253,10 @@ async fn timeouts_transport_errors_bad_json_and_unknown_operations() {
     let d = HttpDriver::new("http")
         .unwrap()
         .with_endpoint("cap.http", endpoint("GET", addr, "/items"));
-    assert!(run(&d, json!({})).await.is_ok());
+    let r = run(&d, json!({})).await.unwrap();
+    assert_eq!(*r.data, json!({"method": "GET", "query": ""}));
+    assert_eq!(r.metadata["status_code"], 200);
+    assert_eq!(r.metadata["url"], format!("http://{addr}/items"));
 }
 
 #[tokio::test]

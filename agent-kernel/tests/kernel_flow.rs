@@ -218,21 +218,27 @@ fn grant_denials_carry_categories() {
         deny(LIST, &Principal::new("x").with_roles(["reader"]), ""),
         "missing_tenant_attribute"
     );
-    assert!(
-        k.get_token(
+    let update = k
+        .get_token(
             &CapabilityRequest::new(UPDATE, "g"),
             &writer(),
-            JUSTIFICATION
+            JUSTIFICATION,
         )
-        .is_ok()
+        .unwrap();
+    assert_eq!(
+        (update.capability_id.as_str(), update.principal_id.as_str()),
+        (UPDATE, "writer-001")
     );
-    assert!(
-        k.get_token(
+    let delete = k
+        .get_token(
             &CapabilityRequest::new(DELETE, "g"),
             &admin(),
-            JUSTIFICATION
+            JUSTIFICATION,
         )
-        .is_ok()
+        .unwrap();
+    assert_eq!(
+        (delete.capability_id.as_str(), delete.principal_id.as_str()),
+        (DELETE, "admin-001")
     );
     let err = k
         .get_token(&CapabilityRequest::new("billing.nope", "g"), &reader(), "")
@@ -282,10 +288,15 @@ async fn token_failures_are_distinct_and_leave_no_trace() {
     // transport round trip still verifies
     let wire = token.to_json().unwrap();
     let back = CapabilityToken::from_json(&wire).unwrap();
-    assert!(
-        k.invoke(&back, &p, list_args(), ResponseMode::Summary)
-            .await
-            .is_ok()
+    assert_eq!(back, token);
+    let frame = k
+        .invoke(&back, &p, list_args(), ResponseMode::Summary)
+        .await
+        .unwrap();
+    assert_eq!(frame.response_mode, ResponseMode::Summary);
+    assert_eq!(
+        k.explain(&frame.action_id).unwrap().token_id,
+        token.token_id
     );
 
     // revoked
@@ -334,19 +345,22 @@ async fn revoke_all_counts_newly_revoked() {
             "token_revoked"
         );
     }
-    assert!(
-        k.invoke(&other, &admin(), list_args(), ResponseMode::Summary)
-            .await
-            .is_ok()
+    let frame = k
+        .invoke(&other, &admin(), list_args(), ResponseMode::Summary)
+        .await
+        .unwrap();
+    assert_eq!(
+        k.explain(&frame.action_id).unwrap().token_id,
+        other.token_id
     );
     // tokens issued afterwards work
     f.clock.advance(Duration::from_millis(1));
     let t4 = list_token(k, &p);
-    assert!(
-        k.invoke(&t4, &p, list_args(), ResponseMode::Summary)
-            .await
-            .is_ok()
-    );
+    let frame = k
+        .invoke(&t4, &p, list_args(), ResponseMode::Summary)
+        .await
+        .unwrap();
+    assert_eq!(k.explain(&frame.action_id).unwrap().token_id, t4.token_id);
 }
 
 #[tokio::test]
@@ -370,6 +384,7 @@ async fn change_invoke_is_rate_limited_so_tokens_cannot_be_replayed() {
         .invoke(&token, &p, list_args(), ResponseMode::Summary)
         .await
         .unwrap_err();
+    assert_eq!(err.kind(), "policy_denied", "{err}");
     assert_eq!(err.denial_category(), Some(DenialCategory::RateLimited));
     // the denial is audited
     let last = k.traces().list_all().last().cloned().unwrap();
@@ -377,10 +392,14 @@ async fn change_invoke_is_rate_limited_so_tokens_cannot_be_replayed() {
     assert_eq!(last.denial_category, Some(DenialCategory::RateLimited));
     assert!(last.error.as_deref().unwrap().contains("rate limit"));
     clock.advance(minute());
-    assert!(
-        k.invoke(&token, &p, list_args(), ResponseMode::Summary)
-            .await
-            .is_ok()
+    let frame = k
+        .invoke(&token, &p, list_args(), ResponseMode::Summary)
+        .await
+        .unwrap();
+    assert_eq!(frame.response_mode, ResponseMode::Summary);
+    assert_eq!(
+        k.traces().list_all().last().unwrap().action_id,
+        frame.action_id
     );
 }
 
@@ -392,17 +411,20 @@ async fn change_invoke_reevaluates_roles_and_signed_constraints() {
     let before = reader().with_roles(["reader", "pii_reader"]);
     let token = list_token(k, &before);
     assert!(token.constraints.allowed_fields.is_none());
-    assert!(
-        k.invoke(&token, &before, list_args(), ResponseMode::Table)
-            .await
-            .is_ok()
-    );
+    let frame = k
+        .invoke(&token, &before, list_args(), ResponseMode::Table)
+        .await
+        .unwrap();
+    assert_eq!(frame.response_mode, ResponseMode::Table);
+    assert_eq!(frame.table_preview.len(), 30);
+    assert_eq!(frame.table_preview[0]["email"], "[REDACTED]");
     // … then the role is withdrawn: the token no longer carries what the policy requires
     let after = reader();
     let err = k
         .invoke(&token, &after, list_args(), ResponseMode::Table)
         .await
         .unwrap_err();
+    assert_eq!(err.kind(), "policy_denied", "{err}");
     assert_eq!(
         err.denial_category(),
         Some(DenialCategory::InvalidConstraint)
@@ -413,10 +435,15 @@ async fn change_invoke_reevaluates_roles_and_signed_constraints() {
     let token = k
         .get_token(&CapabilityRequest::new(UPDATE, "fix"), &w, JUSTIFICATION)
         .unwrap();
-    assert!(
-        k.invoke(&token, &w, op("update_invoice"), ResponseMode::Summary)
-            .await
-            .is_ok()
+    let frame = k
+        .invoke(&token, &w, op("update_invoice"), ResponseMode::Summary)
+        .await
+        .unwrap();
+    assert_eq!(frame.response_mode, ResponseMode::Summary);
+    let trace = k.explain(&frame.action_id).unwrap();
+    assert_eq!(
+        (trace.capability_id.as_str(), trace.outcome),
+        (UPDATE, TraceOutcome::Success)
     );
     let demoted = Principal {
         roles: vec!["reader".into()],
@@ -431,6 +458,7 @@ async fn change_invoke_reevaluates_roles_and_signed_constraints() {
         )
         .await
         .unwrap_err();
+    assert_eq!(err.kind(), "policy_denied", "{err}");
     assert_eq!(err.denial_category(), Some(DenialCategory::MissingRole));
 
     // tenant attribute removed
@@ -441,6 +469,7 @@ async fn change_invoke_reevaluates_roles_and_signed_constraints() {
         .invoke(&token, &no_tenant, list_args(), ResponseMode::Summary)
         .await
         .unwrap_err();
+    assert_eq!(err.kind(), "policy_denied", "{err}");
     assert_eq!(
         err.denial_category(),
         Some(DenialCategory::MissingTenantAttribute)
@@ -470,11 +499,12 @@ async fn change_expand_is_principal_bound() {
         err.denial_category(),
         Some(DenialCategory::HandlePrincipalMismatch)
     );
-    assert!(
-        f.kernel
-            .expand(&handle, &ExpandQuery::default(), &p)
-            .is_ok()
-    );
+    let own = f
+        .kernel
+        .expand(&handle, &ExpandQuery::default(), &p)
+        .unwrap();
+    assert_eq!(own.action_id, frame.action_id);
+    assert_eq!(own.table_preview.len(), 30);
 }
 
 #[tokio::test]
@@ -506,6 +536,7 @@ async fn change_expand_goes_through_the_firewall_with_the_tokens_constraints() {
         json!({"filter": {"email": "alice.smith4@example.com"}}),
     ] {
         let err = f.kernel.expand(&handle, &query(q), &p).unwrap_err();
+        assert_eq!(err.kind(), "policy_denied", "{err}");
         assert_eq!(
             err.denial_category(),
             Some(DenialCategory::InvalidConstraint)
@@ -625,8 +656,14 @@ async fn expand_filter_offset_limit_fields_and_row_cap() {
         .unwrap();
     assert!(past_end.table_preview.is_empty());
 
-    assert!(ExpandQuery::from_json(&json!({"limit": "ten"})).is_err());
-    assert!(ExpandQuery::from_json(&json!({"unknown": 1})).is_err());
+    for (bad, named) in [
+        (json!({"limit": "ten"}), "\"ten\""),
+        (json!({"unknown": 1}), "`unknown`"),
+    ] {
+        let err = ExpandQuery::from_json(&bad).unwrap_err();
+        assert_eq!(err.kind(), "invalid_argument", "{err}");
+        assert!(err.to_string().contains(named), "{err}");
+    }
 }
 
 #[tokio::test]
@@ -756,6 +793,7 @@ async fn no_registered_driver_and_default_fallback_route() {
         .invoke(&token, &p, op("summarize_spend"), ResponseMode::Summary)
         .await
         .unwrap_err();
+    assert_eq!(err.kind(), "driver_error", "{err}");
     assert!(
         err.to_string()
             .contains("no registered driver on route [memory]"),
@@ -766,11 +804,14 @@ async fn no_registered_driver_and_default_fallback_route() {
         InMemoryDriver::new("memory")
             .with_handler("summarize_spend", |_c| Ok::<_, String>(json!({"n": 1}))),
     );
-    assert!(
-        f.kernel
-            .invoke(&token, &p, op("summarize_spend"), ResponseMode::Summary)
-            .await
-            .is_ok()
+    let frame = f
+        .kernel
+        .invoke(&token, &p, op("summarize_spend"), ResponseMode::Summary)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.kernel.explain(&frame.action_id).unwrap().driver_id,
+        "memory"
     );
 }
 
@@ -839,16 +880,25 @@ async fn session_budget_escalates_modes_then_exhausts() {
         TraceOutcome::Denied
     );
     // other sessions are unaffected, and a call without a session is never charged
+    let fresh = k
+        .invoke_with(req(ResponseMode::Table).with_session("chat-2"))
+        .await
+        .unwrap();
+    assert_eq!(fresh.response_mode, ResponseMode::Table);
     assert!(
-        k.invoke_with(req(ResponseMode::Table).with_session("chat-2"))
-            .await
-            .is_ok()
+        !fresh.warnings.iter().any(|w| w.contains("escalated")),
+        "{:?}",
+        fresh.warnings
     );
-    assert!(
-        k.invoke(&token, &p, list_args(), ResponseMode::Table)
-            .await
-            .is_ok()
-    );
+    let usage = |s: &str| k.budget().usage(s).map(|u| (u.used, u.reserved));
+    let before = (usage("chat-1"), usage("chat-2"));
+    let unsessioned = k
+        .invoke(&token, &p, list_args(), ResponseMode::Table)
+        .await
+        .unwrap();
+    assert_eq!(unsessioned.response_mode, ResponseMode::Table);
+    assert_eq!((usage("chat-1"), usage("chat-2")), before);
+    assert_eq!(k.explain(&unsessioned.action_id).unwrap().session_id, None);
 }
 
 #[tokio::test]
@@ -863,7 +913,12 @@ async fn failed_invocations_release_their_budget() {
     let req = InvokeRequest::new(&token, &p)
         .with_args(op("summarize_spend"))
         .with_session("s1");
-    assert!(f.kernel.invoke_with(req).await.is_err());
+    let err = f.kernel.invoke_with(req).await.unwrap_err();
+    assert_eq!(err.kind(), "driver_error", "{err}");
+    assert!(
+        matches!(&err, KernelError::DriverError { capability_id, status: None, .. } if capability_id == SUMMARY),
+        "{err:?}"
+    );
     let u = f.kernel.budget().usage("s1").unwrap();
     assert_eq!((u.used, u.reserved), (0, 0));
 }
@@ -895,7 +950,8 @@ async fn a_dropped_invocation_is_audited_once_as_cancelled_and_releases_budget()
         .with_args(op("summarize_spend"))
         .with_session("s1");
     let res = tokio::time::timeout(Duration::from_millis(50), f.kernel.invoke_with(req)).await;
-    assert!(res.is_err(), "the invocation should have been cut off");
+    let _elapsed: tokio::time::error::Elapsed =
+        res.expect_err("the invocation should have been cut off");
     let traces = f.kernel.traces().list_all();
     assert_eq!(traces.len(), 1);
     assert_eq!(traces[0].outcome, TraceOutcome::Cancelled);
@@ -936,7 +992,12 @@ async fn stores_are_bounded_by_configuration() {
         "handle_not_found"
     );
     let newest = frames[7].handle.as_ref().unwrap();
-    assert!(f.kernel.expand(newest, &ExpandQuery::default(), &p).is_ok());
+    let expanded = f
+        .kernel
+        .expand(newest, &ExpandQuery::default(), &p)
+        .unwrap();
+    assert_eq!(expanded.action_id, frames[7].action_id);
+    assert_eq!(expanded.table_preview.len(), 30);
 }
 
 #[test]

@@ -55,22 +55,28 @@ fn program() -> (Vec<ActionTrace>, bool) {
     }
     // Failures too: a driver error and a denial.
     let dead = fx.token(DEAD, &fx.analyst);
-    assert!(
-        runtime
-            .block_on(
-                fx.kernel
-                    .invoke(&dead, &fx.analyst, Args::new(), ResponseMode::Summary)
-            )
-            .is_err()
-    );
+    let err = runtime
+        .block_on(
+            fx.kernel
+                .invoke(&dead, &fx.analyst, Args::new(), ResponseMode::Summary),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), "driver_error", "{err}");
+    // The token's principal without the `tenant` attribute a PII capability needs.
     let stranger = Principal::new("analyst-001").with_roles(["reader"]);
-    assert!(
-        runtime
-            .block_on(
-                fx.kernel
-                    .invoke(&token, &stranger, Args::new(), ResponseMode::Summary)
-            )
-            .is_err()
+    let err = runtime
+        .block_on(
+            fx.kernel
+                .invoke(&token, &stranger, Args::new(), ResponseMode::Summary),
+        )
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.denial_category()),
+        (
+            "policy_denied",
+            Some(DenialCategory::MissingTenantAttribute)
+        ),
+        "{err}"
     );
     traces.extend(fx.kernel.traces().list_all().iter().map(|t| (**t).clone()));
     drop(again);
@@ -83,7 +89,20 @@ fn program() -> (Vec<ActionTrace>, bool) {
 #[test]
 fn instrument_kernel_compiles_runs_and_records_nothing_without_providers() {
     let (traces, enabled) = program();
-    assert!(traces.len() >= 5);
+    // Three explained successes, then the whole store: those three, the
+    // driver error and the denial.
+    assert_eq!(traces.len(), 8, "{traces:#?}");
+    let outcomes: Vec<TraceOutcome> = traces[3..].iter().map(|t| t.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            TraceOutcome::Success,
+            TraceOutcome::Success,
+            TraceOutcome::Success,
+            TraceOutcome::DriverError,
+            TraceOutcome::Denied,
+        ]
+    );
     for t in &traces {
         assert_eq!(t.trace_id, None, "{t:?}");
         assert_eq!(t.span_id, None, "{t:?}");

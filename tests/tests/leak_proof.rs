@@ -13,7 +13,9 @@
 //! Spans are captured by a recording `SpanExporter` (it keeps `SpanData`
 //! whole, links and resource included); metrics by the SDK's
 //! `InMemoryMetricExporter`; log lines by a capture logger installed once per
-//! process. Every case binds its own providers (`instrument_kernel_with`).
+//! process (a test fails if it cannot be installed, and checks that the
+//! capture holds the kernel's lines from the paths it ran before searching
+//! it). Every case binds its own providers (`instrument_kernel_with`).
 #![cfg(feature = "otel")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -337,11 +339,38 @@ impl Pipeline {
 }
 
 /// A `log` logger that keeps every line (all targets, all levels).
-struct LogCapture(Mutex<Vec<String>>);
+struct LogCapture(Mutex<Vec<(log::Level, String, String)>>);
 
 impl LogCapture {
     fn text(&self) -> String {
-        self.0.lock().unwrap().join("\n")
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(level, target, message)| format!("{level} {target} {message}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// How many captured lines have this level and exactly this message.
+    fn count(&self, level: log::Level, message: &str) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(l, _, m)| *l == level && m == message)
+            .count()
+    }
+
+    /// The captured lines whose message mentions `needle`, for failure messages.
+    fn mentioning(&self, needle: &str) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, _, m)| m.contains(needle))
+            .map(|(level, target, message)| format!("{level} {target} {message}"))
+            .collect()
     }
 }
 
@@ -351,8 +380,11 @@ impl log::Log for LogCapture {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        let line = format!("{} {} {}", record.level(), record.target(), record.args());
-        self.0.lock().unwrap().push(line);
+        self.0.lock().unwrap().push((
+            record.level(),
+            record.target().to_owned(),
+            record.args().to_string(),
+        ));
     }
 
     fn flush(&self) {}
@@ -360,10 +392,61 @@ impl log::Log for LogCapture {
 
 static LOGS: LogCapture = LogCapture(Mutex::new(Vec::new()));
 
-fn install_logger() {
-    // Only the first call in the process installs it; later calls fail harmlessly.
-    let _ = log::set_logger(&LOGS);
+/// The outcome of installing [`LOGS`] as the process's logger: attempted once
+/// per process, and every caller sees the same result.
+static LOGGER: LazyLock<Result<(), String>> = LazyLock::new(|| {
+    log::set_logger(&LOGS).map_err(|e| e.to_string())?;
     log::set_max_level(log::LevelFilter::Trace);
+    Ok(())
+});
+
+/// Installs the capture logger (once per process) and fails the test if it
+/// is not the process's logger: a search of an empty capture proves nothing.
+fn install_logger() {
+    if let Err(e) = &*LOGGER {
+        panic!("the log capture could not be installed, another logger was set first: {e}");
+    }
+    assert_eq!(
+        log::max_level(),
+        log::LevelFilter::Trace,
+        "the log capture must see every level"
+    );
+    assert!(
+        log::STATIC_MAX_LEVEL >= log::LevelFilter::Debug,
+        "the kernel's debug lines are compiled out (log's max_level_* features): {}",
+        log::STATIC_MAX_LEVEL
+    );
+}
+
+/// Fails unless the capture holds each `(level, message)` line: `exact` lines
+/// name an id of this run (random UUIDs), so their count is exact whatever
+/// runs in parallel; `shared` lines name no such id, so they must only appear.
+fn assert_logged(exact: &[(log::Level, String)], shared: &[(log::Level, String)]) {
+    let mut tally: Vec<(&(log::Level, String), usize)> = Vec::new();
+    for line in exact {
+        match tally.iter_mut().find(|(l, _)| *l == line) {
+            Some((_, n)) => *n += 1,
+            None => tally.push((line, 1)),
+        }
+    }
+    for ((level, message), expected) in tally {
+        let id = message
+            .split([' ', '='])
+            .find(|w| w.len() == 36 && w.matches('-').count() == 4)
+            .unwrap_or_else(|| panic!("an exact line names an id of this run: {message}"));
+        assert_eq!(
+            LOGS.count(*level, message),
+            expected,
+            "expected {expected} × `{level} {message}`; the capture has, for {id}:\n{}",
+            LOGS.mentioning(id).join("\n")
+        );
+    }
+    for (level, message) in shared {
+        assert!(
+            LOGS.count(*level, message) > 0,
+            "nothing captured for `{level} {message}`"
+        );
+    }
 }
 
 /// The needles found in the haystacks, with where and some context.
@@ -614,11 +697,40 @@ fn world(s: &Secrets) -> World {
     }
 }
 
+/// The kernel's `info` line for a granted token.
+fn grant_line(t: &CapabilityToken) -> (log::Level, String) {
+    (
+        log::Level::Info,
+        format!(
+            "grant_capability principal_id={} capability_id={} token_id={} audit_id={}",
+            t.principal_id, t.capability_id, t.token_id, t.audit_id
+        ),
+    )
+}
+
+/// The kernel's `warn` line for a token that failed verification.
+fn verify_failed_line(token_id: &str, reason: &str) -> (log::Level, String) {
+    (
+        log::Level::Warn,
+        format!("token_verify_failed token_id={token_id} reason={reason}"),
+    )
+}
+
+/// The policy engine's `warn` line for a denial.
+fn denied_line(principal_id: &str, capability_id: &str, category: &str) -> (log::Level, String) {
+    (
+        log::Level::Warn,
+        format!(
+            "policy_denied principal_id={principal_id} capability_id={capability_id} category={category}"
+        ),
+    )
+}
+
 fn token(
     w: &World,
     capability_id: &str,
     principal: &Principal,
-    sigs: &mut Vec<String>,
+    cov: &mut Coverage,
 ) -> CapabilityToken {
     let t = w
         .kernel
@@ -628,7 +740,8 @@ fn token(
             "customer asked for an update on ticket 42",
         )
         .unwrap();
-    sigs.push(t.signature.clone());
+    cov.sigs.push(t.signature.clone());
+    cov.logs.push(grant_line(&t));
     t
 }
 
@@ -648,13 +761,19 @@ fn request<'a>(
 struct Coverage {
     kinds: Vec<&'static str>,
     modes: Vec<ResponseMode>,
+    /// The signatures of the tokens issued along the way (needles too).
+    sigs: Vec<String>,
+    /// The kernel's log lines the scenario produced, each naming an id of
+    /// this run: exactly these many must be in the capture.
+    logs: Vec<(log::Level, String)>,
+    /// Log lines that name no id of this run: they must be in the capture.
+    shared_logs: Vec<(log::Level, String)>,
 }
 
 /// Runs every path of the kernel with `s` in arguments and tool output;
-/// returns the token signatures issued along the way and what was covered.
-async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
+/// returns what was covered, with the token signatures issued along the way.
+async fn exercise(w: &World, s: &Secrets) -> Coverage {
     let k = &w.kernel;
-    let mut sigs = Vec::new();
     let mut cov = Coverage::default();
     let expect_err = |r: Result<Frame>, kind: &'static str, cov: &mut Coverage| {
         let err = r.expect_err(kind);
@@ -662,7 +781,7 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
         cov.kinds.push(kind);
     };
 
-    let notes = token(w, NOTES, &w.analyst, &mut sigs);
+    let notes = token(w, NOTES, &w.analyst, &mut cov);
     let args = s.args(&notes.signature);
     let req = |t, p, mode| request(t, p, &args, mode);
 
@@ -681,7 +800,7 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
         }
     }
     // An admin gets raw (still redacted, and never on a span).
-    let admin_notes = token(w, NOTES, &w.admin, &mut sigs);
+    let admin_notes = token(w, NOTES, &w.admin, &mut cov);
     let frame = k
         .invoke_with(req(&admin_notes, &w.admin, ResponseMode::Raw))
         .await
@@ -701,6 +820,13 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
     ] {
         let q = ExpandQuery::from_json(&query).unwrap();
         k.expand(&handle, &q, &w.analyst).unwrap();
+        cov.logs.push((
+            log::Level::Info,
+            format!(
+                "expand handle_id={} principal_id={}",
+                handle.handle_id, w.analyst.principal_id
+            ),
+        ));
     }
     let q = ExpandQuery::from_json(&json!({"filter": {"note": s.note}})).unwrap();
     let err = k.expand(&handle, &q, &w.admin).unwrap_err();
@@ -720,24 +846,24 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
 
     // Drivers whose errors echo their input and output: all failing, then one
     // failing before a success.
-    let echo = token(w, ECHO, &w.analyst, &mut sigs);
+    let echo = token(w, ECHO, &w.analyst, &mut cov);
     expect_err(
         k.invoke_with(req(&echo, &w.analyst, ResponseMode::Table))
             .await,
         "driver_error",
         &mut cov,
     );
-    let flaky = token(w, FLAKY, &w.analyst, &mut sigs);
+    let flaky = token(w, FLAKY, &w.analyst, &mut cov);
     k.invoke_with(req(&flaky, &w.analyst, ResponseMode::Table))
         .await
         .unwrap();
 
     // HttpDriver: one secret per call so each sits inside the body excerpt
     // that reaches the driver error; and the whole set once.
-    let h500 = token(w, HTTP_500, &w.analyst, &mut sigs);
-    let htext = token(w, HTTP_TEXT, &w.analyst, &mut sigs);
-    let hok = token(w, HTTP_OK, &w.analyst, &mut sigs);
-    let hdown = token(w, HTTP_DOWN, &w.analyst, &mut sigs);
+    let h500 = token(w, HTTP_500, &w.analyst, &mut cov);
+    let htext = token(w, HTTP_TEXT, &w.analyst, &mut cov);
+    let hok = token(w, HTTP_OK, &w.analyst, &mut cov);
+    let hdown = token(w, HTTP_DOWN, &w.analyst, &mut cov);
     for (key, value) in s.pairs(&notes.signature) {
         let one = |t| {
             request(
@@ -778,7 +904,7 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
     );
 
     // Token errors: revoked, tampered, forged signature, another principal, expired.
-    let revoked = token(w, NOTES, &w.analyst, &mut sigs);
+    let revoked = token(w, NOTES, &w.analyst, &mut cov);
     k.revoke_token(&revoked.token_id);
     expect_err(
         k.invoke_with(req(&revoked, &w.analyst, ResponseMode::Table))
@@ -786,6 +912,8 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
         "token_revoked",
         &mut cov,
     );
+    cov.logs
+        .push(verify_failed_line(&revoked.token_id, "revoked"));
     let mut tampered = notes.clone();
     tampered.constraints.max_rows = Some(1_000_000);
     expect_err(
@@ -794,6 +922,8 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
         "token_invalid",
         &mut cov,
     );
+    cov.logs
+        .push(verify_failed_line(&notes.token_id, "invalid_signature"));
     let mut forged = notes.clone();
     forged.signature = s.hmac.clone();
     expect_err(
@@ -802,12 +932,16 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
         "token_invalid",
         &mut cov,
     );
+    cov.logs
+        .push(verify_failed_line(&notes.token_id, "invalid_signature"));
     expect_err(
         k.invoke_with(req(&notes, &w.admin, ResponseMode::Table))
             .await,
         "token_principal_mismatch",
         &mut cov,
     );
+    cov.logs
+        .push(verify_failed_line(&notes.token_id, "principal_mismatch"));
     let short = k.token_provider().issue(
         NOTES,
         &w.analyst.principal_id,
@@ -815,7 +949,7 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
         Some(Duration::from_secs(1)),
         "audit-short",
     );
-    sigs.push(short.signature.clone());
+    cov.sigs.push(short.signature.clone());
     w.clock.advance(Duration::from_secs(2));
     expect_err(
         k.invoke_with(req(&short, &w.analyst, ResponseMode::Table))
@@ -823,6 +957,8 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
         "token_expired",
         &mut cov,
     );
+    cov.logs
+        .push(verify_failed_line(&short.token_id, "expired"));
 
     // A validly signed token for a capability the registry does not know.
     let stray = k.token_provider().issue(
@@ -832,7 +968,7 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
         None,
         "audit-stray",
     );
-    sigs.push(stray.signature.clone());
+    cov.sigs.push(stray.signature.clone());
     expect_err(
         k.invoke_with(req(&stray, &w.analyst, ResponseMode::Table))
             .await,
@@ -842,7 +978,7 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
 
     // Invoke-time denials: missing_role, missing_tenant_attribute,
     // invalid_constraint, rate_limited.
-    let update = token(w, UPDATE, &w.clerk, &mut sigs);
+    let update = token(w, UPDATE, &w.clerk, &mut cov);
     let demoted = Principal::new("clerk-7").with_attribute("tenant", "acme");
     expect_err(
         k.invoke_with(req(&update, &demoted, ResponseMode::Summary))
@@ -860,7 +996,7 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
     let auditor = Principal::new("auditor-3")
         .with_roles(["reader", "pii_reader"])
         .with_attribute("tenant", "acme");
-    let wide = token(w, NOTES, &auditor, &mut sigs);
+    let wide = token(w, NOTES, &auditor, &mut cov);
     let auditor_now = Principal::new("auditor-3")
         .with_roles(["reader"])
         .with_attribute("tenant", "acme");
@@ -889,6 +1025,12 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
         }
     }
     assert!(rate_limited, "the WRITE rate limit never hit");
+    cov.shared_logs.extend([
+        denied_line("clerk-7", UPDATE, "missing_role"),
+        denied_line("analyst-001", NOTES, "missing_tenant_attribute"),
+        denied_line("auditor-3", NOTES, "invalid_constraint"),
+        denied_line("clerk-7", UPDATE, "rate_limited"),
+    ]);
 
     // A session's budget, used up.
     let mut exhausted = false;
@@ -941,6 +1083,15 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
             "{err}"
         );
     }
+    cov.shared_logs.extend([
+        denied_line("analyst-001", UPDATE, "missing_role"),
+        denied_line("clerk-7", UPDATE, "insufficient_justification"),
+        denied_line("analyst-001", NOTES, "invalid_constraint"),
+        (
+            log::Level::Debug,
+            format!("policy_allowed principal_id=analyst-001 capability_id={NOTES}"),
+        ),
+    ]);
     let err = grant("crm.not_registered", &w.analyst, &s.note, None);
     assert_eq!(err.kind(), "capability_not_found");
 
@@ -958,7 +1109,58 @@ async fn exercise(w: &World, s: &Secrets) -> (Vec<String>, Coverage) {
     let err = k.explain("no-such-action").unwrap_err();
     assert_eq!(err.kind(), "trace_not_found");
 
-    (sigs, cov)
+    cov
+}
+
+/// The drivers `world` routes each capability to, in order (all registered).
+fn route(capability_id: &str) -> &'static [&'static str] {
+    match capability_id {
+        NOTES | UPDATE => &["mem"],
+        ECHO => &["echo_mem", "echo_custom"],
+        FLAKY => &["echo_custom", "mem"],
+        HTTP_500 | HTTP_TEXT | HTTP_OK | HTTP_DOWN => &["http"],
+        other => panic!("no route for {other}"),
+    }
+}
+
+/// The kernel's log lines for the drivers an audited invocation reached:
+/// a `debug` line per attempt, in route order, and a `warn` line per failed
+/// attempt (all of them for a driver error, those before the serving driver
+/// for a success); none for a denial.
+fn driver_lines(t: &ActionTrace) -> Vec<(log::Level, String)> {
+    let route = route(&t.capability_id);
+    let (attempted, failed) = match t.outcome {
+        TraceOutcome::Success => {
+            let served = route
+                .iter()
+                .position(|d| *d == t.driver_id)
+                .unwrap_or_else(|| panic!("{} served by {}", t.capability_id, t.driver_id));
+            (served + 1, served)
+        }
+        TraceOutcome::DriverError => (route.len(), route.len()),
+        TraceOutcome::Denied | TraceOutcome::Cancelled => (0, 0),
+    };
+    let mut lines = Vec::new();
+    for (i, driver_id) in route.iter().enumerate().take(attempted) {
+        let attempt = i + 1;
+        lines.push((
+            log::Level::Debug,
+            format!(
+                "driver_attempt action_id={} driver_id={driver_id} attempt={attempt}",
+                t.action_id
+            ),
+        ));
+        if i < failed {
+            lines.push((
+                log::Level::Warn,
+                format!(
+                    "driver_failure action_id={} capability_id={} driver_id={driver_id} attempt={attempt}",
+                    t.action_id, t.capability_id
+                ),
+            ));
+        }
+    }
+    lines
 }
 
 /// Runs the scenario on a fresh kernel bound to a fresh pipeline, bridges the
@@ -968,7 +1170,7 @@ fn leaks_of(s: &Secrets) -> Vec<String> {
     let w = world(s);
     let pipeline = Pipeline::new();
     let hook = instrument_kernel_with(&w.kernel, pipeline.telemetry());
-    let (sigs, cov) = RT.block_on(exercise(&w, s));
+    let mut cov = RT.block_on(exercise(&w, s));
 
     // The bridge: every audit record (arguments included) as a span, linked to
     // its live span.
@@ -1035,9 +1237,29 @@ fn leaks_of(s: &Secrets) -> Vec<String> {
     ] {
         assert!(cov.modes.contains(&mode), "{mode:?} not covered");
     }
+    // The log capture holds the kernel's lines from these paths, so searching
+    // it is not vacuous: each line naming an id of this run as many times as
+    // the scenario produced it (grants, token failures, expansions, every
+    // driver attempt and failure of every audited invocation).
+    let traces = w.kernel.traces().list_all();
+    assert!(
+        traces
+            .iter()
+            .any(|t| t.outcome == TraceOutcome::DriverError)
+    );
+    for t in &traces {
+        cov.logs.extend(driver_lines(t));
+    }
+    for level in [log::Level::Debug, log::Level::Info, log::Level::Warn] {
+        assert!(
+            cov.logs.iter().any(|(l, _)| *l == level),
+            "the scenario expects no {level} line"
+        );
+    }
+    assert_logged(&cov.logs, &cov.shared_logs);
 
     let mut needles = s.needles();
-    needles.extend(sigs);
+    needles.extend(cov.sigs);
     // The search itself finds a planted needle.
     let planted = [("probe", format!("…{}…", needles[needles.len() - 1]))];
     assert_eq!(find_leaks(&planted, &needles).len(), 1);
@@ -1099,8 +1321,8 @@ fn forged_secrets() -> Secrets {
 
 /// Presents a token whose id carries an e-mail and whose capability id
 /// carries a JWT, signed with garbage (the HMAC secret itself): the kernel
-/// answers `token_invalid`. Returns the pipeline and the real token's signature.
-fn present_forged_token(s: &Secrets) -> (Pipeline, String) {
+/// answers `token_invalid`. Returns the pipeline, the real token and the forged one.
+fn present_forged_token(s: &Secrets) -> (Pipeline, CapabilityToken, CapabilityToken) {
     install_logger();
     let w = world(s);
     let pipeline = Pipeline::new();
@@ -1123,7 +1345,7 @@ fn present_forged_token(s: &Secrets) -> (Pipeline, String) {
         .unwrap_err();
     assert_eq!(err.kind(), "token_invalid");
     drop(hook);
-    (pipeline, real.signature)
+    (pipeline, real, forged)
 }
 
 /// A forged token whose id and capability id carry pattern secrets: spans show
@@ -1132,14 +1354,14 @@ fn present_forged_token(s: &Secrets) -> (Pipeline, String) {
 #[test]
 fn forged_token_fields_holding_secrets_stay_out_of_spans_and_metrics() {
     let s = forged_secrets();
-    let (pipeline, signature) = present_forged_token(&s);
+    let (pipeline, real, _) = present_forged_token(&s);
     let haystacks: Vec<(&'static str, String)> = pipeline
         .serialise()
         .into_iter()
         .filter(|(source, _)| *source != "logs")
         .collect();
     let mut needles = s.needles();
-    needles.push(signature);
+    needles.push(real.signature);
     let leaks = find_leaks(&haystacks, &needles);
     assert!(
         leaks.is_empty(),
@@ -1172,15 +1394,31 @@ fn forged_token_fields_holding_secrets_stay_out_of_logs() {
         hmac: "forged-log-hmac-secret-9z7x5v3b1n8m6k4j".to_owned(),
         ..forged_secrets()
     };
-    let (pipeline, signature) = present_forged_token(&s);
+    let (pipeline, real, forged) = present_forged_token(&s);
     let logs: Vec<(&'static str, String)> = pipeline
         .serialise()
         .into_iter()
         .filter(|(source, _)| *source == "logs")
         .collect();
+    // The capture holds this test's lines: the real token's grant (its ids are
+    // this run's, so exactly once), and the forged token's verification
+    // failure, naming the presented id with the e-mail redacted.
+    let redacted_id = agent_kernel::firewall::Redactor::new()
+        .redact_str(&forged.token_id)
+        .into_owned();
+    assert!(!redacted_id.contains(&s.email), "{redacted_id}");
+    assert_logged(
+        &[grant_line(&real)],
+        &[verify_failed_line(&redacted_id, "invalid_signature")],
+    );
     let leaks = find_leaks(
         &logs,
-        &[s.email.clone(), s.jwt.clone(), s.hmac.clone(), signature],
+        &[
+            s.email.clone(),
+            s.jwt.clone(),
+            s.hmac.clone(),
+            real.signature,
+        ],
     );
     assert!(
         leaks.is_empty(),

@@ -42,18 +42,15 @@ pub const PER_REPETITION: [(&str, &str, &str, u64); 8] = [
 ];
 
 /// The policy denials of one repetition: (capability, reason_category,
-/// stage).
+/// stage). `agent_kernel.policy_denials` counts every one of them, at grant
+/// and at invoke alike (docs/telemetry.md), labelled by capability and
+/// category only.
 pub const DENIALS_PER_REPETITION: [(&str, &str, &str, u64); 4] = [
     (LIST, "budget_exhausted", "invoke", 1),
     (UPDATE, "insufficient_justification", "grant", 1),
     (UPDATE, "missing_role", "grant", 1),
     (VOID, "rate_limited", "invoke", 1),
 ];
-
-/// Whether `agent_kernel.policy_denials` counts denials at grant time too
-/// (the contract: every policy denial, labelled by its category). Flip it
-/// if the kernel's instrumentation decides to count invoke-time denials only.
-pub const GRANT_DENIALS_ARE_COUNTED: bool = true;
 
 pub fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
