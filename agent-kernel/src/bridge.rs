@@ -13,7 +13,11 @@
 //!   (`response_mode`) and served (`effective_response_mode`) mode, action id,
 //!   session id, driver id and handle id when set, and the GenAI keys
 //!   (`gen_ai.operation.name = execute_tool`, `gen_ai.tool.name`,
-//!   `gen_ai.tool.call.id`);
+//!   `gen_ai.tool.call.id`). Principal and session ids follow
+//!   [`with_caller_ids`](OTelTraceExporter::with_caller_ids) (as given,
+//!   pseudonymised or left out); action and handle ids that do not have the
+//!   shape of a kernel-minted id (a record imported from a file holds what the
+//!   file held) are recorded as `_INVALID`;
 //! - [`keys::BRIDGED`]` = true`, [`keys::OUTCOME`] (the outcome label) and
 //!   [`keys::ARG_KEYS`]: the argument **keys** only, redacted, sorted, at most
 //!   [`MAX_ARG_KEYS`]. **Argument values never leave**, nor does the recorded
@@ -71,8 +75,10 @@ use agent_kernel_otel::opentelemetry::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::caller_ids::CallerIdRecording;
 use crate::error::DenialCategory;
 use crate::firewall::Redactor;
+use crate::ids;
 use crate::otel::keys as contract;
 use crate::registry::CapabilityRegistry;
 use crate::types::{ActionTrace, Capability, SafetyClass, SensitivityTag, TraceOutcome};
@@ -292,6 +298,8 @@ pub struct OTelTraceExporter<T> {
     /// Safety class and sensitivity per capability id; `None` until a registry or capability is given.
     capabilities: Option<HashMap<String, (SafetyClass, SensitivityTag)>>,
     redactor: Redactor,
+    /// How principal and session ids are recorded.
+    caller_ids: CallerIdRecording,
 }
 
 impl<T> fmt::Debug for OTelTraceExporter<T> {
@@ -301,6 +309,7 @@ impl<T> fmt::Debug for OTelTraceExporter<T> {
                 "capabilities",
                 &self.capabilities.as_ref().map(HashMap::len),
             )
+            .field("caller_ids", &self.caller_ids)
             .finish_non_exhaustive()
     }
 }
@@ -321,7 +330,18 @@ impl<T: Tracer> OTelTraceExporter<T> {
             tracer: provider.tracer_with_scope(scope),
             capabilities: None,
             redactor: Redactor::new(),
+            caller_ids: CallerIdRecording::AsGiven,
         }
+    }
+
+    /// How principal and session ids are recorded on the bridged spans (as
+    /// given by default); pass the kernel's setting
+    /// ([`Kernel::caller_ids`](crate::Kernel::caller_ids)) so that bridged and
+    /// live spans agree.
+    #[must_use]
+    pub fn with_caller_ids(mut self, recording: CallerIdRecording) -> Self {
+        self.caller_ids = recording;
+        self
     }
 
     /// Learns the safety class and sensitivity of every capability in
@@ -413,10 +433,12 @@ impl<T: Tracer> OTelTraceExporter<T> {
 
     fn attributes(&self, trace: &ActionTrace, failure: Option<&Failure>) -> Vec<KeyValue> {
         let mut attrs = Vec::with_capacity(20);
-        attrs.push(KeyValue::new(
-            contract::PRINCIPAL_ID,
-            trace.principal_id.clone(),
-        ));
+        if let Some(principal) = self.caller_ids.render(&trace.principal_id) {
+            attrs.push(KeyValue::new(
+                contract::PRINCIPAL_ID,
+                principal.into_owned(),
+            ));
+        }
         let capability: Value = match &self.capabilities {
             None => trace.capability_id.clone().into(),
             Some(known) => match known.get(&trace.capability_id) {
@@ -441,25 +463,32 @@ impl<T: Tracer> OTelTraceExporter<T> {
             contract::EFFECTIVE_RESPONSE_MODE,
             trace.response_mode.as_str(),
         ));
-        attrs.push(KeyValue::new(contract::ACTION_ID, trace.action_id.clone()));
-        if let Some(session) = &trace.session_id {
-            attrs.push(KeyValue::new(contract::SESSION_ID, session.clone()));
+        // A record read back from a file holds whatever the file held: ids the
+        // kernel mints are recorded only in the kernel's own shape.
+        let action_id = ids::for_telemetry(&trace.action_id).to_owned();
+        attrs.push(KeyValue::new(contract::ACTION_ID, action_id.clone()));
+        if let Some(session) = trace
+            .session_id
+            .as_deref()
+            .and_then(|s| self.caller_ids.render(s))
+        {
+            attrs.push(KeyValue::new(contract::SESSION_ID, session.into_owned()));
         }
         if !trace.driver_id.is_empty() {
             attrs.push(KeyValue::new(contract::DRIVER_ID, trace.driver_id.clone()));
         }
         if let Some(handle) = &trace.handle_id {
-            attrs.push(KeyValue::new(contract::HANDLE_ID, handle.clone()));
+            attrs.push(KeyValue::new(
+                contract::HANDLE_ID,
+                ids::for_telemetry(handle).to_owned(),
+            ));
         }
         attrs.push(KeyValue::new(
             contract::GEN_AI_OPERATION_NAME,
             contract::GEN_AI_OPERATION_EXECUTE_TOOL,
         ));
         attrs.push(KeyValue::new(contract::GEN_AI_TOOL_NAME, capability));
-        attrs.push(KeyValue::new(
-            contract::GEN_AI_TOOL_CALL_ID,
-            trace.action_id.clone(),
-        ));
+        attrs.push(KeyValue::new(contract::GEN_AI_TOOL_CALL_ID, action_id));
         attrs.push(KeyValue::new(keys::BRIDGED, true));
         attrs.push(KeyValue::new(keys::OUTCOME, trace.outcome.as_str()));
         attrs.push(KeyValue::new(

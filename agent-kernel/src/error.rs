@@ -186,6 +186,15 @@ pub enum KernelError {
         /// The unknown action id.
         action_id: String,
     },
+    /// A handle or action id handed back by a caller does not have the shape
+    /// of an id this kernel issues: forged or mangled, so it names nothing.
+    #[error("malformed {what} id '{id}': not an id this kernel issued")]
+    MalformedId {
+        /// Which id: `handle` or `action`.
+        what: &'static str,
+        /// The id as presented, redacted and cut to 64 characters.
+        id: String,
+    },
     /// A component was configured with an invalid value.
     #[error("invalid configuration: {message}")]
     InvalidConfig {
@@ -219,6 +228,7 @@ impl KernelError {
             Self::HandleAccessDenied { .. } => "handle_access_denied",
             Self::BudgetExhausted { .. } => "budget_exhausted",
             Self::TraceNotFound { .. } => "trace_not_found",
+            Self::MalformedId { .. } => "malformed_id",
             Self::InvalidConfig { .. } => "invalid_config",
             Self::InvalidArgument { .. } => "invalid_argument",
         }

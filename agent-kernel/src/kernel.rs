@@ -25,7 +25,8 @@ use crate::driver::{Driver, DriverError, ExecutionContext};
 use crate::error::{DenialCategory, KernelError, Result};
 use crate::firewall::{Budgets, Firewall, FirewallOutput, FirewallRequest};
 use crate::handle::{HandleOwner, HandleStore};
-use crate::ids::new_id;
+use crate::caller_ids::CallerIdRecording;
+use crate::ids::{self, new_id};
 use crate::otel::{CapabilityLabels, TelemetrySlot, keys::OTHER};
 use crate::policy::{DefaultPolicyEngine, PolicyEngine};
 use crate::registry::{CapabilityRegistry, DEFAULT_MAX_RESULTS};
@@ -166,6 +167,7 @@ pub struct KernelBuilder {
     budget: Option<BudgetManager>,
     clock: Option<Arc<dyn Clock>>,
     drivers: Vec<Arc<dyn Driver>>,
+    caller_ids: CallerIdRecording,
 }
 
 impl fmt::Debug for KernelBuilder {
@@ -241,6 +243,17 @@ impl KernelBuilder {
         self
     }
 
+    /// How principal and session ids — strings the application supplies,
+    /// possibly personal data — are recorded in spans, metric labels and log
+    /// lines: as given (the default), as keyed pseudonyms, or not at all (see
+    /// [`CallerIdRecording`]). A pseudonym key equal to the token-signing
+    /// secret is refused by [`build`](Self::build).
+    #[must_use]
+    pub fn caller_ids(mut self, recording: CallerIdRecording) -> Self {
+        self.caller_ids = recording;
+        self
+    }
+
     /// Registers a driver at construction.
     #[must_use]
     pub fn driver(mut self, driver: impl Driver + 'static) -> Self {
@@ -248,7 +261,9 @@ impl KernelBuilder {
         self
     }
 
-    /// Builds the kernel. An empty secret is [`KernelError::InvalidConfig`].
+    /// Builds the kernel. An empty secret, or a pseudonym key
+    /// ([`caller_ids`](Self::caller_ids)) that is the token-signing secret, is
+    /// [`KernelError::InvalidConfig`].
     pub fn build(self) -> Result<Kernel> {
         let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let tokens = match (self.tokens, self.secret) {
@@ -256,6 +271,14 @@ impl KernelBuilder {
             (None, Some(secret)) => HmacTokenProvider::new(secret)?.with_clock(Arc::clone(&clock)),
             (None, None) => HmacTokenProvider::from_env()?.with_clock(Arc::clone(&clock)),
         };
+        if let CallerIdRecording::Pseudonymized(key) = &self.caller_ids {
+            if tokens.signs_with(key) {
+                return Err(KernelError::InvalidConfig {
+                    message: "the pseudonym key for caller ids must not be the token-signing secret"
+                        .to_owned(),
+                });
+            }
+        }
         let policy: Arc<dyn PolicyEngine> = match self.policy {
             Some(p) => p,
             None => Arc::new(
@@ -284,6 +307,7 @@ impl KernelBuilder {
             drivers: RwLock::new(drivers),
             clock,
             telemetry: Arc::default(),
+            caller_ids: self.caller_ids,
         })
     }
 }
@@ -328,6 +352,7 @@ pub struct Kernel {
     drivers: RwLock<HashMap<String, RegisteredDriver>>,
     clock: Arc<dyn Clock>,
     telemetry: Arc<TelemetrySlot>,
+    caller_ids: CallerIdRecording,
 }
 
 impl fmt::Debug for Kernel {
@@ -347,6 +372,7 @@ impl fmt::Debug for Kernel {
             .field("drivers", &drivers)
             .field("handles", &self.handles.len())
             .field("traces", &self.traces.len())
+            .field("caller_ids", &self.caller_ids)
             .finish_non_exhaustive()
     }
 }
@@ -402,6 +428,7 @@ impl Kernel {
             budget: None,
             clock: None,
             drivers: Vec::new(),
+            caller_ids: CallerIdRecording::AsGiven,
         }
     }
 
@@ -438,7 +465,7 @@ impl Kernel {
         name = "agent_kernel.grant",
         telemetry = self.telemetry(),
         attrs(
-            principal_id = principal.principal_id,
+            principal_id = self.caller_ids.render(&principal.principal_id),
             capability_id = CapabilityLabels::of(&self.registry, &request.capability_id).capability_id(),
             safety_class = CapabilityLabels::of(&self.registry, &request.capability_id).safety_class(),
         ),
@@ -468,7 +495,7 @@ impl Kernel {
         );
         log::info!(
             "grant_capability principal_id={} capability_id={} token_id={} audit_id={}",
-            principal.principal_id,
+            self.caller_ids.for_log(&principal.principal_id),
             capability.capability_id,
             token.token_id,
             audit_id
@@ -587,12 +614,12 @@ impl Kernel {
         name = "agent_kernel.invoke",
         telemetry = self.telemetry(),
         attrs(
-            principal_id = request.principal.principal_id,
+            principal_id = self.caller_ids.render(&request.principal.principal_id),
             capability_id = CapabilityLabels::or_lookup(labels, &self.registry, &request.token.capability_id).capability_id(),
             safety_class = CapabilityLabels::or_lookup(labels, &self.registry, &request.token.capability_id).safety_class(),
             sensitivity = CapabilityLabels::or_lookup(labels, &self.registry, &request.token.capability_id).sensitivity(),
             response_mode = request.response_mode,
-            session_id = request.session_id,
+            session_id = request.session_id.and_then(|s| self.caller_ids.render(s)),
             action_id = deferred,
             driver_id = deferred,
             effective_response_mode = deferred,
@@ -986,7 +1013,9 @@ impl Kernel {
     /// Expands a handle: `filter`, `offset`, `limit`, `fields`, then the firewall
     /// (table mode) with the constraints of the token that created the handle.
     ///
-    /// Errors: [`KernelError::HandleNotFound`], [`KernelError::HandleExpired`],
+    /// Errors: [`KernelError::MalformedId`] for a handle id this kernel cannot
+    /// have issued (recorded on the span as `_INVALID`),
+    /// [`KernelError::HandleNotFound`], [`KernelError::HandleExpired`],
     /// [`KernelError::HandleAccessDenied`] for anyone but the handle's principal,
     /// and [`KernelError::PolicyDenied`] (`invalid_constraint`) for a filter or
     /// field outside the token's `allowed_fields`.
@@ -994,9 +1023,9 @@ impl Kernel {
         name = "agent_kernel.expand",
         telemetry = self.telemetry(),
         attrs(
-            principal_id = principal.principal_id,
+            principal_id = self.caller_ids.render(&principal.principal_id),
             capability_id = CapabilityLabels::of(&self.registry, &handle.capability_id).capability_id(),
-            handle_id = handle.handle_id,
+            handle_id = ids::for_telemetry(&handle.handle_id),
             rows_returned = deferred,
         ),
     )]
@@ -1006,6 +1035,7 @@ impl Kernel {
         query: &ExpandQuery,
         principal: &Principal,
     ) -> Result<Frame> {
+        ids::check("handle", &handle.handle_id)?;
         let stored = self
             .handles
             .get(&handle.handle_id, &principal.principal_id)?;
@@ -1071,7 +1101,7 @@ impl Kernel {
         log::info!(
             "expand handle_id={} principal_id={}",
             handle.handle_id,
-            principal.principal_id
+            self.caller_ids.for_log(&principal.principal_id)
         );
         Ok(Frame {
             action_id: stored.owner.action_id.clone(),
@@ -1110,16 +1140,29 @@ impl Kernel {
     }
 
     /// The audit trace of a past invocation.
+    ///
+    /// Errors: [`KernelError::MalformedId`] for an action id this kernel cannot
+    /// have issued (recorded on the span as `_INVALID`),
+    /// [`KernelError::TraceNotFound`].
     #[kernel_span(
         name = "agent_kernel.explain",
         telemetry = self.telemetry(),
-        attrs(action_id),
+        attrs(action_id = ids::for_telemetry(action_id)),
     )]
     pub fn explain(&self, action_id: &str) -> Result<Arc<ActionTrace>> {
+        ids::check("action", action_id)?;
         self.traces.get(action_id)
     }
 
     // ── Accessors ───────────────────────────────────────────────────────────
+
+    /// How principal and session ids are recorded in telemetry and logs
+    /// ([`KernelBuilder::caller_ids`]); give it to the audit bridge's
+    /// `OTelTraceExporter::with_caller_ids` (feature `otel`) so bridged spans
+    /// agree.
+    pub fn caller_ids(&self) -> &CallerIdRecording {
+        &self.caller_ids
+    }
 
     /// The capability registry.
     pub fn registry(&self) -> &CapabilityRegistry {

@@ -17,6 +17,7 @@
 #[cfg(feature = "otel")]
 pub mod bridge;
 pub mod budget;
+mod caller_ids;
 pub mod driver;
 mod error;
 pub mod firewall;
@@ -40,10 +41,12 @@ pub use budget::{
     BudgetConfig, BudgetManager, CharsOverFour, DEFAULT_MAX_SESSIONS, DEFAULT_REQUEST,
     DEFAULT_TOTAL_BUDGET, FramePayload, Reservation, SessionUsage, TokenCounter,
 };
+pub use caller_ids::{CallerIdRecording, MIN_PSEUDONYM_KEY_LEN, PSEUDONYM_PREFIX, PseudonymKey};
 pub use driver::{Driver, DriverError, ExecutionContext, HttpDriver, HttpEndpoint, InMemoryDriver};
 pub use error::{DenialCategory, KernelError, Result};
 pub use firewall::{Budgets, Firewall, FirewallOutput, FirewallRequest, FirewallStats};
 pub use handle::{DEFAULT_HANDLE_TTL, DEFAULT_MAX_HANDLES, HandleOwner, HandleStore, StoredResult};
+pub use ids::{INVALID_ID, is_kernel_id};
 pub use kernel::{Authorization, ExpandQuery, InvokeRequest, Kernel, KernelBuilder, args};
 pub use policy::{
     DefaultPolicyEngine, DefaultPolicyEngineBuilder, InvokeDecision, PolicyEngine, RateLimit,

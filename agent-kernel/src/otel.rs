@@ -284,6 +284,7 @@ impl SpanError for KernelError {
             Self::TraceNotFound { action_id } => {
                 format!("no action trace found for action_id '{}'", scrub(action_id))
             }
+            Self::MalformedId { what, .. } => format!("malformed {what} id"),
             Self::InvalidConfig { .. } => "invalid configuration".to_owned(),
             Self::InvalidArgument { .. } => "invalid argument".to_owned(),
         };
@@ -378,16 +379,18 @@ pub fn instrument_kernel_with(kernel: &Kernel, telemetry: Telemetry) -> Instrume
     }
     agent_kernel_otel::enable();
     let budget = kernel.budget().clone();
+    let caller_ids = kernel.caller_ids().clone();
     let gauge = telemetry.register_gauge::<u64, _>(
         GaugeSpec::new(keys::METRIC_BUDGET_CONSUMED)
             .with_unit("{token}")
             .with_description("Session budget consumed so far, in tokens, per live session"),
         move |observer| {
+            // A series per session: with session ids omitted there is no
+            // label to tell them apart, so nothing is reported.
             for session in budget.sessions() {
-                observer.observe(
-                    session.used,
-                    &[(keys::LABEL_SESSION_ID, session.session_id.as_str())],
-                );
+                if let Some(label) = caller_ids.render(&session.session_id) {
+                    observer.observe(session.used, &[(keys::LABEL_SESSION_ID, &*label)]);
+                }
             }
         },
     );

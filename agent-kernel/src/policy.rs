@@ -258,9 +258,11 @@ impl DefaultPolicyEngine {
         category: DenialCategory,
         reason: String,
     ) -> KernelError {
+        // No principal id: the engine does not know how the application wants
+        // its ids recorded (`KernelBuilder::caller_ids`); the audit record
+        // says who.
         log::warn!(
-            "policy_denied principal_id={} capability_id={} category={}",
-            principal.principal_id,
+            "policy_denied capability_id={} category={}",
             capability.capability_id,
             category
         );
@@ -495,8 +497,7 @@ impl PolicyEngine for DefaultPolicyEngine {
 
         self.rate_check(SCOPE_GRANT, capability, principal)?;
         log::debug!(
-            "policy_allowed principal_id={} capability_id={}",
-            principal.principal_id,
+            "policy_allowed capability_id={}",
             capability.capability_id
         );
         Ok(PolicyDecision {

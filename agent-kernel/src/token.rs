@@ -397,6 +397,12 @@ impl HmacTokenProvider {
         self.default_ttl
     }
 
+    /// Whether `key` is this provider's signing secret (see
+    /// [`PseudonymKey`](crate::PseudonymKey): a pseudonym key must not be).
+    pub(crate) fn signs_with(&self, key: &crate::PseudonymKey) -> bool {
+        key.same_key_as(&self.mac)
+    }
+
     /// HMAC-SHA256 of the token's canonical payload. The key schedule is done
     /// once (`self.mac` is keyed); the payload is written into a reused
     /// per-thread buffer.

@@ -120,6 +120,13 @@ impl Capture {
         capture
     }
 
+    /// The tracer provider whose spans this capture holds (for spans made
+    /// outside the kernel, such as the audit bridge's).
+    #[cfg(feature = "otel")]
+    pub fn tracer_provider(&self) -> &opentelemetry_sdk::trace::SdkTracerProvider {
+        &self.inner.tracer_provider
+    }
+
     /// The binding to these providers.
     pub fn telemetry(&self) -> Telemetry {
         self.telemetry.clone()

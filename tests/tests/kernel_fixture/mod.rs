@@ -62,12 +62,14 @@ impl Driver for SlowDriver {
 }
 
 /// Knobs for [`Fixture::with`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// READ invocations (and, separately, grants) per principal and capability per minute.
     pub read_limit: u64,
     /// Session budget.
     pub budget: BudgetConfig,
+    /// How principal and session ids are recorded.
+    pub caller_ids: CallerIdRecording,
 }
 
 impl Default for Options {
@@ -75,6 +77,7 @@ impl Default for Options {
         Options {
             read_limit: 1_000_000,
             budget: BudgetConfig::default(),
+            caller_ids: CallerIdRecording::AsGiven,
         }
     }
 }
@@ -142,6 +145,7 @@ impl Fixture {
             .clock(dyn_clock)
             .policy(policy)
             .budget_manager(BudgetManager::with_config(options.budget).unwrap())
+            .caller_ids(options.caller_ids)
             .router(
                 StaticRouter::new()
                     .with_route(LIST, ["billing"])
