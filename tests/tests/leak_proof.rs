@@ -362,6 +362,21 @@ impl LogCapture {
             .count()
     }
 
+    /// How many captured lines have this level and hold every word of `words`
+    /// (the first being the message's first word).
+    fn count_with_words(&self, level: log::Level, words: &str) -> usize {
+        let want: Vec<&str> = words.split_whitespace().collect();
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(l, _, m)| {
+                let got: Vec<&str> = m.split_whitespace().collect();
+                *l == level && got.first() == want.first() && want.iter().all(|w| got.contains(w))
+            })
+            .count()
+    }
+
     /// The captured lines whose message mentions `needle`, for failure messages.
     fn mentioning(&self, needle: &str) -> Vec<String> {
         self.0
@@ -420,7 +435,8 @@ fn install_logger() {
 
 /// Fails unless the capture holds each `(level, message)` line: `exact` lines
 /// name an id of this run (random UUIDs), so their count is exact whatever
-/// runs in parallel; `shared` lines name no such id, so they must only appear.
+/// runs in parallel; `shared` lines name no such id, so they must only appear,
+/// matched by their words (the event first, then `key=value` fields).
 fn assert_logged(exact: &[(log::Level, String)], shared: &[(log::Level, String)]) {
     let mut tally: Vec<(&(log::Level, String), usize)> = Vec::new();
     for line in exact {
@@ -441,10 +457,10 @@ fn assert_logged(exact: &[(log::Level, String)], shared: &[(log::Level, String)]
             LOGS.mentioning(id).join("\n")
         );
     }
-    for (level, message) in shared {
+    for (level, words) in shared {
         assert!(
-            LOGS.count(*level, message) > 0,
-            "nothing captured for `{level} {message}`"
+            LOGS.count_with_words(*level, words) > 0,
+            "nothing captured for `{level} {words}`"
         );
     }
 }
@@ -716,13 +732,12 @@ fn verify_failed_line(token_id: &str, reason: &str) -> (log::Level, String) {
     )
 }
 
-/// The policy engine's `warn` line for a denial.
-fn denied_line(principal_id: &str, capability_id: &str, category: &str) -> (log::Level, String) {
+/// The words of the policy engine's `warn` line for a denial (the principal
+/// is left out: how caller ids are recorded is the application's choice).
+fn denied_line(capability_id: &str, category: &str) -> (log::Level, String) {
     (
         log::Level::Warn,
-        format!(
-            "policy_denied principal_id={principal_id} capability_id={capability_id} category={category}"
-        ),
+        format!("policy_denied capability_id={capability_id} category={category}"),
     )
 }
 
@@ -766,7 +781,8 @@ struct Coverage {
     /// The kernel's log lines the scenario produced, each naming an id of
     /// this run: exactly these many must be in the capture.
     logs: Vec<(log::Level, String)>,
-    /// Log lines that name no id of this run: they must be in the capture.
+    /// The words of log lines that name no id of this run: they must be in
+    /// the capture.
     shared_logs: Vec<(log::Level, String)>,
 }
 
@@ -1026,10 +1042,10 @@ async fn exercise(w: &World, s: &Secrets) -> Coverage {
     }
     assert!(rate_limited, "the WRITE rate limit never hit");
     cov.shared_logs.extend([
-        denied_line("clerk-7", UPDATE, "missing_role"),
-        denied_line("analyst-001", NOTES, "missing_tenant_attribute"),
-        denied_line("auditor-3", NOTES, "invalid_constraint"),
-        denied_line("clerk-7", UPDATE, "rate_limited"),
+        denied_line(UPDATE, "missing_role"),
+        denied_line(NOTES, "missing_tenant_attribute"),
+        denied_line(NOTES, "invalid_constraint"),
+        denied_line(UPDATE, "rate_limited"),
     ]);
 
     // A session's budget, used up.
@@ -1084,12 +1100,10 @@ async fn exercise(w: &World, s: &Secrets) -> Coverage {
         );
     }
     cov.shared_logs.extend([
-        denied_line("analyst-001", UPDATE, "missing_role"),
-        denied_line("clerk-7", UPDATE, "insufficient_justification"),
-        denied_line("analyst-001", NOTES, "invalid_constraint"),
+        denied_line(UPDATE, "insufficient_justification"),
         (
             log::Level::Debug,
-            format!("policy_allowed principal_id=analyst-001 capability_id={NOTES}"),
+            format!("policy_allowed capability_id={NOTES}"),
         ),
     ]);
     let err = grant("crm.not_registered", &w.analyst, &s.note, None);
