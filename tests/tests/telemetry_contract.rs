@@ -358,6 +358,7 @@ fn emitted_telemetry_equals_the_documented_tables() {
             default_request: 10,
             ..BudgetConfig::default()
         },
+        ..Options::default()
     });
     fx.kernel.register_driver(RemoteStub);
     let _hook = instrument_kernel_with(
@@ -540,21 +541,32 @@ fn emitted_telemetry_equals_the_documented_tables() {
         kernel.expand(&handle, &email, analyst).unwrap_err().kind(),
         "policy_denied"
     );
-    let unknown = Handle {
-        handle_id: "no-such-handle".to_owned(),
-        ..handle.clone()
-    };
-    assert_eq!(
-        kernel
-            .expand(&unknown, &ExpandQuery::default(), analyst)
-            .unwrap_err()
-            .kind(),
-        "handle_not_found"
-    );
+    // A well-formed id that names nothing, and a forged one.
+    const UNKNOWN_ID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    for (handle_id, kind) in [
+        (UNKNOWN_ID, "handle_not_found"),
+        ("no-such-handle", "malformed_id"),
+    ] {
+        let unknown = Handle {
+            handle_id: handle_id.to_owned(),
+            ..handle.clone()
+        };
+        assert_eq!(
+            kernel
+                .expand(&unknown, &ExpandQuery::default(), analyst)
+                .unwrap_err()
+                .kind(),
+            kind
+        );
+    }
     kernel.explain(&frame.action_id).unwrap();
     assert_eq!(
-        kernel.explain("no-such-action").unwrap_err().kind(),
+        kernel.explain(UNKNOWN_ID).unwrap_err().kind(),
         "trace_not_found"
+    );
+    assert_eq!(
+        kernel.explain("no-such-action").unwrap_err().kind(),
+        "malformed_id"
     );
 
     // Time passes: the token and the handle expire.
