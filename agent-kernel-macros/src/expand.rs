@@ -95,9 +95,15 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
                     quote_spanned!(ident.span()=> __ak_attrs.#plain(#span_key, &#ident);)
                 }
             }
-            Value::Expr(expr) => {
-                quote_spanned!(expr.span()=> __ak_attrs.#plain(#span_key, &(#expr));)
-            }
+            // Evaluated inside a closure of its own, so that control flow
+            // the validator cannot see (inside a macro call) ends the closure,
+            // not the function: a `return` there skips the attribute, and
+            // `?`, `.await`, `break` or a `return` with a value do not compile.
+            // The push sits inside too, so the expression is borrowed in
+            // place, never moved into the closure.
+            Value::Expr(expr) => quote_spanned! {expr.span()=>
+                #rt::call_once(|| __ak_attrs.#plain(#span_key, &(#expr)));
+            },
         };
         n_attrs += 1;
         pushes.push(push);
@@ -187,9 +193,10 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
     });
 
     let binding = match &args.telemetry {
-        Some(expr) => {
-            quote_spanned!(expr.span()=> ::core::option::Option::Some(#rt::bind(&(#expr))))
-        }
+        // In a closure of its own too, like the attribute expressions.
+        Some(expr) => quote_spanned! {expr.span()=>
+            ::core::option::Option::Some(#rt::call_once(|| #rt::bind(&(#expr))))
+        },
         None => quote!(::core::option::Option::None),
     };
     let start_fn = match shape {

@@ -314,6 +314,23 @@ mod tests {
             ("name = \"x\", attrs(missing)", "fn f(present: u8) {}"),
             ("name = \"x\"", "struct S;"),
             ("name = \"x\"", "const fn f() {}"),
+            (
+                "name = \"x\", attrs(n = { input.parse::<u32>()? })",
+                "fn f(input: &str) -> Result<(), E> { Ok(()) }",
+            ),
+            (
+                "name = \"x\", attrs(n = match x { 0 => return 0, k => k })",
+                "fn f(x: u32) -> u32 { x }",
+            ),
+            (
+                "name = \"x\", attrs(n = loop { break }, m = { continue })",
+                "fn f() {}",
+            ),
+            ("name = \"x\", attrs(n = x.await)", "async fn f(x: F) {}"),
+            (
+                "name = \"x\", telemetry = t()?",
+                "fn f() -> Option<()> { None }",
+            ),
         ];
         for (args, item) in cases {
             let args: TokenStream = args.parse().expect("tokens");
@@ -322,6 +339,127 @@ mod tests {
             let on = run(args, item, true).to_string();
             assert!(off.contains("compile_error"), "{off}");
             assert_eq!(off, on);
+        }
+    }
+
+    /// The errors `run` reports for these arguments on a function with
+    /// parameters `x`, `y`, `c` and `xs` (the same in both feature states).
+    fn errors(args: &str) -> Vec<String> {
+        let item: TokenStream =
+            "fn f(x: Option<u32>, y: u32, c: bool, xs: &[u32]) -> Option<u32> { x }"
+                .parse()
+                .expect("tokens");
+        let args: TokenStream = args.parse().expect("tokens");
+        let off = run(args.clone(), item.clone(), false);
+        let on = run(args, item, true);
+        if off.to_string().contains("compile_error") {
+            assert_eq!(off.to_string(), on.to_string());
+        } else {
+            assert!(!on.to_string().contains("compile_error"), "{on}");
+        }
+        let mut found = Vec::new();
+        let mut tokens = off.into_iter().peekable();
+        while let Some(tt) = tokens.next() {
+            if let proc_macro2::TokenTree::Ident(i) = &tt {
+                if i == "compile_error" {
+                    tokens.next(); // `!`
+                    if let Some(proc_macro2::TokenTree::Group(g)) = tokens.next() {
+                        found.push(g.stream().to_string());
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn control_flow_that_leaves_an_expression_is_refused_wherever_it_sits() {
+        let refused: &[(&str, &[&str])] = &[
+            ("n = { x? }", &["`?`"]),
+            ("n = x?.pow(2)", &["`?`"]),
+            ("n = y.pow(x?)", &["`?`"]),
+            ("n = u32::from(x?)", &["`?`"]),
+            ("n = (x?, 1)", &["`?`"]),
+            ("n = [x?]", &["`?`"]),
+            ("n = [x?; 2]", &["`?`"]),
+            ("n = -(x? as i64)", &["`?`"]),
+            ("n = &xs[x? as usize]", &["`?`"]),
+            ("n = (1..x?)", &["`?`"]),
+            ("n = S { a: x?, ..S::default() }", &["`?`"]),
+            ("n = { let v = x?; v }", &["`?`"]),
+            (
+                "n = { let Some(v) = x else { return None }; v }",
+                &["`return`"],
+            ),
+            ("n = if let Some(v) = x? { v } else { 0 }", &["`?`"]),
+            ("n = if c { 1 } else { return None }", &["`return`"]),
+            ("n = match x { Some(v) if v > x? => v, _ => 0 }", &["`?`"]),
+            (
+                "n = match x { Some(v) => v, None => return None }",
+                &["`return`"],
+            ),
+            ("n = unsafe { x? }", &["`?`"]),
+            ("n = { let mut a = 0; a = x?; a }", &["`?`"]),
+            ("n = while x? > 0 {}", &["`?`"]),
+            ("n = for v in x? {}", &["`?`"]),
+            ("n = for v in { continue; xs } {}", &["`continue`"]),
+            ("n = if c { break } else { 1 }", &["`break`"]),
+            ("n = loop { break 'outer 1 }", &["`break 'outer`"]),
+            ("n = 'a: loop { continue 'b }", &["`continue 'b`"]),
+            ("n = 'a: { break 'b 1 }", &["`break 'b`"]),
+            ("n = while { break } {}", &["`break`"]),
+            ("n = 'a: { loop {} ; break }", &["`break`"]),
+            ("n = loop { break x? }", &["`?`"]),
+            ("n = x.await", &["`.await`"]),
+            ("n = y.pow(x.await)", &["`.await`"]),
+            ("n = yield 1", &["`yield`"]),
+            ("n = { become g(y) }", &["`become`"]),
+            ("n = return", &["`return`"]),
+            (
+                "n = (x?, return None, y.await)",
+                &["`?`", "`return`", "`.await`"],
+            ),
+            ("n = x?, m = return None", &["`?`", "`return`"]),
+            ("n = |out| out.await", &["`.await`"]),
+            ("n = |out| { break }", &["`break`"]),
+        ];
+        for (attrs, expected) in refused {
+            let found = errors(&format!("name = \"x\", attrs({attrs})"));
+            assert_eq!(found.len(), expected.len(), "{attrs}: {found:?}");
+            for (message, token) in found.iter().zip(expected.iter()) {
+                assert!(message.contains(token), "{attrs}: {message}");
+            }
+        }
+        let found = errors("name = \"x\", telemetry = t(x?)");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("`telemetry` expression"), "{found:?}");
+    }
+
+    #[test]
+    fn control_flow_that_stays_inside_an_expression_is_accepted() {
+        let accepted = [
+            "n = (|| x?.checked_add(1))()",
+            "n = (move || -> Option<u32> { return Some(x? + 1) })()",
+            "n = (async || x.await)",
+            "n = async { return g(x).await? }",
+            "n = async move { y.await }",
+            "n = loop { break 1 }",
+            "n = 'a: loop { loop { break 'a 1 } }",
+            "n = 'a: loop { for v in xs { if c { continue 'a } break 'a *v } }",
+            "n = 'b: { if c { break 'b 1 } 2 }",
+            "n = { let mut k = 0; for v in xs { if *v == 0 { continue } k += 1 } k }",
+            "n = 'w: while c { break 'w }",
+            "n = { fn inner() -> u32 { return 1 } inner() }",
+            "n = const { 1 }",
+            "n = m!(return 1)",
+            "n = try { x? }",
+            "n = |out| { return out.len(); }",
+            "n = |out| out.as_ref()?.checked_add(1)",
+            "n = |out| loop { break out }",
+        ];
+        for attrs in accepted {
+            let found = errors(&format!("name = \"x\", attrs({attrs})"));
+            assert!(found.is_empty(), "{attrs}: {found:?}");
         }
     }
 }

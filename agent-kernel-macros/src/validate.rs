@@ -118,6 +118,7 @@ pub(crate) fn validate(args: &Args, func: &Func) -> syn::Result<()> {
 
     if let Some(expr) = &args.telemetry {
         check_expr(expr, &names, &fn_name, &mut errors);
+        check_flow(expr, Scope::Telemetry, &fn_name, &mut errors);
     }
 
     let mut keys: HashSet<String> = HashSet::new();
@@ -135,8 +136,14 @@ pub(crate) fn validate(args: &Args, func: &Func) -> syn::Result<()> {
                     errors.push(not_a_param(ident.span(), &name, &names, &fn_name, true));
                 }
             }
-            Value::Expr(expr) => check_expr(expr, &names, &fn_name, &mut errors),
-            Value::Returned(closure) => check_returned(closure, &names, &fn_name, &mut errors),
+            Value::Expr(expr) => {
+                check_expr(expr, &names, &fn_name, &mut errors);
+                check_flow(expr, Scope::Attr, &fn_name, &mut errors);
+            }
+            Value::Returned(closure) => {
+                check_returned(closure, &names, &fn_name, &mut errors);
+                check_flow(&closure.body, Scope::Returned, &fn_name, &mut errors);
+            }
             Value::Lit(_) | Value::Deferred => {}
         }
     }
@@ -286,7 +293,11 @@ fn params_used(tokens: TokenStream, names: &[&str], own: Option<&str>, found: &m
 
 fn check_expr(expr: &Expr, names: &[&str], fn_name: &str, errors: &mut Errors) {
     match expr {
-        Expr::Path(p) if p.qself.is_none() && p.path.segments.len() == 1 && p.path.leading_colon.is_none() => {
+        Expr::Path(p)
+            if p.qself.is_none()
+                && p.path.segments.len() == 1
+                && p.path.leading_colon.is_none() =>
+        {
             let ident = &p.path.segments[0].ident;
             let name = ident.unraw_string();
             let is_const = name.chars().next().is_some_and(char::is_uppercase);
@@ -297,9 +308,14 @@ fn check_expr(expr: &Expr, names: &[&str], fn_name: &str, errors: &mut Errors) {
         Expr::Field(f) => check_expr(&f.base, names, fn_name, errors),
         Expr::MethodCall(m) => {
             check_expr(&m.receiver, names, fn_name, errors);
-            m.args.iter().for_each(|a| check_expr(a, names, fn_name, errors));
+            m.args
+                .iter()
+                .for_each(|a| check_expr(a, names, fn_name, errors));
         }
-        Expr::Call(c) => c.args.iter().for_each(|a| check_expr(a, names, fn_name, errors)),
+        Expr::Call(c) => c
+            .args
+            .iter()
+            .for_each(|a| check_expr(a, names, fn_name, errors)),
         Expr::Reference(r) => check_expr(&r.expr, names, fn_name, errors),
         Expr::Paren(p) => check_expr(&p.expr, names, fn_name, errors),
         Expr::Group(g) => check_expr(&g.expr, names, fn_name, errors),
@@ -313,16 +329,290 @@ fn check_expr(expr: &Expr, names: &[&str], fn_name: &str, errors: &mut Errors) {
             check_expr(&i.expr, names, fn_name, errors);
             check_expr(&i.index, names, fn_name, errors);
         }
-        Expr::Tuple(t) => t.elems.iter().for_each(|e| check_expr(e, names, fn_name, errors)),
-        Expr::Array(a) => a.elems.iter().for_each(|e| check_expr(e, names, fn_name, errors)),
-        Expr::Try(t) => errors.push(syn::Error::new(
-            t.question_token.span(),
-            "`?` is not allowed in an attribute expression: telemetry never changes a result",
-        )),
-        Expr::Await(a) => errors.push(syn::Error::new(
-            a.await_token.span(),
-            "`.await` is not allowed in an attribute expression: attributes are computed before the body runs",
-        )),
+        Expr::Tuple(t) => t
+            .elems
+            .iter()
+            .for_each(|e| check_expr(e, names, fn_name, errors)),
+        Expr::Array(a) => a
+            .elems
+            .iter()
+            .for_each(|e| check_expr(e, names, fn_name, errors)),
+        // `?` and `.await` themselves are refused by `check_flow`.
+        Expr::Try(t) => check_expr(&t.expr, names, fn_name, errors),
+        Expr::Await(a) => check_expr(&a.base, names, fn_name, errors),
         _ => {}
+    }
+}
+
+/// Where an expression of the arguments is evaluated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// `key = expr`: before the body, in the function's own frame.
+    Attr,
+    /// `telemetry = expr`: likewise.
+    Telemetry,
+    /// The body of `key = |out| expr`: a closure of its own, called when the
+    /// body returns (`return` and `?` end that closure only).
+    Returned,
+}
+
+impl Scope {
+    fn what(self) -> &'static str {
+        match self {
+            Scope::Attr => "an attribute expression",
+            Scope::Telemetry => "the `telemetry` expression",
+            Scope::Returned => "a closure over the return value",
+        }
+    }
+}
+
+/// Refuses control flow that could leave an expression of the arguments and
+/// so change the function's result: `?`, `return`, `become`, `yield`,
+/// `.await`, and `break`/`continue` whose loop or labeled block is outside
+/// the expression. Closures, `async` blocks, `const` blocks and nested items
+/// are scopes of their own and are not entered; macro calls cannot be walked,
+/// which is why `expand.rs` also evaluates every such expression inside a
+/// closure of its own.
+fn check_flow(expr: &Expr, scope: Scope, fn_name: &str, errors: &mut Errors) {
+    let mut walk = Flow {
+        scope,
+        fn_name,
+        loops: 0,
+        labels: Vec::new(),
+        try_blocks: 0,
+        errors,
+    };
+    walk.expr(expr);
+}
+
+struct Flow<'a> {
+    scope: Scope,
+    fn_name: &'a str,
+    /// Loops inside the expression enclosing the current node (targets of an
+    /// unlabeled `break` or `continue`).
+    loops: usize,
+    /// Labels of the loops and blocks inside the expression enclosing the
+    /// current node.
+    labels: Vec<String>,
+    /// `try { .. }` blocks enclosing the current node (targets of `?`).
+    try_blocks: usize,
+    errors: &'a mut Errors,
+}
+
+/// What to write instead of `return` or `become` in an attribute expression.
+const INSTEAD: &str = "compute the value without leaving the expression, or record it later with `key = deferred` or `key = |out| ..`";
+
+impl Flow<'_> {
+    fn leaves_function(&mut self, span: Span, token: &str, fix: &str) {
+        let fix = match self.scope {
+            Scope::Attr => fix,
+            Scope::Telemetry => "compute the binding without leaving the expression",
+            // `return`, `?` and `become` end the closure, not the function.
+            Scope::Returned => return,
+        };
+        let message = format!(
+            "`{token}` is not allowed in {}: it would return from `{}` before its body runs (telemetry never changes a result); {fix}",
+            self.scope.what(),
+            self.fn_name,
+        );
+        self.errors.push(syn::Error::new(span, message));
+    }
+
+    fn suspends(&mut self, span: Span, token: &str) {
+        let fix = match self.scope {
+            Scope::Attr => "; await in the body and record the value with `key = deferred`",
+            Scope::Telemetry => "",
+            Scope::Returned => "; await in the body and return the value",
+        };
+        let message = format!(
+            "`{token}` is not allowed in {}: it is computed synchronously, outside the function's future (telemetry never suspends a call){fix}",
+            self.scope.what(),
+        );
+        self.errors.push(syn::Error::new(span, message));
+    }
+
+    fn jump(&mut self, span: Span, token: &str, label: Option<&syn::Lifetime>) {
+        let inside = match label {
+            Some(l) => self.labels.contains(&l.ident.to_string()),
+            None => self.loops > 0,
+        };
+        if inside {
+            return;
+        }
+        let written = match label {
+            Some(l) => format!("{token} {l}"),
+            None => token.to_owned(),
+        };
+        let message = format!(
+            "`{written}` would leave {}: `break` and `continue` may only target a loop or labeled block inside it (telemetry never changes a result)",
+            self.scope.what(),
+        );
+        self.errors.push(syn::Error::new(span, message));
+    }
+
+    /// Walks `body` inside a loop or labeled block.
+    fn enclosed(
+        &mut self,
+        label: Option<&syn::Label>,
+        is_loop: bool,
+        body: impl FnOnce(&mut Self),
+    ) {
+        if let Some(l) = label {
+            self.labels.push(l.name.ident.to_string());
+        }
+        if is_loop {
+            self.loops += 1;
+        }
+        body(self);
+        if is_loop {
+            self.loops -= 1;
+        }
+        if label.is_some() {
+            self.labels.pop();
+        }
+    }
+
+    fn block(&mut self, block: &syn::Block) {
+        for stmt in &block.stmts {
+            match stmt {
+                syn::Stmt::Local(local) => {
+                    if let Some(init) = &local.init {
+                        self.expr(&init.expr);
+                        if let Some((_, diverge)) = &init.diverge {
+                            self.expr(diverge);
+                        }
+                    }
+                }
+                syn::Stmt::Expr(e, _) => self.expr(e),
+                // Nested items are scopes of their own; macro calls cannot be
+                // walked (the closure in the generated code covers them).
+                syn::Stmt::Item(_) | syn::Stmt::Macro(_) => {}
+            }
+        }
+    }
+
+    fn exprs<'e>(&mut self, list: impl IntoIterator<Item = &'e Expr>) {
+        for e in list {
+            self.expr(e);
+        }
+    }
+
+    fn expr(&mut self, expr: &Expr) {
+        match expr {
+            Expr::Try(t) => {
+                self.expr(&t.expr);
+                if self.try_blocks == 0 {
+                    self.leaves_function(
+                        t.question_token.span(),
+                        "?",
+                        "turn the error into a value (`.ok()` leaves the attribute out), or record the value later with `key = deferred` or `key = |out| ..`",
+                    );
+                }
+            }
+            Expr::Return(r) => {
+                self.leaves_function(r.return_token.span, "return", INSTEAD);
+                self.exprs(r.expr.as_deref());
+            }
+            Expr::Await(a) => {
+                self.expr(&a.base);
+                self.suspends(a.await_token.span, ".await");
+            }
+            Expr::Yield(y) => {
+                self.suspends(y.yield_token.span, "yield");
+                self.exprs(y.expr.as_deref());
+            }
+            Expr::Break(b) => {
+                self.jump(b.break_token.span, "break", b.label.as_ref());
+                self.exprs(b.expr.as_deref());
+            }
+            Expr::Continue(c) => self.jump(c.continue_token.span, "continue", c.label.as_ref()),
+            Expr::Verbatim(tokens) => self.verbatim(tokens),
+
+            Expr::Loop(l) => self.enclosed(l.label.as_ref(), true, |w| w.block(&l.body)),
+            Expr::While(l) => self.enclosed(l.label.as_ref(), false, |w| {
+                // The condition is not inside the loop for an unlabeled jump.
+                w.expr(&l.cond);
+                w.enclosed(None, true, |w| w.block(&l.body));
+            }),
+            Expr::ForLoop(l) => {
+                // The iterator is evaluated before the loop starts.
+                self.expr(&l.expr);
+                self.enclosed(l.label.as_ref(), true, |w| w.block(&l.body));
+            }
+            Expr::Block(b) => self.enclosed(b.label.as_ref(), false, |w| w.block(&b.block)),
+            Expr::TryBlock(t) => {
+                self.try_blocks += 1;
+                self.block(&t.block);
+                self.try_blocks -= 1;
+            }
+            Expr::Unsafe(u) => self.block(&u.block),
+            Expr::If(i) => {
+                self.expr(&i.cond);
+                self.block(&i.then_branch);
+                if let Some((_, e)) = &i.else_branch {
+                    self.expr(e);
+                }
+            }
+            Expr::Match(m) => {
+                self.expr(&m.expr);
+                for arm in &m.arms {
+                    if let Some((_, guard)) = &arm.guard {
+                        self.expr(guard);
+                    }
+                    self.expr(&arm.body);
+                }
+            }
+            Expr::Let(l) => self.expr(&l.expr),
+
+            Expr::Array(a) => self.exprs(&a.elems),
+            Expr::Tuple(t) => self.exprs(&t.elems),
+            Expr::Assign(a) => self.exprs([&*a.left, &*a.right]),
+            Expr::Binary(b) => self.exprs([&*b.left, &*b.right]),
+            Expr::Index(i) => self.exprs([&*i.expr, &*i.index]),
+            Expr::Call(c) => {
+                self.expr(&c.func);
+                self.exprs(&c.args);
+            }
+            Expr::MethodCall(m) => {
+                self.expr(&m.receiver);
+                self.exprs(&m.args);
+            }
+            Expr::Field(f) => self.expr(&f.base),
+            Expr::Cast(c) => self.expr(&c.expr),
+            Expr::Unary(u) => self.expr(&u.expr),
+            Expr::Reference(r) => self.expr(&r.expr),
+            Expr::RawAddr(r) => self.expr(&r.expr),
+            Expr::Paren(p) => self.expr(&p.expr),
+            Expr::Group(g) => self.expr(&g.expr),
+            Expr::Range(r) => self.exprs(r.start.iter().chain(&r.end).map(|e| &**e)),
+            // The length is a constant of its own.
+            Expr::Repeat(r) => self.expr(&r.expr),
+            Expr::Struct(s) => {
+                self.exprs(s.fields.iter().map(|f| &f.expr));
+                self.exprs(s.rest.as_deref());
+            }
+
+            // Scopes of their own: control flow inside cannot leave them.
+            Expr::Closure(_) | Expr::Async(_) | Expr::Const(_) => {}
+            // Cannot be walked; the closure in the generated code covers it.
+            Expr::Macro(_) => {}
+            Expr::Lit(_) | Expr::Path(_) | Expr::Infer(_) => {}
+            // Variants added to syn later: the closure covers them too.
+            _ => {}
+        }
+    }
+
+    /// What syn leaves unparsed: `become f(..)` (a tail call, which leaves
+    /// the function like `return`), `builtin # ..`, and such.
+    fn verbatim(&mut self, tokens: &TokenStream) {
+        let mut iter = tokens.clone().into_iter();
+        if let Some(TokenTree::Ident(first)) = iter.next() {
+            if first == "become" {
+                self.leaves_function(first.span(), "become", INSTEAD);
+                if let Ok(rest) = syn::parse2::<Expr>(iter.collect()) {
+                    self.expr(&rest);
+                }
+            }
+        }
     }
 }
