@@ -36,7 +36,8 @@ use proc_macro::TokenStream;
 /// KIND    := internal | client | server | producer | consumer
 ///
 /// attr    := IDENT                      // shorthand: the parameter of that name
-///          | KEY = EXPR                 // an expression over the parameters (borrowed, never moved)
+///          | KEY = EXPR                 // an expression over the parameters (borrowed, never moved),
+///                                       //   in a closure of its own; no control flow leaving it
 ///          | KEY = "literal"            // a constant
 ///          | KEY = deferred             // recorded later by agent_kernel_otel::record("key", value)
 ///          | KEY = |out| EXPR           // computed from the return value (by reference) when
@@ -63,6 +64,20 @@ use proc_macro::TokenStream;
 /// names is recorded: arguments never leak by default. Metric label values
 /// must come from bounded sets (registered capability ids, closed enums):
 /// that is the caller's responsibility.
+///
+/// Attribute expressions and the `telemetry` expression are evaluated before
+/// the body, and telemetry never changes a result: they may not contain `?`,
+/// `return`, `become`, `yield` or `.await`, nor a `break` or `continue` whose
+/// loop or labeled block is outside the expression, wherever these sit
+/// (closures and `async` blocks inside are scopes of their own, and may).
+/// Since a macro call's tokens cannot be checked, each expression is also
+/// evaluated in a closure of its own: control flow hidden in a macro call
+/// ends that closure, never the function (a `return` of `()` leaves the
+/// attribute out; `?`, `.await`, `break`, `continue` and a `return` of
+/// another value do not compile there). Turn an
+/// error into a value (`.ok()` leaves the attribute out), or record the value
+/// later with `deferred` or `|out| ..`. In `|out| ..`, `return` and `?` end
+/// that closure and are allowed.
 ///
 /// `deferred` or `|out| ..`? A value known only from the result is cheaper as
 /// a closure over the return value: it is computed once, after the body, and
@@ -150,8 +165,9 @@ use proc_macro::TokenStream;
 /// Every misuse is a compile error at the offending token, with a fix where
 /// one exists: unknown parameters (with the nearest valid name), a missing or
 /// empty `name`, an `attrs` entry naming no parameter (with the nearest
-/// parameter), a label that is no declared attribute, a bad `kind`, malformed
-/// `metrics`, or the attribute on something other than a function with a body
+/// parameter), control flow that would leave an attribute expression, a
+/// label that is no declared attribute, a bad `kind`, malformed `metrics`,
+/// or the attribute on something other than a function with a body
 /// (a struct, a trait method without a body, a `const fn`, an `extern` fn).
 #[proc_macro_attribute]
 pub fn kernel_span(attr: TokenStream, item: TokenStream) -> TokenStream {
