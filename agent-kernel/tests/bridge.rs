@@ -66,6 +66,25 @@ fn registry() -> CapabilityRegistry {
     r
 }
 
+/// The handle id of every record: a kernel id's shape.
+const HANDLE: &str = "6f1c2b3a-0d4e-4f5a-8b6c-7d8e9fa0b1c2";
+
+/// A kernel-shaped action id (UUID v4) derived from a readable `name`, so the
+/// tests read as names and the bridge sees ids it would record.
+fn act(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(name.as_bytes());
+    let h = hex::encode(&d[..16]);
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
 fn base(action_id: &str) -> ActionTrace {
     let mut args = Args::new();
     args.insert("operation".into(), json!("list_invoices"));
@@ -80,7 +99,7 @@ fn base(action_id: &str) -> ActionTrace {
         requested_mode: ResponseMode::Raw,
         response_mode: ResponseMode::Summary,
         driver_id: "billing".into(),
-        handle_id: Some("h-1".into()),
+        handle_id: Some(HANDLE.into()),
         session_id: Some("s-1".into()),
         error: None,
         denial_category: None,
@@ -93,27 +112,27 @@ fn base(action_id: &str) -> ActionTrace {
 
 /// One record of every outcome, some live, some not.
 fn records() -> Vec<ActionTrace> {
-    let ok = base("act-ok");
-    let mut live = base("act-live");
+    let ok = base(&act("ok"));
+    let mut live = base(&act("live"));
     live.trace_id = Some(LIVE_TRACE.into());
     live.span_id = Some(LIVE_SPAN.into());
-    let mut denied = base("act-denied");
+    let mut denied = base(&act("denied"));
     denied.outcome = TraceOutcome::Denied;
     denied.denial_category = Some(DenialCategory::MissingRole);
     denied.error = Some("policy denied: alice@example.com lacks role".into());
     denied.driver_id = String::new();
     denied.handle_id = None;
     denied.session_id = None;
-    let mut budget = base("act-budget");
+    let mut budget = base(&act("budget"));
     budget.outcome = TraceOutcome::Denied;
     budget.denial_category = Some(DenialCategory::BudgetExhausted);
     budget.capability_id = "unknown.cap".into();
-    let mut failed = base("act-failed");
+    let mut failed = base(&act("failed"));
     failed.outcome = TraceOutcome::DriverError;
     failed.error = Some("HTTP 500 from https://user:pw@api.example.com".into());
     failed.trace_id = Some(LIVE_TRACE.into());
     failed.span_id = Some("1111111111111111".into());
-    let mut cancelled = base("act-cancelled");
+    let mut cancelled = base(&act("cancelled"));
     cancelled.outcome = TraceOutcome::Cancelled;
     cancelled.duration = None;
     vec![ok, live, denied, budget, failed, cancelled]
@@ -324,11 +343,62 @@ fn bridged_spans_match_their_records_field_by_field() {
 fn without_a_registry_safety_class_is_left_out() {
     let (provider, exporter) = provider();
     let bridge = OTelTraceExporter::new(&provider);
-    let t = base("act-unknown");
+    let t = base(&act("unknown"));
     let out = bridge.export(&t);
     assert!(out.deterministic);
     let spans = exporter.get_finished_spans().unwrap();
     assert_matches(&spans[0], &t, Known::Nothing);
+}
+
+#[test]
+fn forged_ids_in_a_record_are_bridged_as_invalid() {
+    let (provider, exporter) = provider();
+    let bridge = OTelTraceExporter::new(&provider);
+    let mut t = base("act-bob@example.com");
+    t.handle_id = Some("h-bob@example.com".into());
+    bridge.export(&t);
+    let spans = exporter.get_finished_spans().unwrap();
+    let attrs = attributes(&spans[0]);
+    for key in [
+        contract::ACTION_ID,
+        contract::HANDLE_ID,
+        contract::GEN_AI_TOOL_CALL_ID,
+    ] {
+        assert_eq!(
+            attrs.get(key),
+            Some(&Value::from(agent_kernel::INVALID_ID)),
+            "{key}"
+        );
+    }
+    assert!(!format!("{spans:?}").contains("bob@example.com"));
+}
+
+#[test]
+fn caller_ids_on_bridged_spans_follow_the_setting() {
+    let key = agent_kernel::PseudonymKey::new(b"bridge-test-pseudonym-key").unwrap();
+    let t = base(&act("caller-ids"));
+    for (recording, principal, session) in [
+        (
+            agent_kernel::CallerIdRecording::AsGiven,
+            Some(Value::from("analyst-001")),
+            Some(Value::from("s-1")),
+        ),
+        (
+            agent_kernel::CallerIdRecording::Pseudonymized(key.clone()),
+            Some(Value::from(key.pseudonym("analyst-001"))),
+            Some(Value::from(key.pseudonym("s-1"))),
+        ),
+        (agent_kernel::CallerIdRecording::Omitted, None, None),
+    ] {
+        let (provider, exporter) = provider();
+        OTelTraceExporter::new(&provider)
+            .with_caller_ids(recording)
+            .export(&t);
+        let spans = exporter.get_finished_spans().unwrap();
+        let attrs = attributes(&spans[0]);
+        assert_eq!(attrs.get(contract::PRINCIPAL_ID), principal.as_ref());
+        assert_eq!(attrs.get(contract::SESSION_ID), session.as_ref());
+    }
 }
 
 #[test]
@@ -354,7 +424,7 @@ fn exporting_twice_gives_the_same_ids() {
     // And the per-record report names them.
     let one = OTelTraceExporter::new(&p2).export(&records[1]);
     assert_eq!(one.trace_id, LIVE_TRACE);
-    assert_eq!(one.span_id, bridged_span_id("act-live").to_string());
+    assert_eq!(one.span_id, bridged_span_id(&act("live")).to_string());
     assert!(one.deterministic);
 }
 
@@ -400,14 +470,14 @@ fn the_bridge_does_not_parent_to_the_current_span() {
     let (provider, exporter) = provider();
     let bridge = OTelTraceExporter::new(&provider);
     provider.tracer("test").in_span("caller", |_| {
-        bridge.export(&base("act-in-span"));
+        bridge.export(&base(&act("in-span")));
     });
     let spans = exporter.get_finished_spans().unwrap();
-    let bridged = by_span_id(&spans, bridged_span_id("act-in-span"));
+    let bridged = by_span_id(&spans, bridged_span_id(&act("in-span")));
     assert_eq!(bridged.parent_span_id, SpanId::INVALID);
     assert_eq!(
         bridged.span_context.trace_id(),
-        derived_trace_id("act-in-span")
+        derived_trace_id(&act("in-span"))
     );
 }
 
@@ -527,7 +597,7 @@ prop_compose! {
         outcome in Just(outcome),
         live in Just(live),
     ) -> (ActionTrace, Vec<String>) {
-        let mut t = base("act-prop");
+        let mut t = base(&act("prop"));
         t.args = Args::new();
         for (i, v) in values.into_iter().enumerate() {
             t.args.insert(format!("{}{i}", key_names[i % key_names.len()]), v);
@@ -559,7 +629,7 @@ proptest! {
         prop_assert_eq!(spans.len(), 1);
         // Everything the span holds, as text: name, ids, attributes, events, links, status, scope.
         let dump = format!("{:?}", spans[0]);
-        prop_assert!(dump.contains("analyst-001") && dump.contains("act-prop"));
+        prop_assert!(dump.contains("analyst-001") && dump.contains(&act("prop")));
         for needle in &needles {
             prop_assert!(!dump.contains(needle.as_str()), "{needle:?} leaked into {dump}");
         }
@@ -576,7 +646,7 @@ proptest! {
 #[test]
 fn arg_keys_are_bounded() {
     let (provider, exporter) = provider();
-    let mut t = base("act-many");
+    let mut t = base(&act("many"));
     t.args = (0..500)
         .map(|i| (format!("{i:03}{}", "k".repeat(200)), json!(i)))
         .collect();
@@ -596,7 +666,7 @@ fn arg_keys_are_bounded() {
 #[test]
 fn times_survive_far_dates() {
     let (provider, exporter) = provider();
-    let mut t = base("act-far");
+    let mut t = base(&act("far"));
     t.invoked_at = Timestamp::from_millis(4_102_444_800_000); // 2100-01-01
     t.duration = Some(Duration::from_secs(3600));
     OTelTraceExporter::new(&provider).export(&t);

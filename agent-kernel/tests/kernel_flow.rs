@@ -678,8 +678,10 @@ async fn expand_errors_not_found_and_expired() {
         .unwrap()
         .handle
         .unwrap();
+    // Well formed, but never issued.
+    let unknown = "0f8fad5b-d9cb-469f-a165-70867728950e";
     let bogus = Handle {
-        handle_id: "no-such-handle".into(),
+        handle_id: unknown.into(),
         ..handle.clone()
     };
     let err = f
@@ -687,6 +689,17 @@ async fn expand_errors_not_found_and_expired() {
         .expand(&bogus, &ExpandQuery::default(), &p)
         .unwrap_err();
     assert_eq!(err.kind(), "handle_not_found");
+    assert!(err.to_string().contains(unknown));
+    // Not an id this kernel could have issued.
+    let forged = Handle {
+        handle_id: "no-such-handle".into(),
+        ..handle.clone()
+    };
+    let err = f
+        .kernel
+        .expand(&forged, &ExpandQuery::default(), &p)
+        .unwrap_err();
+    assert_eq!(err.kind(), "malformed_id");
     assert!(err.to_string().contains("no-such-handle"));
     f.clock.advance(Duration::from_secs(3600));
     assert_eq!(
@@ -701,8 +714,12 @@ async fn expand_errors_not_found_and_expired() {
 #[test]
 fn explain_unknown_action_names_it() {
     let f = fixture();
-    let err = f.kernel.explain("act-404").unwrap_err();
+    let unknown = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    let err = f.kernel.explain(unknown).unwrap_err();
     assert_eq!(err.kind(), "trace_not_found");
+    assert!(err.to_string().contains(unknown));
+    let err = f.kernel.explain("act-404").unwrap_err();
+    assert_eq!(err.kind(), "malformed_id");
     assert!(err.to_string().contains("act-404"));
 }
 
