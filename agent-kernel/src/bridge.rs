@@ -19,8 +19,10 @@
 //!   shape of a kernel-minted id (a record imported from a file holds what the
 //!   file held) are recorded as `_INVALID`;
 //! - [`keys::BRIDGED`]` = true`, [`keys::OUTCOME`] (the outcome label) and
-//!   [`keys::ARG_KEYS`]: the argument **keys** only, redacted, sorted, at most
-//!   [`MAX_ARG_KEYS`]. **Argument values never leave**, nor does the recorded
+//!   [`keys::ARG_KEYS`]: the argument **keys** only — those with a parameter
+//!   name's shape and nothing the redactor removes; any other key (free text,
+//!   an e-mail address, a card number: the caller's text) as `_INVALID` —
+//!   sorted, at most [`MAX_ARG_KEYS`]. **Argument values never leave**, nor does the recorded
 //!   error text: a failed record gets status ERROR whose description is built
 //!   from the outcome and denial category alone, `error.type` (the stable kind
 //!   the live span would have had: `policy_denied`, `budget_exhausted`,
@@ -104,7 +106,7 @@ pub mod keys {
 /// At most this many argument keys are listed in [`keys::ARG_KEYS`].
 pub const MAX_ARG_KEYS: usize = 64;
 
-/// Argument keys longer than this many characters are cut.
+/// Argument keys longer than this many bytes are recorded as `_INVALID`.
 pub const MAX_ARG_KEY_CHARS: usize = 128;
 
 // ── Deterministic ids ───────────────────────────────────────────────────────
@@ -509,16 +511,26 @@ impl<T: Tracer> OTelTraceExporter<T> {
         attrs
     }
 
-    /// The argument keys: redacted, cut to [`MAX_ARG_KEY_CHARS`], sorted, deduplicated, at most [`MAX_ARG_KEYS`].
+    /// The argument keys that have a parameter name's shape (ASCII letters,
+    /// digits, `_`, `-`, `.`; at most [`MAX_ARG_KEY_CHARS`]) and hold nothing
+    /// the redactor removes; every other key as `_INVALID`. Sorted,
+    /// deduplicated, at most [`MAX_ARG_KEYS`].
     fn arg_keys(&self, trace: &ActionTrace) -> Vec<StringValue> {
         let mut keys: Vec<String> = trace
             .args
             .keys()
             .map(|k| {
-                let redacted = self.redactor.redact_str(k);
-                match redacted.char_indices().nth(MAX_ARG_KEY_CHARS) {
-                    Some((cut, _)) => redacted[..cut].to_owned(),
-                    None => redacted.into_owned(),
+                // A key is the caller's text: recorded only with a parameter
+                // name's shape and nothing the redactor would remove.
+                let named = !k.is_empty()
+                    && k.len() <= MAX_ARG_KEY_CHARS
+                    && k.bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+                    && matches!(self.redactor.redact_str(k), Cow::Borrowed(_));
+                if named {
+                    k.clone()
+                } else {
+                    ids::INVALID_ID.to_owned()
                 }
             })
             .collect();

@@ -205,6 +205,11 @@ pub(crate) fn scrub(s: &str) -> Cow<'_, str> {
     REDACTOR.redact_str(s)
 }
 
+/// A kernel-minted id that came back from a caller, as telemetry may show it.
+fn checked(id: &str) -> &str {
+    crate::ids::for_telemetry(id)
+}
+
 impl SpanError for KernelError {
     fn error_type(&self) -> &'static str {
         self.kind()
@@ -216,12 +221,8 @@ impl SpanError for KernelError {
 
     fn redacted_message(&self) -> Cow<'_, str> {
         let text = match self {
-            Self::CapabilityNotFound { capability_id } => {
-                format!(
-                    "no capability registered with id '{}'",
-                    scrub(capability_id)
-                )
-            }
+            // An unregistered id is the caller's text: not repeated.
+            Self::CapabilityNotFound { .. } => "no capability registered with that id".to_owned(),
             Self::CapabilityAlreadyRegistered { capability_id } => {
                 format!(
                     "capability '{}' is already registered",
@@ -233,20 +234,22 @@ impl SpanError for KernelError {
                 category,
                 ..
             } => format!("policy denied '{}' ({category})", scrub(capability_id)),
-            Self::TokenExpired { token_id, .. } => format!("token '{}' expired", scrub(token_id)),
+            // Token, handle and action ids come back from the caller: only
+            // the kernel's own id shape is repeated (`_INVALID` otherwise).
+            Self::TokenExpired { token_id, .. } => format!("token '{}' expired", checked(token_id)),
             Self::TokenRevoked { token_id } => {
-                format!("token '{}' has been revoked", scrub(token_id))
+                format!("token '{}' has been revoked", checked(token_id))
             }
             Self::TokenInvalid { token_id } => {
-                format!("token '{}' has an invalid signature", scrub(token_id))
+                format!("token '{}' has an invalid signature", checked(token_id))
             }
             Self::TokenPrincipalMismatch { token_id, .. } => format!(
                 "token '{}' was issued to another principal",
-                scrub(token_id)
+                checked(token_id)
             ),
             Self::TokenCapabilityMismatch { token_id, .. } => format!(
                 "token '{}' was issued for another capability",
-                scrub(token_id)
+                checked(token_id)
             ),
             Self::TokenFormat { .. } => "malformed token".to_owned(),
             Self::DriverError {
@@ -264,25 +267,25 @@ impl SpanError for KernelError {
                 ),
             },
             Self::HandleNotFound { handle_id } => {
-                format!("handle '{}' not found", scrub(handle_id))
+                format!("handle '{}' not found", checked(handle_id))
             }
             Self::HandleExpired { handle_id, .. } => {
-                format!("handle '{}' expired", scrub(handle_id))
+                format!("handle '{}' expired", checked(handle_id))
             }
             Self::HandleAccessDenied { handle_id, .. } => format!(
                 "handle '{}' was not issued to this principal",
-                scrub(handle_id)
+                checked(handle_id)
             ),
-            Self::BudgetExhausted {
-                session_id,
-                used,
-                total,
-            } => format!(
-                "session '{}' budget exhausted: used {used} of {total} tokens",
-                scrub(session_id)
-            ),
+            // The session id is the application's (`KernelBuilder::caller_ids`
+            // decides how the span's attribute shows it): not repeated here.
+            Self::BudgetExhausted { used, total, .. } => {
+                format!("session budget exhausted: used {used} of {total} tokens")
+            }
             Self::TraceNotFound { action_id } => {
-                format!("no action trace found for action_id '{}'", scrub(action_id))
+                format!(
+                    "no action trace found for action_id '{}'",
+                    checked(action_id)
+                )
             }
             Self::MalformedId { what, .. } => format!("malformed {what} id"),
             Self::InvalidConfig { .. } => "invalid configuration".to_owned(),

@@ -495,7 +495,7 @@ impl HmacTokenProvider {
         if revoked {
             log::warn!(
                 "token_verify_failed token_id={} reason=revoked",
-                crate::otel::scrub(&token.token_id)
+                crate::ids::for_telemetry(&token.token_id)
             );
             return Err(KernelError::TokenRevoked {
                 token_id: token.token_id.clone(),
@@ -504,7 +504,7 @@ impl HmacTokenProvider {
         if token.expires_at <= now {
             log::warn!(
                 "token_verify_failed token_id={} reason=expired",
-                crate::otel::scrub(&token.token_id)
+                crate::ids::for_telemetry(&token.token_id)
             );
             return Err(KernelError::TokenExpired {
                 token_id: token.token_id.clone(),
@@ -517,7 +517,7 @@ impl HmacTokenProvider {
         if !(decoded && bool::from(expected.ct_eq(&presented))) {
             log::warn!(
                 "token_verify_failed token_id={} reason=invalid_signature",
-                crate::otel::scrub(&token.token_id)
+                crate::ids::for_telemetry(&token.token_id)
             );
             return Err(KernelError::TokenInvalid {
                 token_id: token.token_id.clone(),
@@ -526,7 +526,7 @@ impl HmacTokenProvider {
         if token.principal_id != expected_principal_id {
             log::warn!(
                 "token_verify_failed token_id={} reason=principal_mismatch",
-                crate::otel::scrub(&token.token_id)
+                crate::ids::for_telemetry(&token.token_id)
             );
             return Err(KernelError::TokenPrincipalMismatch {
                 token_id: token.token_id.clone(),
@@ -537,7 +537,7 @@ impl HmacTokenProvider {
         if token.capability_id != expected_capability_id {
             log::warn!(
                 "token_verify_failed token_id={} reason=capability_mismatch",
-                crate::otel::scrub(&token.token_id)
+                crate::ids::for_telemetry(&token.token_id)
             );
             return Err(KernelError::TokenCapabilityMismatch {
                 token_id: token.token_id.clone(),

@@ -633,13 +633,13 @@ proptest! {
         for needle in &needles {
             prop_assert!(!dump.contains(needle.as_str()), "{needle:?} leaked into {dump}");
         }
-        // The keys are there (the secret-shaped one redacted).
+        // The keys are there (the secret-shaped one as `_INVALID`).
         let attrs = attributes(&spans[0]);
         let Value::Array(Array::String(listed)) = &attrs[keys::ARG_KEYS] else {
             panic!("arg_keys is not a string array");
         };
         prop_assert_eq!(listed.len(), t.args.len());
-        prop_assert!(listed.iter().any(|k| k.as_str() == "[REDACTED]"));
+        prop_assert!(listed.iter().any(|k| k.as_str() == agent_kernel::INVALID_ID));
     }
 }
 
@@ -648,8 +648,11 @@ fn arg_keys_are_bounded() {
     let (provider, exporter) = provider();
     let mut t = base(&act("many"));
     t.args = (0..500)
-        .map(|i| (format!("{i:03}{}", "k".repeat(200)), json!(i)))
+        .map(|i| (format!("{i:03}{}", "k".repeat(100)), json!(i)))
         .collect();
+    // Too long for a parameter name: one `_INVALID` for all of them.
+    t.args
+        .insert(format!("x{}", "k".repeat(200)), json!("too long"));
     OTelTraceExporter::new(&provider).export(&t);
     let spans = exporter.get_finished_spans().unwrap();
     let Value::Array(Array::String(listed)) = &attributes(&spans[0])[keys::ARG_KEYS] else {
@@ -660,6 +663,31 @@ fn arg_keys_are_bounded() {
         listed
             .iter()
             .all(|k| k.as_str().chars().count() <= agent_kernel::bridge::MAX_ARG_KEY_CHARS)
+    );
+    assert!(!listed.iter().any(|k| k.as_str().starts_with('x')));
+}
+
+#[test]
+fn only_parameter_shaped_argument_keys_are_listed() {
+    let (provider, exporter) = provider();
+    let mut t = base(&act("keys"));
+    t.args = [
+        ("operation", "a parameter name"),
+        ("customer.id", "dotted"),
+        ("dry-run", "dashed"),
+        ("bob@example.com", "an e-mail address as a key"),
+        ("4111 1111 1111 1111", "a card number as a key"),
+        ("Mrs Dalloway said she would buy the flowers", "free text as a key"),
+        ("", "empty"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), json!(v)))
+    .collect();
+    OTelTraceExporter::new(&provider).export(&t);
+    let spans = exporter.get_finished_spans().unwrap();
+    assert_eq!(
+        attributes(&spans[0])[keys::ARG_KEYS],
+        string_array(&[agent_kernel::INVALID_ID, "customer.id", "dry-run", "operation"])
     );
 }
 
