@@ -164,6 +164,18 @@ impl Secrets {
             "nested".to_owned(),
             json!({"deep": [self.note, self.email, self.jwt]}),
         );
+        // Hostile keys: the caller's text where a parameter name belongs (a
+        // key of a parameter name's shape is recorded by the bridge, so the
+        // secrets here come with what no parameter name has).
+        for key in [
+            self.email.clone(),
+            self.card.clone(),
+            self.jwt.clone(),
+            format!("note {}", self.note_marker),
+            format!("{}={}", self.url_user, self.url_password),
+        ] {
+            args.insert(key, json!(1));
+        }
         args
     }
 
@@ -586,9 +598,50 @@ struct World {
     analyst: Principal,
     clerk: Principal,
     admin: Principal,
+    /// The id of a principal made up along the way.
+    auditor_id: String,
+    /// The session the scenario charges.
+    session: String,
 }
 
-fn world(s: &Secrets) -> World {
+/// How the kernel records caller ids in a run, and whether the principal and
+/// session ids hold secrets: as given, they are recorded as passed, so only
+/// the other two settings can be tested with hostile ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ids {
+    AsGiven,
+    Pseudonymized,
+    Omitted,
+}
+
+impl Ids {
+    fn recording(self) -> CallerIdRecording {
+        match self {
+            Ids::AsGiven => CallerIdRecording::AsGiven,
+            Ids::Pseudonymized => CallerIdRecording::Pseudonymized(
+                PseudonymKey::new(b"leak-proof pseudonym key, not the secret").unwrap(),
+            ),
+            Ids::Omitted => CallerIdRecording::Omitted,
+        }
+    }
+
+    /// A caller id: `plain`, or under a recording that hides ids, one that
+    /// carries the run's secrets.
+    fn caller_id(self, plain: &str, s: &Secrets) -> String {
+        match self {
+            Ids::AsGiven => plain.to_owned(),
+            Ids::Pseudonymized | Ids::Omitted => {
+                format!("{plain} <{}> {}", s.email, s.note_marker)
+            }
+        }
+    }
+}
+
+fn ids() -> impl Strategy<Value = Ids> {
+    prop_oneof![Just(Ids::AsGiven), Just(Ids::Pseudonymized), Just(Ids::Omitted)]
+}
+
+fn world(s: &Secrets, ids: Ids) -> World {
     let server = *SERVER;
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
     let dyn_clock: Arc<dyn Clock> = clock.clone();
@@ -696,30 +749,36 @@ fn world(s: &Secrets) -> World {
         .driver(echo_mem)
         .driver(EchoDriver { rows: s.rows() })
         .driver(http)
+        .caller_ids(ids.recording())
         .build()
         .unwrap();
     World {
         kernel,
         clock,
-        analyst: Principal::new("analyst-001")
+        analyst: Principal::new(ids.caller_id("analyst-001", s))
             .with_roles(["reader"])
             .with_attribute("tenant", "acme"),
-        clerk: Principal::new("clerk-7")
+        clerk: Principal::new(ids.caller_id("clerk-7", s))
             .with_roles(["writer"])
             .with_attribute("tenant", "acme"),
-        admin: Principal::new("root-1")
+        admin: Principal::new(ids.caller_id("root-1", s))
             .with_roles(["admin", "reader"])
             .with_attribute("tenant", "acme"),
+        auditor_id: ids.caller_id("auditor-3", s),
+        session: ids.caller_id("chat-1", s),
     }
 }
 
 /// The kernel's `info` line for a granted token.
-fn grant_line(t: &CapabilityToken) -> (log::Level, String) {
+fn grant_line(ids: &CallerIdRecording, t: &CapabilityToken) -> (log::Level, String) {
     (
         log::Level::Info,
         format!(
             "grant_capability principal_id={} capability_id={} token_id={} audit_id={}",
-            t.principal_id, t.capability_id, t.token_id, t.audit_id
+            ids.for_log(&t.principal_id),
+            t.capability_id,
+            t.token_id,
+            t.audit_id
         ),
     )
 }
@@ -756,7 +815,7 @@ fn token(
         )
         .unwrap();
     cov.sigs.push(t.signature.clone());
-    cov.logs.push(grant_line(&t));
+    cov.logs.push(grant_line(w.kernel.caller_ids(), &t));
     t
 }
 
@@ -840,7 +899,8 @@ async fn exercise(w: &World, s: &Secrets) -> Coverage {
             log::Level::Info,
             format!(
                 "expand handle_id={} principal_id={}",
-                handle.handle_id, w.analyst.principal_id
+                handle.handle_id,
+                k.caller_ids().for_log(&w.analyst.principal_id)
             ),
         ));
     }
@@ -851,14 +911,31 @@ async fn exercise(w: &World, s: &Secrets) -> Coverage {
     let q = ExpandQuery::from_json(&json!({"filter": {"internal_note": s.note}})).unwrap();
     let err = k.expand(&handle, &q, &w.analyst).unwrap_err();
     assert_eq!(err.kind(), "policy_denied");
-    let forged_handle = Handle {
-        handle_id: "h-does-not-exist".to_owned(),
+    // A handle id of the kernel's shape that names nothing, and forged ones
+    // carrying the secrets (the caller's text: recorded as `_INVALID`).
+    let unknown_handle = Handle {
+        handle_id: "0f8fad5b-d9cb-469f-a165-70867728950e".to_owned(),
         ..handle.clone()
     };
     let err = k
-        .expand(&forged_handle, &ExpandQuery::default(), &w.analyst)
+        .expand(&unknown_handle, &ExpandQuery::default(), &w.analyst)
         .unwrap_err();
     assert_eq!(err.kind(), "handle_not_found");
+    for forged in [
+        format!("h-{}-{}", s.email, s.note_marker),
+        s.note.clone(),
+        s.jwt.clone(),
+    ] {
+        let forged_handle = Handle {
+            handle_id: forged,
+            ..handle.clone()
+        };
+        let err = k
+            .expand(&forged_handle, &ExpandQuery::default(), &w.analyst)
+            .unwrap_err();
+        assert_eq!(err.kind(), "malformed_id");
+    }
+    cov.kinds.push("malformed_id");
 
     // Drivers whose errors echo their input and output: all failing, then one
     // failing before a success.
@@ -995,25 +1072,25 @@ async fn exercise(w: &World, s: &Secrets) -> Coverage {
     // Invoke-time denials: missing_role, missing_tenant_attribute,
     // invalid_constraint, rate_limited.
     let update = token(w, UPDATE, &w.clerk, &mut cov);
-    let demoted = Principal::new("clerk-7").with_attribute("tenant", "acme");
+    let demoted = Principal::new(&w.clerk.principal_id).with_attribute("tenant", "acme");
     expect_err(
         k.invoke_with(req(&update, &demoted, ResponseMode::Summary))
             .await,
         "policy_denied",
         &mut cov,
     );
-    let no_tenant = Principal::new("analyst-001").with_roles(["reader"]);
+    let no_tenant = Principal::new(&w.analyst.principal_id).with_roles(["reader"]);
     expect_err(
         k.invoke_with(req(&notes, &no_tenant, ResponseMode::Table))
             .await,
         "policy_denied",
         &mut cov,
     );
-    let auditor = Principal::new("auditor-3")
+    let auditor = Principal::new(&w.auditor_id)
         .with_roles(["reader", "pii_reader"])
         .with_attribute("tenant", "acme");
     let wide = token(w, NOTES, &auditor, &mut cov);
-    let auditor_now = Principal::new("auditor-3")
+    let auditor_now = Principal::new(&w.auditor_id)
         .with_roles(["reader"])
         .with_attribute("tenant", "acme");
     expect_err(
@@ -1052,7 +1129,7 @@ async fn exercise(w: &World, s: &Secrets) -> Coverage {
     let mut exhausted = false;
     for _ in 0..10 {
         match k
-            .invoke_with(req(&notes, &w.analyst, ResponseMode::Table).with_session("chat-1"))
+            .invoke_with(req(&notes, &w.analyst, ResponseMode::Table).with_session(&w.session))
             .await
         {
             Ok(_) => {}
@@ -1067,7 +1144,7 @@ async fn exercise(w: &World, s: &Secrets) -> Coverage {
     assert!(
         exhausted,
         "the session budget never ran out: {:?}",
-        k.budget().usage("chat-1")
+        k.budget().usage(&w.session)
     );
 
     // Grant-time denials, with the secrets in justifications and constraints.
@@ -1120,8 +1197,14 @@ async fn exercise(w: &World, s: &Secrets) -> Coverage {
             .iter()
             .any(|t| t.args.get("note").and_then(Value::as_str) == Some(s.note.as_str()))
     );
-    let err = k.explain("no-such-action").unwrap_err();
+    let err = k
+        .explain("0f8fad5b-d9cb-469f-a165-70867728950e")
+        .unwrap_err();
     assert_eq!(err.kind(), "trace_not_found");
+    for forged in [format!("act-{}", s.note_marker), s.email.clone()] {
+        let err = k.explain(&forged).unwrap_err();
+        assert_eq!(err.kind(), "malformed_id");
+    }
 
     cov
 }
@@ -1179,9 +1262,9 @@ fn driver_lines(t: &ActionTrace) -> Vec<(log::Level, String)> {
 
 /// Runs the scenario on a fresh kernel bound to a fresh pipeline, bridges the
 /// audit trail into the same provider, and returns what leaked.
-fn leaks_of(s: &Secrets) -> Vec<String> {
+fn leaks_of(s: &Secrets, ids: Ids) -> Vec<String> {
     install_logger();
-    let w = world(s);
+    let w = world(s, ids);
     let pipeline = Pipeline::new();
     let hook = instrument_kernel_with(&w.kernel, pipeline.telemetry());
     let mut cov = RT.block_on(exercise(&w, s));
@@ -1190,6 +1273,7 @@ fn leaks_of(s: &Secrets) -> Vec<String> {
     // its live span.
     let report = OTelTraceExporter::new(&pipeline.tracer_provider)
         .with_registry(w.kernel.registry())
+        .with_caller_ids(w.kernel.caller_ids().clone())
         .export_all(w.kernel.traces().list_all());
     assert_eq!(report.exported, w.kernel.traces().len());
 
@@ -1215,11 +1299,17 @@ fn leaks_of(s: &Secrets) -> Vec<String> {
         "exception.message",
         "agent_kernel.invocations",
         "agent_kernel.policy_denials",
-        "agent_kernel.budget_consumed",
         "leak-proof",
     ] {
         assert!(all.contains(expected), "nothing captured for {expected}");
     }
+    // The budget gauge is a series per session: none when session ids are
+    // not recorded.
+    assert_eq!(
+        all.contains("agent_kernel.budget_consumed"),
+        ids != Ids::Omitted,
+        "budget gauge under {ids:?}"
+    );
     assert!(
         pipeline
             .spans
@@ -1240,6 +1330,7 @@ fn leaks_of(s: &Secrets) -> Vec<String> {
         "policy_denied",
         "budget_exhausted",
         "handle_access_denied",
+        "malformed_id",
     ] {
         assert!(cov.kinds.contains(&kind), "{kind} not covered");
     }
@@ -1291,8 +1382,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
-    fn no_generated_secret_reaches_spans_metrics_or_logs(s in secrets()) {
-        let leaks = leaks_of(&s);
+    fn no_generated_secret_reaches_spans_metrics_or_logs(s in secrets(), ids in ids()) {
+        let leaks = leaks_of(&s, ids);
         prop_assert!(leaks.is_empty(), "{} leak(s):\n{}", leaks.len(), leaks.join("\n"));
     }
 }
@@ -1303,13 +1394,15 @@ proptest! {
 #[test]
 fn a_customers_free_text_note_never_reaches_telemetry() {
     let s = fixed_secrets();
-    let leaks = leaks_of(&s);
-    assert!(
-        leaks.is_empty(),
-        "{} leak(s):\n{}",
-        leaks.len(),
-        leaks.join("\n")
-    );
+    for ids in [Ids::AsGiven, Ids::Pseudonymized, Ids::Omitted] {
+        let leaks = leaks_of(&s, ids);
+        assert!(
+            leaks.is_empty(),
+            "{ids:?}: {} leak(s):\n{}",
+            leaks.len(),
+            leaks.join("\n")
+        );
+    }
     // The note is not something the redactor removes: it is in the audit
     // record's arguments and in what the firewall hands the model.
     assert_eq!(
@@ -1338,7 +1431,7 @@ fn forged_secrets() -> Secrets {
 /// answers `token_invalid`. Returns the pipeline, the real token and the forged one.
 fn present_forged_token(s: &Secrets) -> (Pipeline, CapabilityToken, CapabilityToken) {
     install_logger();
-    let w = world(s);
+    let w = world(s, Ids::AsGiven);
     let pipeline = Pipeline::new();
     let hook = instrument_kernel_with(&w.kernel, pipeline.telemetry());
     let real = w
@@ -1417,13 +1510,9 @@ fn forged_token_fields_holding_secrets_stay_out_of_logs() {
     // The capture holds this test's lines: the real token's grant (its ids are
     // this run's, so exactly once), and the forged token's verification
     // failure, naming the presented id with the e-mail redacted.
-    let redacted_id = agent_kernel::firewall::Redactor::new()
-        .redact_str(&forged.token_id)
-        .into_owned();
-    assert!(!redacted_id.contains(&s.email), "{redacted_id}");
     assert_logged(
-        &[grant_line(&real)],
-        &[verify_failed_line(&redacted_id, "invalid_signature")],
+        &[grant_line(&CallerIdRecording::AsGiven, &real)],
+        &[verify_failed_line(INVALID_ID, "invalid_signature")],
     );
     let leaks = find_leaks(
         &logs,
@@ -1432,6 +1521,8 @@ fn forged_token_fields_holding_secrets_stay_out_of_logs() {
             s.jwt.clone(),
             s.hmac.clone(),
             real.signature,
+            // The forged id whole: the caller's text, not the kernel's shape.
+            forged.token_id.clone(),
         ],
     );
     assert!(
