@@ -130,7 +130,10 @@ mod tests {
         ] {
             assert!(!is_kernel_id(bad), "{bad}");
             assert_eq!(for_telemetry(bad), INVALID_ID);
-            assert_eq!(check("handle", bad).map_err(|e| e.kind()), Err("malformed_id"));
+            assert_eq!(
+                check("handle", bad).map_err(|e| e.kind()),
+                Err("malformed_id")
+            );
         }
         assert!(check("handle", good).is_ok());
     }

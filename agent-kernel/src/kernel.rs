@@ -21,11 +21,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::budget::{BudgetManager, FramePayload, Reservation};
+use crate::caller_ids::CallerIdRecording;
 use crate::driver::{Driver, DriverError, ExecutionContext};
 use crate::error::{DenialCategory, KernelError, Result};
 use crate::firewall::{Budgets, Firewall, FirewallOutput, FirewallRequest};
 use crate::handle::{HandleOwner, HandleStore};
-use crate::caller_ids::CallerIdRecording;
 use crate::ids::{self, new_id};
 use crate::otel::{CapabilityLabels, TelemetrySlot, keys::OTHER};
 use crate::policy::{DefaultPolicyEngine, PolicyEngine};
@@ -274,8 +274,9 @@ impl KernelBuilder {
         if let CallerIdRecording::Pseudonymized(key) = &self.caller_ids {
             if tokens.signs_with(key) {
                 return Err(KernelError::InvalidConfig {
-                    message: "the pseudonym key for caller ids must not be the token-signing secret"
-                        .to_owned(),
+                    message:
+                        "the pseudonym key for caller ids must not be the token-signing secret"
+                            .to_owned(),
                 });
             }
         }

@@ -496,10 +496,7 @@ impl PolicyEngine for DefaultPolicyEngine {
         });
 
         self.rate_check(SCOPE_GRANT, capability, principal)?;
-        log::debug!(
-            "policy_allowed capability_id={}",
-            capability.capability_id
-        );
+        log::debug!("policy_allowed capability_id={}", capability.capability_id);
         Ok(PolicyDecision {
             allowed: true,
             reason: "request approved by DefaultPolicyEngine".to_owned(),

@@ -677,7 +677,10 @@ fn only_parameter_shaped_argument_keys_are_listed() {
         ("dry-run", "dashed"),
         ("bob@example.com", "an e-mail address as a key"),
         ("4111 1111 1111 1111", "a card number as a key"),
-        ("Mrs Dalloway said she would buy the flowers", "free text as a key"),
+        (
+            "Mrs Dalloway said she would buy the flowers",
+            "free text as a key",
+        ),
         ("", "empty"),
     ]
     .into_iter()
@@ -687,7 +690,12 @@ fn only_parameter_shaped_argument_keys_are_listed() {
     let spans = exporter.get_finished_spans().unwrap();
     assert_eq!(
         attributes(&spans[0])[keys::ARG_KEYS],
-        string_array(&[agent_kernel::INVALID_ID, "customer.id", "dry-run", "operation"])
+        string_array(&[
+            agent_kernel::INVALID_ID,
+            "customer.id",
+            "dry-run",
+            "operation"
+        ])
     );
 }
 

@@ -40,7 +40,10 @@ fn exported_text(spans: &[SpanRecord]) -> String {
 
 fn forged_handle(fx: &Fixture, token: &CapabilityToken, id: &str) -> Handle {
     let frame = rt()
-        .block_on(fx.kernel.invoke_with(InvokeRequest::new(token, &fx.analyst)))
+        .block_on(
+            fx.kernel
+                .invoke_with(InvokeRequest::new(token, &fx.analyst)),
+        )
         .unwrap();
     let mut handle = frame.handle.unwrap();
     handle.handle_id = id.to_owned();
@@ -85,7 +88,10 @@ fn a_genuine_handle_id_is_recorded_as_is() {
     let (fx, cap, _hook) = instrumented(CallerIdRecording::AsGiven);
     let token = fx.token(LIST, &fx.analyst);
     let frame = rt()
-        .block_on(fx.kernel.invoke_with(InvokeRequest::new(&token, &fx.analyst)))
+        .block_on(
+            fx.kernel
+                .invoke_with(InvokeRequest::new(&token, &fx.analyst)),
+        )
         .unwrap();
     let handle = frame.handle.unwrap();
     fx.kernel
@@ -140,7 +146,11 @@ fn run_session(recording: CallerIdRecording) -> Seen {
         )
         .unwrap();
     fx.kernel
-        .expand(frame.handle.as_ref().unwrap(), &ExpandQuery::default(), &alice)
+        .expand(
+            frame.handle.as_ref().unwrap(),
+            &ExpandQuery::default(),
+            &alice,
+        )
         .unwrap();
     let record = fx.kernel.explain(&frame.action_id).unwrap();
     OTelTraceExporter::new(cap.tracer_provider())
@@ -177,7 +187,11 @@ fn run_session(recording: CallerIdRecording) -> Seen {
 #[test]
 fn ids_as_given_are_recorded_as_given() {
     let seen = run_session(CallerIdRecording::AsGiven);
-    assert!(seen.principal.iter().all(|p| p.as_deref() == Some(PRINCIPAL)));
+    assert!(
+        seen.principal
+            .iter()
+            .all(|p| p.as_deref() == Some(PRINCIPAL))
+    );
     assert!(seen.session.iter().all(|s| s.as_deref() == Some(SESSION)));
     assert_eq!(seen.gauge_labels, [SESSION]);
 }

@@ -638,7 +638,11 @@ impl Ids {
 }
 
 fn ids() -> impl Strategy<Value = Ids> {
-    prop_oneof![Just(Ids::AsGiven), Just(Ids::Pseudonymized), Just(Ids::Omitted)]
+    prop_oneof![
+        Just(Ids::AsGiven),
+        Just(Ids::Pseudonymized),
+        Just(Ids::Omitted)
+    ]
 }
 
 fn world(s: &Secrets, ids: Ids) -> World {
