@@ -657,7 +657,7 @@ impl<'k> Session<'k> {
 
         // 3. Every response mode.
         let list_args =
-            || InvokeRequest::new(&list, analyst).with_arg("operation", "list_invoices");
+            || InvokeRequest::new(&list, analyst);
         self.header("mode_summary", "invoke in summary mode: facts, not rows");
         let summary = self.invoke(Some("summary"), list_args()).await?;
         self.spans();
@@ -703,7 +703,6 @@ impl<'k> Session<'k> {
         self.invoke(
             Some("raw_admin"),
             InvokeRequest::new(&admin_list, &cast.admin)
-                .with_arg("operation", "list_invoices")
                 .with_mode(ResponseMode::Raw),
         )
         .await?;
@@ -718,7 +717,6 @@ impl<'k> Session<'k> {
         self.invoke(
             Some("pii_redacted"),
             InvokeRequest::new(&auditor_list, &cast.auditor)
-                .with_arg("operation", "list_invoices")
                 .with_arg("status", "overdue")
                 .with_arg(
                     "fields",
@@ -785,7 +783,6 @@ impl<'k> Session<'k> {
         self.invoke(
             Some("write"),
             InvokeRequest::new(&update, &cast.clerk)
-                .with_arg("operation", "update_invoice")
                 .with_arg("id", first_id.clone())
                 .with_arg("status", "paid"),
         )
@@ -805,7 +802,6 @@ impl<'k> Session<'k> {
                 .invoke(
                     name,
                     InvokeRequest::new(&void, &cast.admin)
-                        .with_arg("operation", "void_invoice")
                         .with_arg("id", id.clone()),
                 )
                 .await;
@@ -828,7 +824,6 @@ impl<'k> Session<'k> {
             .invoke(
                 Some("fallback"),
                 InvokeRequest::new(&spend, analyst)
-                    .with_arg("operation", "summarize_spend")
                     .with_arg("group_by", "currency"),
             )
             .await?;
@@ -848,7 +843,6 @@ impl<'k> Session<'k> {
             .invoke(
                 Some("driver_error"),
                 InvokeRequest::new(&spend, analyst)
-                    .with_arg("operation", "summarize_spend")
                     .with_arg("group_by", "customer_email"),
             )
             .await;
@@ -870,7 +864,6 @@ impl<'k> Session<'k> {
             .invoke(
                 Some("remote"),
                 InvokeRequest::new(&reminders, analyst)
-                    .with_arg("operation", "overdue_reminders")
                     .with_arg("min_days", REMINDER_MIN_DAYS)
                     .with_mode(ResponseMode::Table),
             )
@@ -915,7 +908,6 @@ impl<'k> Session<'k> {
             let asked = plan.get(call).copied().unwrap_or(ResponseMode::Table);
             self.note(&format!("call {}: asks for {asked}", call + 1));
             let request = InvokeRequest::new(token, &cast.admin)
-                .with_arg("operation", "list_invoices")
                 .with_mode(asked)
                 .with_session(session);
             let result = self.invoke(Some("budget_exhausted"), request).await;

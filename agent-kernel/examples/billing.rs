@@ -72,14 +72,16 @@ async fn main() -> Result<(), KernelError> {
             "status",
             "date",
         ])
-        .with_tags(["billing", "invoices", "list"]),
+        .with_tags(["billing", "invoices", "list"])
+        .with_impl("billing", "list_invoices"),
         Capability::new(
             "billing.update_invoice",
             "Update Invoice",
             "Change an invoice's status",
             SafetyClass::Write,
         )
-        .with_tags(["billing", "invoices", "update"]),
+        .with_tags(["billing", "invoices", "update"])
+        .with_impl("billing", "update_invoice"),
     ])?;
 
     let data = Arc::new(invoices());

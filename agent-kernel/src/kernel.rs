@@ -46,7 +46,7 @@ use crate::types::{
 /// # use agent_kernel::*;
 /// # fn demo(token: &CapabilityToken, principal: &Principal) {
 /// let req = InvokeRequest::new(token, principal)
-///     .with_arg("operation", "list_invoices")
+///     .with_arg("status", "overdue")
 ///     .with_mode(ResponseMode::Table)
 ///     .with_session("chat-42");
 /// # let _ = req;
@@ -58,7 +58,9 @@ pub struct InvokeRequest<'a> {
     pub token: &'a CapabilityToken,
     /// The principal presenting it (must be the token's).
     pub principal: &'a Principal,
-    /// Driver arguments (`operation` selects the driver operation).
+    /// Driver arguments: data for the tool. They select nothing: the
+    /// operation a driver runs is bound to the capability
+    /// ([`Capability::with_impl`](crate::Capability::with_impl)).
     pub args: Args,
     /// Requested response mode.
     pub response_mode: ResponseMode,
@@ -738,6 +740,10 @@ impl Kernel {
                 args: pending.args(),
                 constraints: &token.constraints,
                 action_id: &action_id,
+                operation: capability
+                    .impl_ref
+                    .as_ref()
+                    .map_or(capability.capability_id.as_str(), |r| r.operation.as_str()),
             };
             for driver_id in route.iter() {
                 let Some(driver) = self.driver(driver_id) else {

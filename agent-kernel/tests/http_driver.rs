@@ -94,12 +94,20 @@ fn endpoint(method: &str, addr: SocketAddr, path: &str) -> HttpEndpoint {
 async fn run(driver: &HttpDriver, args: Value) -> Result<RawResult, DriverError> {
     let args = agent_kernel::args(args).unwrap();
     let constraints = Constraints::default();
+    // The kernel binds the operation from the capability; here the test names
+    // it in the arguments for brevity.
+    let operation = args
+        .get("operation")
+        .and_then(Value::as_str)
+        .unwrap_or("cap.http")
+        .to_owned();
     let ctx = ExecutionContext {
         capability_id: "cap.http",
         principal_id: "u1",
         args: &args,
         constraints: &constraints,
         action_id: "a1",
+        operation: &operation,
     };
     driver.execute(&ctx).await
 }

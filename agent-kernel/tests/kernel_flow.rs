@@ -1096,7 +1096,8 @@ async fn driver_receives_the_borrowed_context() {
         .await
         .unwrap();
     let (operation, principal, action, max_rows) = echo.seen.lock().unwrap().clone().unwrap();
-    assert_eq!(operation, "custom_op");
+    // The capability's bound operation, whatever the arguments say.
+    assert_eq!(operation, "summarize_spend");
     assert_eq!(principal, "analyst-001");
     assert_eq!(action, frame.action_id);
     assert_eq!(max_rows, Some(50));

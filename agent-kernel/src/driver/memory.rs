@@ -15,7 +15,9 @@ type Handler = dyn Fn(&ExecutionContext<'_>) -> Result<Arc<Value>, String> + Sen
 
 /// Runs registered handler functions, one per operation name.
 ///
-/// The operation is `args["operation"]`, else the capability id. A missing
+/// The operation is the one the kernel binds to the invoked capability
+/// ([`ExecutionContext::operation`]: the capability's implementation
+/// reference, else its id); arguments never select a handler. A missing
 /// handler, a handler error or a handler panic is a [`DriverError`]. Handlers
 /// may return an `Arc<Value>` to share one dataset across calls without copying.
 ///
@@ -122,18 +124,23 @@ mod tests {
     use crate::types::{Args, Constraints};
     use serde_json::json;
 
-    fn ctx<'a>(args: &'a Args, constraints: &'a Constraints) -> ExecutionContext<'a> {
+    fn ctx<'a>(
+        operation: &'a str,
+        args: &'a Args,
+        constraints: &'a Constraints,
+    ) -> ExecutionContext<'a> {
         ExecutionContext {
             capability_id: "cap.x",
             principal_id: "u1",
             args,
             constraints,
             action_id: "a1",
+            operation,
         }
     }
 
     #[tokio::test]
-    async fn dispatches_by_operation_then_capability_id() {
+    async fn dispatches_on_the_bound_operation_never_on_an_argument() {
         let shared = Arc::new(json!([1, 2, 3]));
         let s2 = Arc::clone(&shared);
         let d = InMemoryDriver::new("mem")
@@ -142,19 +149,17 @@ mod tests {
                 Ok::<_, String>(json!({ "principal": c.principal_id }))
             });
         let c = Constraints::default();
-        let args: Args = json!({"operation": "list"}).as_object().cloned().unwrap();
-        let r = d.execute(&ctx(&args, &c)).await.unwrap();
+        let empty = Args::new();
+        let r = d.execute(&ctx("list", &empty, &c)).await.unwrap();
         assert!(
             Arc::ptr_eq(&r.data, &shared),
             "data must be shared, not copied"
         );
         assert_eq!(r.capability_id, "cap.x");
-        let empty = Args::new();
-        let r = d.execute(&ctx(&empty, &c)).await.unwrap();
+        // An `operation` argument is data: the bound operation runs.
+        let args: Args = json!({"operation": "list"}).as_object().cloned().unwrap();
+        let r = d.execute(&ctx("cap.x", &args, &c)).await.unwrap();
         assert_eq!(*r.data, json!({"principal": "u1"}));
-        // a non-string operation falls back to the capability id
-        let args: Args = json!({"operation": 5}).as_object().cloned().unwrap();
-        assert!(d.execute(&ctx(&args, &c)).await.is_ok());
     }
 
     #[tokio::test]
@@ -163,13 +168,13 @@ mod tests {
             .with_handler("fail", |_c| Err::<Value, _>("boom"))
             .with_handler("panic", |_c| -> Result<Value, String> { panic!("kaput") });
         let c = Constraints::default();
+        let args = Args::new();
         for (op, needle) in [
             ("nope", "no handler for operation 'nope'"),
             ("fail", "boom"),
             ("panic", "panicked"),
         ] {
-            let args: Args = json!({ "operation": op }).as_object().cloned().unwrap();
-            let err = d.execute(&ctx(&args, &c)).await.unwrap_err();
+            let err = d.execute(&ctx(op, &args, &c)).await.unwrap_err();
             assert_eq!(err.driver_id, "mem");
             assert!(err.to_string().contains(needle), "{err}");
         }

@@ -28,15 +28,19 @@ pub struct ExecutionContext<'a> {
     pub constraints: &'a Constraints,
     /// The invocation's action id.
     pub action_id: &'a str,
+    /// The operation the capability is bound to: its implementation
+    /// reference's operation ([`Capability::with_impl`](crate::Capability::with_impl)),
+    /// else the capability id. Set by the kernel from the registry, never
+    /// from the arguments, so a caller cannot reach another capability's
+    /// handler behind the same driver.
+    pub operation: &'a str,
 }
 
 impl ExecutionContext<'_> {
-    /// The operation to run: `args["operation"]` if it is a string, else the capability id.
+    /// The operation to run (see [`operation`](Self::operation)): drivers
+    /// dispatch on this, never on an argument.
     pub fn operation(&self) -> &str {
-        self.args
-            .get("operation")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or(self.capability_id)
+        self.operation
     }
 }
 

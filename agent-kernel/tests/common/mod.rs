@@ -56,28 +56,32 @@ pub fn registry() -> CapabilityRegistry {
             "status",
             "date",
         ])
-        .with_tags(["billing", "invoices", "list"]),
+        .with_tags(["billing", "invoices", "list"])
+        .with_impl("billing", "list_invoices"),
         Capability::new(
             SUMMARY,
             "Summarize Spend",
             "Total spend per currency",
             SafetyClass::Read,
         )
-        .with_tags(["billing", "summary"]),
+        .with_tags(["billing", "summary"])
+        .with_impl("billing", "summarize_spend"),
         Capability::new(
             UPDATE,
             "Update Invoice",
             "Update an invoice field",
             SafetyClass::Write,
         )
-        .with_tags(["billing", "update"]),
+        .with_tags(["billing", "update"])
+        .with_impl("billing", "update_invoice"),
         Capability::new(
             DELETE,
             "Delete Invoice",
             "Delete an invoice permanently",
             SafetyClass::Destructive,
         )
-        .with_tags(["billing", "delete"]),
+        .with_tags(["billing", "delete"])
+        .with_impl("billing", "delete_invoice"),
     ])
     .unwrap();
     r
