@@ -114,8 +114,9 @@ fn time_invokes(
     if prefill {
         let owner = HandleOwner {
             principal_id: principal.principal_id.clone(),
-            constraints: token.constraints.clone(),
+            token: token.clone(),
             action_id: String::new(),
+            session_id: None,
         };
         for _ in 0..kernel.handles().max_entries() {
             kernel.handles().store(CAP, Arc::clone(data), owner.clone());
@@ -232,8 +233,9 @@ fn benches(c: &mut Criterion) {
             if prefill {
                 let owner = HandleOwner {
                     principal_id: principal.principal_id.clone(),
-                    constraints: token.constraints.clone(),
+                    token: token.clone(),
                     action_id: String::new(),
+                    session_id: None,
                 };
                 for _ in 0..kernel.handles().max_entries() {
                     kernel

@@ -17,22 +17,29 @@ use serde_json::Value;
 use crate::error::{KernelError, Result};
 use crate::ids::new_id;
 use crate::time::{Clock, SystemClock, Timestamp};
-use crate::types::{Constraints, Handle};
+use crate::token::CapabilityToken;
+use crate::types::Handle;
 
 /// Default handle lifetime: one hour.
 pub const DEFAULT_HANDLE_TTL: Duration = Duration::from_secs(3600);
 /// Default maximum number of stored handles.
 pub const DEFAULT_MAX_HANDLES: usize = 10_000;
 
-/// Who a stored result belongs to and under which constraints it was produced.
+/// Who a stored result belongs to, and the grant it was produced under: an
+/// expansion is checked again against that token (still valid, same
+/// principal) and its constraints.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HandleOwner {
     /// The principal the handle is bound to.
     pub principal_id: String,
-    /// The creating token's constraints (applied again on expansion).
-    pub constraints: Constraints,
+    /// The token of the invocation that produced the data (verified again,
+    /// and its constraints applied again, on every expansion).
+    pub token: CapabilityToken,
     /// The invocation that produced the data.
     pub action_id: String,
+    /// The session that invocation was charged to; expansions are charged
+    /// to it too.
+    pub session_id: Option<String>,
 }
 
 /// A stored result as handed out for expansion.
@@ -247,10 +254,19 @@ mod tests {
     use serde_json::json;
 
     fn owner(p: &str) -> HandleOwner {
+        let tokens = crate::token::HmacTokenProvider::new(b"handle-tests-secret-0123456789")
+            .unwrap_or_else(|e| panic!("{e}"));
         HandleOwner {
             principal_id: p.to_owned(),
-            constraints: Constraints::default(),
+            token: tokens.issue(
+                "cap",
+                p,
+                crate::types::Constraints::default(),
+                None,
+                "audit",
+            ),
             action_id: "a".into(),
+            session_id: None,
         }
     }
 

@@ -11,6 +11,7 @@
 //! No lock is held across a driver's `.await`; every store is internally
 //! synchronised, so one `Kernel` serves many concurrent invocations via `&self`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -136,8 +137,27 @@ impl ExpandQuery {
     /// Parses a query object strictly (unknown keys, negative or non-integer
     /// numbers are [`KernelError::InvalidArgument`]).
     pub fn from_json(value: &Value) -> Result<Self> {
-        Self::deserialize(value)
-            .map_err(|e| KernelError::invalid_argument(format!("invalid expand query: {e}")))
+        Self::deserialize(value).map_err(|e| {
+            // serde's message may quote the caller's values.
+            KernelError::invalid_argument(format!(
+                "invalid expand query: {}",
+                crate::otel::scrub(&e.to_string())
+            ))
+        })
+    }
+
+    /// The query as JSON, in the form [`from_json`](Self::from_json) reads.
+    pub fn to_json(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("filter".to_owned(), Value::Object(self.filter.clone()));
+        out.insert("offset".to_owned(), Value::from(self.offset));
+        if let Some(limit) = self.limit {
+            out.insert("limit".to_owned(), Value::from(limit));
+        }
+        if let Some(fields) = &self.fields {
+            out.insert("fields".to_owned(), Value::from(fields.clone()));
+        }
+        Value::Object(out)
     }
 }
 
@@ -807,8 +827,9 @@ impl Kernel {
                 Arc::clone(&raw.data),
                 HandleOwner {
                     principal_id: principal.principal_id.clone(),
-                    constraints: token.constraints.clone(),
+                    token: token.clone(),
                     action_id: action_id.clone(),
+                    session_id: session_id.map(str::to_owned),
                 },
             )
         });
@@ -1020,12 +1041,25 @@ impl Kernel {
     /// Expands a handle: `filter`, `offset`, `limit`, `fields`, then the firewall
     /// (table mode) with the constraints of the token that created the handle.
     ///
+    /// An expansion is an invocation of the handle, held to the same checks:
+    /// only the handle's principal may expand it; the creating token must still
+    /// verify (not revoked, not expired); the invoke-time policy is evaluated
+    /// again (roles, tenant, rate limit, the principal's current row cap); the
+    /// session the handle was created in is charged for the page; and every
+    /// expansion, refused ones included, leaves an audit record (its own action
+    /// id, the frame's `action_id`; the provenance names the invocation that
+    /// produced the data). Filters and field selections see only what the
+    /// caller would see: a name that redaction would hide is refused, and a
+    /// filter compares against the redacted value.
+    ///
     /// Errors: [`KernelError::MalformedId`] for a handle id this kernel cannot
     /// have issued (recorded on the span as `_INVALID`),
     /// [`KernelError::HandleNotFound`], [`KernelError::HandleExpired`],
     /// [`KernelError::HandleAccessDenied`] for anyone but the handle's principal,
-    /// and [`KernelError::PolicyDenied`] (`invalid_constraint`) for a filter or
-    /// field outside the token's `allowed_fields`.
+    /// the creating token's verification errors, the policy's denials,
+    /// [`KernelError::BudgetExhausted`], and [`KernelError::PolicyDenied`]
+    /// (`invalid_constraint`) for a filter or field outside the token's
+    /// `allowed_fields` or one that names no visible field.
     #[kernel_span(
         name = "agent_kernel.expand",
         telemetry = self.telemetry(),
@@ -1042,29 +1076,90 @@ impl Kernel {
         query: &ExpandQuery,
         principal: &Principal,
     ) -> Result<Frame> {
+        let started = Instant::now();
+        let mut audit = self.expand_record(handle, query, principal);
+        let result = self.expand_authorized(handle, query, principal, &mut audit);
+        if let Err(err) = &result {
+            audit.outcome = TraceOutcome::Denied;
+            audit.denial_category = err.denial_category();
+            audit.error = Some(err.to_string());
+        }
+        audit.duration = Some(started.elapsed());
+        self.traces.record(audit);
+        result
+    }
+
+    /// The audit record of an expansion, before its checks run.
+    fn expand_record(
+        &self,
+        handle: &Handle,
+        query: &ExpandQuery,
+        principal: &Principal,
+    ) -> ActionTrace {
+        let handle_id = ids::for_telemetry(&handle.handle_id).to_owned();
+        let mut args = Args::new();
+        args.insert("handle_id".to_owned(), Value::String(handle_id.clone()));
+        args.insert("query".to_owned(), query.to_json());
+        let (trace_id, span_id) = if agent_kernel_otel::is_enabled() {
+            agent_kernel_otel::current_trace_ids().unzip()
+        } else {
+            (None, None)
+        };
+        ActionTrace {
+            action_id: new_id(),
+            capability_id: if self.registry.get(&handle.capability_id).is_ok() {
+                handle.capability_id.clone()
+            } else {
+                OTHER.to_owned()
+            },
+            principal_id: principal.principal_id.clone(),
+            token_id: String::new(),
+            invoked_at: self.clock.now(),
+            args,
+            requested_mode: ResponseMode::Table,
+            response_mode: ResponseMode::Table,
+            driver_id: String::new(),
+            handle_id: Some(handle_id),
+            session_id: None,
+            error: None,
+            denial_category: None,
+            outcome: TraceOutcome::Success,
+            duration: None,
+            trace_id,
+            span_id,
+        }
+    }
+
+    /// [`expand`](Self::expand)'s checks and work; fills in `audit` as it goes.
+    fn expand_authorized(
+        &self,
+        handle: &Handle,
+        query: &ExpandQuery,
+        principal: &Principal,
+        audit: &mut ActionTrace,
+    ) -> Result<Frame> {
         ids::check("handle", &handle.handle_id)?;
         let stored = self
             .handles
             .get(&handle.handle_id, &principal.principal_id)?;
-        let constraints = &stored.owner.constraints;
-        if let Some(allowed) = constraints.allowed_fields.as_deref() {
-            let outside = query
-                .filter
-                .keys()
-                .chain(query.fields.iter().flatten())
-                .find(|k| !allowed.iter().any(|a| a == *k));
-            if let Some(field) = outside {
-                return Err(KernelError::PolicyDenied {
-                    capability_id: stored.handle.capability_id.clone(),
-                    principal_id: principal.principal_id.clone(),
-                    reason: format!("field '{field}' is not in the token's allowed_fields"),
-                    category: DenialCategory::InvalidConstraint,
-                });
-            }
-        }
-        let cap = constraints.max_rows.map_or(self.budgets.max_rows, |n| {
-            usize::try_from(n).unwrap_or(usize::MAX)
-        });
+        let token = &stored.owner.token;
+        audit.token_id.clone_from(&token.token_id);
+        audit.capability_id.clone_from(&token.capability_id);
+        audit.session_id.clone_from(&stored.owner.session_id);
+        self.tokens
+            .verify(token, &principal.principal_id, &token.capability_id)?;
+        let capability = self.registry.get(&token.capability_id)?;
+        let decision = self
+            .policy
+            .evaluate_invoke(capability, principal, &token.constraints)?;
+        let constraints = &token.constraints;
+        self.check_query_names(query, constraints, &token.capability_id, principal)?;
+        let reservation = match &stored.owner.session_id {
+            Some(session) => Some(self.budget.allocate(session, None)?),
+            None => None,
+        };
+
+        let cap = usize::try_from(decision.max_rows).unwrap_or(usize::MAX);
         let limit = query.limit.unwrap_or(usize::MAX);
         let take = limit.min(cap);
         let rows: Box<dyn Iterator<Item = &Value>> = match &*stored.data {
@@ -1105,13 +1200,8 @@ impl Kernel {
         let fw = self.apply_firewall(&data, ResponseMode::Table, constraints, cap as u64, false);
         record("rows_returned", fw.table_preview.len());
         warnings.extend(fw.warnings);
-        log::info!(
-            "expand handle_id={} principal_id={}",
-            handle.handle_id,
-            self.caller_ids.for_log(&principal.principal_id)
-        );
-        Ok(Frame {
-            action_id: stored.owner.action_id.clone(),
+        let frame = Frame {
+            action_id: audit.action_id.clone(),
             capability_id: stored.handle.capability_id.clone(),
             response_mode: ResponseMode::Table,
             facts: Vec::new(),
@@ -1122,10 +1212,54 @@ impl Kernel {
                 capability_id: stored.handle.capability_id.clone(),
                 principal_id: principal.principal_id.clone(),
                 invoked_at: self.clock.now(),
-                action_id: stored.owner.action_id,
+                action_id: stored.owner.action_id.clone(),
             },
             raw_data: None,
-        })
+        };
+        if let Some(reservation) = reservation {
+            let used = self.budget.count_tokens(&FramePayload::of(&frame));
+            self.budget.record_usage(reservation, used);
+        }
+        log::info!(
+            "expand handle_id={} principal_id={}",
+            handle.handle_id,
+            self.caller_ids.for_log(&principal.principal_id)
+        );
+        Ok(frame)
+    }
+
+    /// Refuses a filter key or field name outside the token's
+    /// `allowed_fields` (an empty list allows none), and one that redaction
+    /// would hide (the caller sees such a key as `[REDACTED]`, so naming it
+    /// would confirm a hidden value). The name is not quoted raw.
+    fn check_query_names(
+        &self,
+        query: &ExpandQuery,
+        constraints: &Constraints,
+        capability_id: &str,
+        principal: &Principal,
+    ) -> Result<()> {
+        let redactor = self.firewall.redactor();
+        for name in query.filter.keys().chain(query.fields.iter().flatten()) {
+            let reason = if matches!(redactor.redact_str(name), Cow::Owned(_)) {
+                "a filter or field names no visible field".to_owned()
+            } else if constraints
+                .allowed_fields
+                .as_deref()
+                .is_some_and(|allowed| !allowed.iter().any(|a| a == name))
+            {
+                format!("field '{name}' is not in the token's allowed_fields")
+            } else {
+                continue;
+            };
+            return Err(KernelError::PolicyDenied {
+                capability_id: capability_id.to_owned(),
+                principal_id: principal.principal_id.clone(),
+                reason,
+                category: DenialCategory::InvalidConstraint,
+            });
+        }
+        Ok(())
     }
 
     /// Whether a stored field, as the caller would see it after redaction,

@@ -22,12 +22,14 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use agent_kernel::firewall::{MAX_FACTS, REDACTED, Redactor, is_sensitive_field_name};
+use agent_kernel::policy::MAX_ROWS_USER;
 use agent_kernel::{
-    Budgets, CapabilityRegistry, CapabilityToken, Constraints, ExpandQuery, Firewall,
-    FirewallRequest, HandleOwner, HmacTokenProvider, Kernel, ManualClock, Principal, ResponseMode,
-    Timestamp,
+    Budgets, Capability, CapabilityRegistry, CapabilityToken, Constraints, DefaultPolicyEngine,
+    ExpandQuery, Firewall, FirewallRequest, HandleOwner, HmacTokenProvider, Kernel, ManualClock,
+    Principal, ResponseMode, SafetyClass, Timestamp,
 };
 use hmac::{Hmac, Mac};
 use regex::Regex;
@@ -845,15 +847,34 @@ static KERNELS: LazyLock<Vec<Kernel>> = LazyLock::new(|| {
     ]
     .into_iter()
     .map(|budgets| {
-        Kernel::builder(CapabilityRegistry::new())
+        let mut registry = CapabilityRegistry::new();
+        registry
+            .register(Capability::new(
+                EXPAND_CAPABILITY,
+                "Fuzz",
+                "The capability every expand-target handle belongs to",
+                SafetyClass::Read,
+            ))
+            .expect("capability registers");
+        // An expansion is rate-limited like an invocation: no limit in reach.
+        let policy = DefaultPolicyEngine::builder()
+            .clock(clock.clone())
+            .rate_limit(SafetyClass::Read, u64::MAX / 2, Duration::from_secs(60))
+            .build()
+            .expect("policy builds");
+        Kernel::builder(registry)
             .secret(TOKEN_SECRET)
             .clock(clock.clone())
+            .policy(policy)
             .budgets(budgets)
             .build()
             .expect("kernel builds")
     })
     .collect()
 });
+
+/// The capability of every handle the `expand` target stores.
+const EXPAND_CAPABILITY: &str = "fuzz.capability";
 
 /// What the `expand` target stores when the input brings no data of its own.
 fn default_rows() -> Value {
@@ -958,10 +979,9 @@ pub fn expand(data: &[u8]) {
         ..Constraints::default()
     };
     let budgets = *kernel.firewall_budgets();
-    // The rows an expansion may show: the token's max_rows, else the budget's.
-    let cap = constraints.max_rows.map_or(budgets.max_rows, |n| {
-        usize::try_from(n).unwrap_or(usize::MAX)
-    });
+    // The rows an expansion may show: the token's max_rows, else the
+    // principal's cap (a plain reader's).
+    let cap = usize::try_from(constraints.max_rows.unwrap_or(MAX_ROWS_USER)).unwrap_or(usize::MAX);
     let (query_json, stored) = if c1 & 0x80 != 0 {
         let q = structured_query(&mut b);
         let stored = if c1 & 0x40 != 0 {
@@ -991,14 +1011,22 @@ pub fn expand(data: &[u8]) {
             return;
         }
     };
+    let token = kernel.token_provider().issue(
+        EXPAND_CAPABILITY,
+        "alice",
+        constraints,
+        None,
+        "fuzz-audit",
+    );
     let owner = HandleOwner {
         principal_id: "alice".into(),
-        constraints,
+        token,
         action_id: "fuzz-action".into(),
+        session_id: None,
     };
     let handle = kernel
         .handles()
-        .store("fuzz.capability", Arc::new(stored.clone()), owner);
+        .store(EXPAND_CAPABILITY, Arc::new(stored.clone()), owner);
 
     // Only the owner may expand.
     let mallory = kernel.expand(&handle, &query, &Principal::new("mallory"));
@@ -1007,18 +1035,24 @@ pub fn expand(data: &[u8]) {
         Err("handle_access_denied")
     );
 
-    let alice = Principal::new("alice");
-    // The kernel checks filter and projection keys against the token's
-    // allowed_fields, and treats an empty list as "nothing allowed" (the
-    // firewall treats it as "no filter"; noted in the report of issue 8).
-    let outside = allowed.as_deref().and_then(|a| {
+    let alice = Principal::new("alice").with_roles(["reader"]);
+    // Refused: a token whose allowed_fields is empty (the policy never grants
+    // one), a filter or projection key outside allowed_fields, or one that
+    // redaction would hide (the caller sees no such key).
+    let hider = kernel.firewall().redactor();
+    let outside = if allowed.as_deref().is_some_and(<[String]>::is_empty) {
+        Some("an empty allowed_fields".to_owned())
+    } else {
         query
             .filter
             .keys()
             .chain(query.fields.iter().flatten())
-            .find(|k| !a.contains(k))
+            .find(|k| {
+                hider.redact_str(k) != k.as_str()
+                    || allowed.as_deref().is_some_and(|a| !a.contains(k))
+            })
             .cloned()
-    });
+    };
     let frame = match kernel.expand(&handle, &query, &alice) {
         Ok(frame) => frame,
         Err(e) => {
@@ -1072,7 +1106,17 @@ pub fn expand(data: &[u8]) {
     for w in &frame.warnings {
         assert!(!EMAIL.is_match(w), "a warning holds an e-mail address: {w}");
     }
-    assert_eq!(frame.action_id, "fuzz-action");
+    // The expansion is audited under its own action id; the provenance names
+    // the invocation that produced the data.
+    assert_ne!(frame.action_id, "fuzz-action");
+    assert_eq!(frame.provenance.action_id, "fuzz-action");
+    assert_eq!(
+        kernel
+            .explain(&frame.action_id)
+            .ok()
+            .and_then(|t| t.handle_id.clone()),
+        Some(handle.handle_id.clone())
+    );
     assert!(frame.raw_data.is_none() && frame.facts.is_empty());
 }
 
