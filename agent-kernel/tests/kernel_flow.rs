@@ -83,7 +83,12 @@ async fn full_flow_discover_grant_invoke_expand_explain() {
         .unwrap();
     assert_eq!(expanded.table_preview.len(), 2);
     assert_eq!(expanded.response_mode, ResponseMode::Table);
-    assert_eq!(expanded.action_id, frame.action_id);
+    // Audited as its own action; the provenance names the invocation.
+    assert_eq!(expanded.provenance.action_id, frame.action_id);
+    assert_ne!(expanded.action_id, frame.action_id);
+    let audit = k.explain(&expanded.action_id).unwrap();
+    assert_eq!(audit.handle_id.as_deref(), Some(handle.handle_id.as_str()));
+    assert_eq!(audit.outcome, TraceOutcome::Success);
     assert_eq!(expanded.table_preview[0]["id"], "INV-0001");
 }
 
@@ -503,7 +508,7 @@ async fn change_expand_is_principal_bound() {
         .kernel
         .expand(&handle, &ExpandQuery::default(), &p)
         .unwrap();
-    assert_eq!(own.action_id, frame.action_id);
+    assert_eq!(own.provenance.action_id, frame.action_id);
     assert_eq!(own.table_preview.len(), 30);
 }
 
@@ -1013,7 +1018,7 @@ async fn stores_are_bounded_by_configuration() {
         .kernel
         .expand(newest, &ExpandQuery::default(), &p)
         .unwrap();
-    assert_eq!(expanded.action_id, frames[7].action_id);
+    assert_eq!(expanded.provenance.action_id, frames[7].action_id);
     assert_eq!(expanded.table_preview.len(), 30);
 }
 

@@ -8,5 +8,6 @@
 //! promise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod expand;
 mod grants_and_tokens;
 mod handlers;
