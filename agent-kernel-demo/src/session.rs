@@ -656,8 +656,7 @@ impl<'k> Session<'k> {
         self.spans();
 
         // 3. Every response mode.
-        let list_args =
-            || InvokeRequest::new(&list, analyst);
+        let list_args = || InvokeRequest::new(&list, analyst);
         self.header("mode_summary", "invoke in summary mode: facts, not rows");
         let summary = self.invoke(Some("summary"), list_args()).await?;
         self.spans();
@@ -702,8 +701,7 @@ impl<'k> Session<'k> {
         let admin_list = self.grant(LIST, &cast.admin, "", &[])?;
         self.invoke(
             Some("raw_admin"),
-            InvokeRequest::new(&admin_list, &cast.admin)
-                .with_mode(ResponseMode::Raw),
+            InvokeRequest::new(&admin_list, &cast.admin).with_mode(ResponseMode::Raw),
         )
         .await?;
         self.spans();
@@ -801,8 +799,7 @@ impl<'k> Session<'k> {
             let result = self
                 .invoke(
                     name,
-                    InvokeRequest::new(&void, &cast.admin)
-                        .with_arg("id", id.clone()),
+                    InvokeRequest::new(&void, &cast.admin).with_arg("id", id.clone()),
                 )
                 .await;
             match (i + 1 == ids.len(), result) {
@@ -823,8 +820,7 @@ impl<'k> Session<'k> {
         let spend_frame = self
             .invoke(
                 Some("fallback"),
-                InvokeRequest::new(&spend, analyst)
-                    .with_arg("group_by", "currency"),
+                InvokeRequest::new(&spend, analyst).with_arg("group_by", "currency"),
             )
             .await?;
         let served = self.in_step(|| kernel.explain(&spend_frame.action_id))?;
@@ -842,8 +838,7 @@ impl<'k> Session<'k> {
         let failed = self
             .invoke(
                 Some("driver_error"),
-                InvokeRequest::new(&spend, analyst)
-                    .with_arg("group_by", "customer_email"),
+                InvokeRequest::new(&spend, analyst).with_arg("group_by", "customer_email"),
             )
             .await;
         if failed.is_ok() {

@@ -500,9 +500,20 @@ impl Kernel {
         justification: &str,
         keep_constraints: bool,
     ) -> Result<(crate::types::PolicyDecision, CapabilityToken, String)> {
-        let capability = self.registry.get(&request.capability_id)?;
-        let mut decision =
-            self.evaluate_grant_policy(request, capability, principal, justification)?;
+        let decision = self
+            .registry
+            .get(&request.capability_id)
+            .and_then(|capability| {
+                self.evaluate_grant_policy(request, capability, principal, justification)
+                    .map(|decision| (capability, decision))
+            });
+        let (capability, mut decision) = match decision {
+            Ok(granted) => granted,
+            Err(err) => {
+                self.record_refused_grant(request, principal, &err);
+                return Err(err);
+            }
+        };
         let audit_id = new_id();
         let constraints = if keep_constraints {
             decision.constraints.clone()
@@ -524,6 +535,36 @@ impl Kernel {
             audit_id
         );
         Ok((decision, token, audit_id))
+    }
+
+    /// The audit record of a refused grant: no token, no driver; the
+    /// requested constraints as its arguments (redacted by the store), the
+    /// capability id only if it is registered.
+    fn record_refused_grant(&self, request: &CapabilityRequest, principal: &Principal, err: &KernelError) {
+        let registered = self.registry.get(&request.capability_id).is_ok();
+        self.traces.record(ActionTrace {
+            action_id: new_id(),
+            capability_id: if registered {
+                request.capability_id.clone()
+            } else {
+                OTHER.to_owned()
+            },
+            principal_id: principal.principal_id.clone(),
+            token_id: String::new(),
+            invoked_at: self.clock.now(),
+            args: request.constraints.clone().into_iter().collect(),
+            requested_mode: ResponseMode::Summary,
+            response_mode: ResponseMode::Summary,
+            driver_id: String::new(),
+            handle_id: None,
+            session_id: None,
+            error: Some(err.to_string()),
+            denial_category: err.denial_category(),
+            outcome: TraceOutcome::Denied,
+            duration: None,
+            trace_id: None,
+            span_id: None,
+        });
     }
 
     /// The grant-time policy decision, as its own `agent_kernel.policy.evaluate` span.
@@ -721,14 +762,20 @@ impl Kernel {
         {
             Ok(auth) => auth,
             Err(err) => {
-                // Denials are audited; token failures are not (nothing was invoked).
-                if let Some(category) = err.denial_category() {
-                    trace.error = Some(err.to_string());
-                    trace.denial_category = Some(category);
-                    trace.outcome = TraceOutcome::Denied;
-                    trace.duration = Some(started.elapsed());
-                    self.traces.record(trace);
+                // Every refusal is audited, token failures included. An
+                // unverified token's ids are the caller's text: recorded only
+                // in the kernel's shapes (`_INVALID`, `_OTHER` otherwise).
+                if err.is_token_error() || self.registry.get(&trace.capability_id).is_err() {
+                    trace.token_id = ids::for_telemetry(&trace.token_id).to_owned();
+                    if self.registry.get(&trace.capability_id).is_err() {
+                        OTHER.clone_into(&mut trace.capability_id);
+                    }
                 }
+                trace.error = Some(err.to_string());
+                trace.denial_category = err.denial_category();
+                trace.outcome = TraceOutcome::Denied;
+                trace.duration = Some(started.elapsed());
+                self.traces.record(trace);
                 return Err(err);
             }
         };

@@ -19,7 +19,7 @@
 //! | `v` | integer | format version, always `1` |
 //! | `action_id`, `capability_id`, `principal_id`, `token_id` | string | as in [`ActionTrace`] |
 //! | `invoked_at_ms` | integer | start, milliseconds since the Unix epoch (UTC) |
-//! | `args` | object | **the argument values, verbatim** (see below) |
+//! | `args` | object | the argument values as the store keeps them (see below) |
 //! | `requested_mode`, `response_mode` | string | `summary`, `table`, `handle_only`, `raw` |
 //! | `driver_id` | string | `""` when no driver produced a result |
 //! | `handle_id`, `session_id`, `error` | string or null | |
@@ -29,9 +29,12 @@
 //! | `trace_id`, `span_id` | string or null | W3C hex (32 and 16 lowercase digits) |
 //!
 //! The export is the audit trail, the source of truth, so it is lossless: it
-//! carries the argument values as the driver received them. Protect the file
-//! like the data it names. (The OpenTelemetry bridge, by contrast, never emits
-//! an argument value: only the keys.)
+//! carries the argument values as the store keeps them — redacted by default
+//! (values under sensitive field names, recognised secrets), verbatim for a
+//! store built [`with_raw_arguments`](TraceStore::with_raw_arguments). Free
+//! text the redactor cannot recognise stays: protect the file like the data
+//! it names. (The OpenTelemetry bridge, by contrast, never emits an argument
+//! value: only the keys.)
 //!
 //! Compatibility: a reader of version 1 ignores keys it does not know, so
 //! optional keys may be added within version 1; removing a key or changing its
@@ -42,12 +45,15 @@ use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, VecDeque, hash_map};
 use std::fmt;
 use std::io::{self, BufRead, Write};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use serde_json::Value;
+
 use crate::error::{DenialCategory, KernelError, Result};
+use crate::firewall::Redactor;
 use crate::time::Timestamp;
 use crate::types::{ActionTrace, Args, ResponseMode, TraceOutcome};
 
@@ -209,6 +215,8 @@ impl Group {
 pub struct TraceStore {
     inner: Mutex<Inner>,
     capacity: usize,
+    /// Whether arguments are kept as passed (else redacted on the way in).
+    raw_arguments: bool,
 }
 
 impl Default for TraceStore {
@@ -216,9 +224,15 @@ impl Default for TraceStore {
         Self {
             inner: Mutex::new(Inner::default()),
             capacity: DEFAULT_TRACE_CAPACITY,
+            raw_arguments: false,
         }
     }
 }
+
+/// Redacts the arguments of every record a store keeps (unless it keeps them
+/// raw): values under sensitive field names, recognised secrets in strings and
+/// keys, nesting beyond eight levels.
+static ARGUMENT_REDACTOR: LazyLock<Redactor> = LazyLock::new(|| Redactor::new().with_max_depth(8));
 
 impl TraceStore {
     /// A store keeping 10 000 traces.
@@ -236,7 +250,25 @@ impl TraceStore {
         Ok(Self {
             inner: Mutex::new(Inner::default()),
             capacity,
+            raw_arguments: false,
         })
+    }
+
+    /// Keeps every record's arguments as the caller passed them. By default a
+    /// store redacts them as it records (the firewall's redaction: sensitive
+    /// field names, e-mail addresses, card numbers, credentials…), because
+    /// arguments are the agent's text and the audit trail is read by people
+    /// and exported; switch this on only where the audit store is as
+    /// protected as the tools' own data.
+    #[must_use]
+    pub fn with_raw_arguments(mut self) -> Self {
+        self.raw_arguments = true;
+        self
+    }
+
+    /// Whether arguments are kept raw ([`with_raw_arguments`](Self::with_raw_arguments)).
+    pub fn keeps_raw_arguments(&self) -> bool {
+        self.raw_arguments
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -246,7 +278,13 @@ impl TraceStore {
     /// Records a trace. A trace with an action id already present replaces it
     /// in place (it keeps its position in the eviction order, and moves to its
     /// new trace id's group if the trace id changed).
-    pub fn record(&self, trace: ActionTrace) -> Arc<ActionTrace> {
+    pub fn record(&self, mut trace: ActionTrace) -> Arc<ActionTrace> {
+        if !self.raw_arguments && !trace.args.is_empty() {
+            let args = Value::Object(std::mem::take(&mut trace.args));
+            if let (Value::Object(redacted), _, _) = ARGUMENT_REDACTOR.redact_value(&args, None) {
+                trace.args = redacted;
+            }
+        }
         let trace = Arc::new(trace);
         // Computed once, outside the lock; kept with the entry for eviction.
         let key = trace.trace_id.as_deref().and_then(TraceKey::of);
@@ -369,7 +407,8 @@ impl TraceStore {
     }
 
     /// Writes every kept trace, oldest first, as JSON Lines version 1 (see the
-    /// [module docs](self); **argument values included**). Returns the number
+    /// [module docs](self); argument values included, as the store keeps
+    /// them). Returns the number
     /// of records written. The store is not locked while writing.
     pub fn export_jsonl(&self, mut writer: impl Write) -> io::Result<usize> {
         let traces = self.list_all();

@@ -253,7 +253,7 @@ fn grant_denials_carry_categories() {
 }
 
 #[tokio::test]
-async fn token_failures_are_distinct_and_leave_no_trace() {
+async fn token_failures_are_distinct_and_audited() {
     let f = fixture();
     let k = &f.kernel;
     let p = reader();
@@ -324,8 +324,27 @@ async fn token_failures_are_distinct_and_leave_no_trace() {
     assert_eq!(err.kind(), "token_expired");
     assert!(err.to_string().contains(&fresh.token_id));
 
-    // only the one successful invocation was audited
-    assert_eq!(k.traces().len(), 1);
+    // every refusal is audited beside the one success, as denied
+    let all = k.traces().list_all();
+    let outcomes: Vec<TraceOutcome> = all.iter().map(|t| t.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            TraceOutcome::Denied,
+            TraceOutcome::Denied,
+            TraceOutcome::Denied,
+            TraceOutcome::Success,
+            TraceOutcome::Denied,
+            TraceOutcome::Denied,
+        ]
+    );
+    let errors: Vec<&str> = all
+        .iter()
+        .filter_map(|t| t.error.as_deref())
+        .map(|e| e.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(errors.len(), 5);
+    assert!(all.iter().all(|t| t.principal_id != "mallory" || t.token_id == token.token_id));
 }
 
 #[tokio::test]

@@ -193,8 +193,27 @@ fn varied() -> Vec<ActionTrace> {
 }
 
 #[test]
+fn arguments_are_redacted_on_the_way_in_unless_kept_raw() {
+    let mut args = Args::new();
+    args.insert("email".into(), json!("user1@example.com"));
+    args.insert("password".into(), json!("hunter2"));
+    args.insert("note".into(), json!("call me at bob@corp.com"));
+    args.insert("nested".into(), json!({"card": "4111 1111 1111 1111"}));
+    let mut t = varied().remove(0);
+    t.args = args;
+    let redacted = TraceStore::new().record(t.clone());
+    let text = serde_json::to_string(&redacted.args).unwrap();
+    for secret in ["user1@example.com", "hunter2", "bob@corp.com", "4111 1111 1111 1111"] {
+        assert!(!text.contains(secret), "{secret}: {text}");
+    }
+    assert!(text.contains("call me at"), "{text}");
+    let raw = TraceStore::new().with_raw_arguments().record(t.clone());
+    assert_eq!(raw.args, t.args);
+}
+
+#[test]
 fn export_import_round_trip_is_lossless() {
-    let store = TraceStore::new();
+    let store = TraceStore::new().with_raw_arguments();
     for t in varied() {
         store.record(t);
     }
@@ -206,10 +225,10 @@ fn export_import_round_trip_is_lossless() {
         let v: Value = serde_json::from_str(line).unwrap();
         assert_eq!(v["v"], json!(JSONL_VERSION));
     }
-    // The audit export carries argument values (documented).
+    // A store that keeps raw arguments exports them (documented).
     assert!(text.contains("user1@example.com"));
 
-    let back = TraceStore::new();
+    let back = TraceStore::new().with_raw_arguments();
     let report = back.import_jsonl(&buf[..]);
     assert!(report.is_clean(), "{:?}", report.errors);
     assert_eq!(report.imported, 4);

@@ -1011,13 +1011,10 @@ pub fn expand(data: &[u8]) {
             return;
         }
     };
-    let token = kernel.token_provider().issue(
-        EXPAND_CAPABILITY,
-        "alice",
-        constraints,
-        None,
-        "fuzz-audit",
-    );
+    let token =
+        kernel
+            .token_provider()
+            .issue(EXPAND_CAPABILITY, "alice", constraints, None, "fuzz-audit");
     let owner = HandleOwner {
         principal_id: "alice".into(),
         token,

@@ -79,7 +79,11 @@ async fn a_read_token_cannot_run_the_write_handler_through_an_operation_argument
         let text = frame_text(&frame);
         assert!(!text.contains("updated"), "{operation}: {text}");
         assert_eq!(frame.table_preview.len(), 1, "{text}");
-        assert_eq!(frame.table_preview[0].get("echo"), Some(&json!(1)), "{text}");
+        assert_eq!(
+            frame.table_preview[0].get("echo"),
+            Some(&json!(1)),
+            "{text}"
+        );
     }
 }
 
