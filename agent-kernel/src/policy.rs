@@ -2,19 +2,31 @@
 //!
 //! [`DefaultPolicyEngine`] applies the rules in this order:
 //! 1. WRITE needs role `writer` or `admin`; DESTRUCTIVE needs `admin`; both need a
-//!    justification of at least 15 characters after trimming.
-//! 2. PII/PCI needs the principal's `tenant` attribute; without role `pii_reader`
-//!    the capability's `allowed_fields` become a constraint.
+//!    justification of at least 15 visible characters ([`visible_len`]).
+//! 2. PII/PCI needs the principal's `tenant` attribute, with at least one
+//!    visible character (an empty or blank tenant is no tenant); without role
+//!    `pii_reader` the capability's `allowed_fields` become a constraint.
 //! 3. SECRETS needs `admin` or `secrets_reader` and a 15-character justification.
-//! 4. `max_rows` is 50 (500 for role `service`); a requested value is clamped to
+//! 4. Requested constraints: only `max_rows` and `allowed_fields` are known;
+//!    any other key is refused (`invalid_constraint`, naming the key), never
+//!    signed. A requested `allowed_fields` narrows the enforced list, never
+//!    widens it; a request that leaves no field to show (`[]`, or only fields
+//!    the capability does not allow) is refused.
+//! 5. `max_rows` is 50 (500 for role `service`); a requested value is clamped to
 //!    `[0, cap]`, a non-integer one is denied.
-//! 5. A sliding-window rate limit per (principal, capability): READ 60, WRITE 10,
+//! 6. A sliding-window rate limit per (principal, capability): READ 60, WRITE 10,
 //!    DESTRUCTIVE 2 per 60 s by default, ×10 for role `service`.
 //!
 //! At invoke time ([`PolicyEngine::evaluate_invoke`]) the same role, sensitivity
-//! and row-cap rules are checked again against the token's signed constraints,
-//! and invocations are rate limited on their own, so a token cannot be replayed
-//! without limit for its lifetime.
+//! and row-cap rules are checked again against the token's signed constraints
+//! (a token carrying an unknown constraint key or an empty `allowed_fields`,
+//! which this policy never grants, is refused), and invocations are rate
+//! limited on their own, so a token cannot be replayed without limit for its
+//! lifetime.
+//!
+//! Error messages never quote a requested constraint's value; a constraint
+//! key, which is caller text, is named through the kernel's redactor and cut
+//! to 64 characters.
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,10 +39,10 @@ use crate::rate::{DEFAULT_MAX_KEYS, RateLimiter, Refusal};
 use crate::time::{Clock, SystemClock};
 use crate::types::{
     Capability, CapabilityRequest, Constraints, PolicyDecision, Principal, SafetyClass,
-    SensitivityTag,
+    SensitivityTag, json_kind,
 };
 
-/// Minimum justification length (characters, after trimming) where one is required.
+/// Minimum justification length, in visible characters ([`visible_len`]), where one is required.
 pub const MIN_JUSTIFICATION: usize = 15;
 /// Row cap for ordinary principals.
 pub const MAX_ROWS_USER: u64 = 50;
@@ -38,6 +50,107 @@ pub const MAX_ROWS_USER: u64 = 50;
 pub const MAX_ROWS_SERVICE: u64 = 500;
 /// Rate-limit multiplier for role `service`.
 pub const SERVICE_RATE_MULTIPLIER: u64 = 10;
+
+/// How many unknown constraint keys a refusal names (the rest are counted).
+const MAX_NAMED_KEYS: usize = 8;
+/// How many characters of a caller's constraint key a message shows.
+const MAX_KEY_CHARS: usize = 64;
+
+/// Whether `c` shows nothing on its own: whitespace (`char::is_whitespace`:
+/// Unicode `White_Space`, which holds Zs, Zl, Zp and the blank controls),
+/// controls (Cc), format characters (Cf: soft hyphen, the zero-width
+/// space, non-joiner and joiner U+200B–U+200D, bidirectional marks and
+/// overrides, word joiner U+2060 and the invisible operators, the byte-order
+/// mark U+FEFF, interlinear annotation marks, tag characters, …), variation
+/// selectors, the common combining-mark blocks (U+0300–U+036F, U+1AB0–U+1AFF,
+/// U+1DC0–U+1DFF, U+20D0–U+20FF, U+FE20–U+FE2F: they decorate the character
+/// before them) and the letters that render blank (Hangul fillers U+115F,
+/// U+1160, U+3164, U+FFA0; braille blank U+2800). An explicit table, so no
+/// Unicode-data dependency; combining marks outside those blocks count.
+fn is_invisible(c: char) -> bool {
+    if c.is_whitespace() || c.is_control() {
+        return true;
+    }
+    matches!(
+        u32::from(c),
+        // Cf (Unicode 15.1)
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+            // Mongolian free variation selectors, variation selectors
+            | 0x180B..=0x180D
+            | 0x180F
+            | 0xFE00..=0xFE0F
+            | 0xE0100..=0xE01EF
+            // combining marks
+            | 0x0300..=0x036F
+            | 0x1AB0..=0x1AFF
+            | 0x1DC0..=0x1DFF
+            | 0x20D0..=0x20FF
+            | 0xFE20..=0xFE2F
+            // blank letters and symbols
+            | 0x115F
+            | 0x1160
+            | 0x3164
+            | 0xFFA0
+            | 0x2800
+    )
+}
+
+/// How many visible characters `text` holds: its characters minus those that
+/// show nothing on their own (whitespace, controls, format characters such
+/// as the zero-width ones, variation selectors, common combining marks, blank
+/// letters; the full set is listed in the source of `is_invisible`). This is what
+/// the justification length ([`MIN_JUSTIFICATION`]) and the tenant attribute
+/// are measured in.
+///
+/// ```
+/// use agent_kernel::policy::visible_len;
+/// assert_eq!(visible_len("  fix typo  "), 7);
+/// assert_eq!(visible_len(&"\u{200B}".repeat(15)), 0);
+/// assert_eq!(visible_len("e\u{0301}"), 1);
+/// ```
+pub fn visible_len(text: &str) -> usize {
+    text.chars().filter(|c| !is_invisible(*c)).count()
+}
+
+/// A caller's constraint key as an error message may show it: redacted,
+/// cut to [`MAX_KEY_CHARS`] characters, quoted.
+fn quote_key(key: &str) -> String {
+    let shown: String = crate::otel::scrub(key)
+        .chars()
+        .take(MAX_KEY_CHARS)
+        .collect();
+    format!("'{shown}'")
+}
+
+/// `keys` named for an error message: at most [`MAX_NAMED_KEYS`], the rest counted.
+fn name_keys<'k>(keys: impl ExactSizeIterator<Item = &'k str>) -> String {
+    let total = keys.len();
+    let mut named: Vec<String> = keys.take(MAX_NAMED_KEYS).map(quote_key).collect();
+    if total > MAX_NAMED_KEYS {
+        named.push(format!("and {} more", total - MAX_NAMED_KEYS));
+    }
+    named.join(", ")
+}
 
 /// What the invoke-time evaluation settles for the invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,14 +422,17 @@ impl DefaultPolicyEngine {
     fn check_sensitivity(capability: &Capability, principal: &Principal) -> Result<()> {
         match capability.sensitivity {
             SensitivityTag::Pii | SensitivityTag::Pci
-                if !principal.attributes.contains_key("tenant") =>
+                if principal
+                    .attributes
+                    .get("tenant")
+                    .is_none_or(|t| visible_len(t) == 0) =>
             {
                 Err(Self::deny(
                     capability,
                     principal,
                     DenialCategory::MissingTenantAttribute,
                     format!(
-                        "capability '{}' has {} sensitivity and requires the principal to have a 'tenant' attribute",
+                        "capability '{}' has {} sensitivity and requires the principal to have a non-empty 'tenant' attribute",
                         capability.capability_id, capability.sensitivity
                     ),
                 ))
@@ -345,14 +461,14 @@ impl DefaultPolicyEngine {
         principal: &Principal,
         justification: &str,
     ) -> Result<()> {
-        let trimmed = justification.trim().chars().count();
-        if trimmed < MIN_JUSTIFICATION {
+        let visible = visible_len(justification);
+        if visible < MIN_JUSTIFICATION {
             return Err(Self::deny(
                 capability,
                 principal,
                 DenialCategory::InsufficientJustification,
                 format!(
-                    "{what} capabilities require a justification of at least {MIN_JUSTIFICATION} characters; got {} characters ({trimmed} after trimming whitespace)",
+                    "{what} capabilities require a justification of at least {MIN_JUSTIFICATION} visible characters; got {} characters ({visible} visible: whitespace, control, format and zero-width characters do not count)",
                     justification.chars().count()
                 ),
             ));
@@ -371,6 +487,47 @@ impl DefaultPolicyEngine {
         );
         (sensitive && !capability.allowed_fields.is_empty() && !principal.has_role("pii_reader"))
             .then_some(&capability.allowed_fields)
+    }
+
+    /// A requested `allowed_fields` list, settled: blank names and repeats
+    /// dropped; where the policy enforces the capability's list, only the
+    /// requested fields that list holds (a request narrows, never widens).
+    /// A list that leaves no field to show is refused: an empty list means
+    /// "show nothing", which is never what a grant is for, and must not be
+    /// mistaken anywhere for "no filter".
+    fn narrow_fields(
+        capability: &Capability,
+        principal: &Principal,
+        requested: &[String],
+    ) -> Result<Arc<[String]>> {
+        let enforced = Self::enforced_fields(capability, principal);
+        let mut kept: Vec<String> = Vec::with_capacity(requested.len());
+        for f in requested {
+            let allowed = enforced.is_none_or(|e| e.contains(f));
+            if allowed && visible_len(f) > 0 && !kept.contains(f) {
+                kept.push(f.clone());
+            }
+        }
+        if !kept.is_empty() {
+            return Ok(kept.into());
+        }
+        let why = match enforced {
+            _ if requested.is_empty() => "is empty".to_owned(),
+            Some(e) => format!(
+                "names none of the fields this capability allows [{}]",
+                e.join(", ")
+            ),
+            None => "names no field".to_owned(),
+        };
+        Err(Self::deny(
+            capability,
+            principal,
+            DenialCategory::InvalidConstraint,
+            format!(
+                "the requested '{}' {why}, so it would show no field; name at least one allowed field, or omit the constraint",
+                Constraints::ALLOWED_FIELDS
+            ),
+        ))
     }
 
     fn row_cap(principal: &Principal) -> u64 {
@@ -447,39 +604,45 @@ impl PolicyEngine for DefaultPolicyEngine {
             Self::check_justification("SECRETS", capability, principal, justification)?;
         }
 
-        // Requested constraints: validated, then narrowed by the policy.
-        let mut constraints = Constraints::default();
-        for (k, v) in &request.constraints {
-            match k.as_str() {
-                Constraints::MAX_ROWS => {}
-                Constraints::ALLOWED_FIELDS => {
-                    let parsed =
-                        Constraints::from_map(std::iter::once((k.clone(), v.clone())).collect())
-                            .map_err(|e| {
-                                Self::deny(
-                                    capability,
-                                    principal,
-                                    DenialCategory::InvalidConstraint,
-                                    e,
-                                )
-                            })?;
-                    constraints.allowed_fields = parsed.allowed_fields;
-                }
-                _ => {
-                    constraints.extra.insert(k.clone(), v.clone());
-                }
-            }
+        // Requested constraints: known keys only, validated, then narrowed by the policy.
+        let unknown: Vec<&str> = request
+            .constraints
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !matches!(*k, Constraints::MAX_ROWS | Constraints::ALLOWED_FIELDS))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Self::deny(
+                capability,
+                principal,
+                DenialCategory::InvalidConstraint,
+                format!(
+                    "unknown constraint {} (this policy grants only '{}' and '{}')",
+                    name_keys(unknown.into_iter()),
+                    Constraints::MAX_ROWS,
+                    Constraints::ALLOWED_FIELDS
+                ),
+            ));
         }
-        if let Some(enforced) = Self::enforced_fields(capability, principal) {
-            constraints.allowed_fields = Some(match constraints.allowed_fields.take() {
-                // A request may narrow the enforced list, never widen it.
-                Some(requested) => requested
-                    .iter()
-                    .filter(|f| enforced.contains(f))
-                    .cloned()
-                    .collect(),
-                None => Arc::clone(enforced),
-            });
+        let mut constraints = Constraints::default();
+        if let Some(v) = request.constraints.get(Constraints::ALLOWED_FIELDS) {
+            let requested = Constraints::from_map(
+                std::iter::once((Constraints::ALLOWED_FIELDS.to_owned(), v.clone())).collect(),
+            )
+            .map_err(|e| {
+                Self::deny(
+                    capability,
+                    principal,
+                    DenialCategory::InvalidConstraint,
+                    format!("invalid constraint: {e}"),
+                )
+            })?
+            .allowed_fields
+            .unwrap_or_default();
+            constraints.allowed_fields =
+                Some(Self::narrow_fields(capability, principal, &requested)?);
+        } else if let Some(enforced) = Self::enforced_fields(capability, principal) {
+            constraints.allowed_fields = Some(Arc::clone(enforced));
         }
 
         let cap = Self::row_cap(principal);
@@ -490,7 +653,11 @@ impl PolicyEngine for DefaultPolicyEngine {
                     capability,
                     principal,
                     DenialCategory::InvalidConstraint,
-                    format!("invalid 'max_rows' constraint: {v} is not a valid integer"),
+                    format!(
+                        "invalid '{}' constraint: expected an integer, got {}",
+                        Constraints::MAX_ROWS,
+                        json_kind(v)
+                    ),
                 )
             })?,
         });
@@ -512,7 +679,36 @@ impl PolicyEngine for DefaultPolicyEngine {
     ) -> Result<InvokeDecision> {
         Self::check_safety_roles(capability, principal)?;
         Self::check_sensitivity(capability, principal)?;
+        if !constraints.extra.is_empty() {
+            return Err(Self::deny(
+                capability,
+                principal,
+                DenialCategory::InvalidConstraint,
+                format!(
+                    "token carries constraint {}, which this policy never grants; request a new grant",
+                    name_keys(constraints.extra.keys().map(String::as_str))
+                ),
+            ));
+        }
+        if constraints
+            .allowed_fields
+            .as_ref()
+            .is_some_and(|signed| signed.is_empty())
+        {
+            // Minted before empty lists were refused at grant: it shows no
+            // field, and is never taken for "no filter".
+            return Err(Self::deny(
+                capability,
+                principal,
+                DenialCategory::InvalidConstraint,
+                format!(
+                    "token's '{}' is empty, which this policy never grants; request a new grant",
+                    Constraints::ALLOWED_FIELDS
+                ),
+            ));
+        }
         if let Some(enforced) = Self::enforced_fields(capability, principal) {
+            // Non-empty (checked above) and within the enforced list.
             let ok = constraints
                 .allowed_fields
                 .as_ref()
@@ -740,16 +936,102 @@ mod tests {
         }
         let d = e.evaluate(&req(), &c, &p(&["service"]), "").unwrap();
         assert_eq!(d.constraints.max_rows, Some(500));
-        // extra constraints pass through
-        let d = e
+        // unknown constraint keys are refused, named, never signed
+        let err = e
             .evaluate(
                 &req().with_constraint("region", json!("eu")),
                 &c,
                 &p(&["reader"]),
                 "",
             )
-            .unwrap();
-        assert_eq!(d.constraints.extra.get("region"), Some(&json!("eu")));
+            .unwrap_err();
+        assert_eq!(
+            err.denial_category(),
+            Some(DenialCategory::InvalidConstraint)
+        );
+        assert!(err.to_string().contains("'region'"), "{err}");
+        assert!(!err.to_string().contains("eu'"), "{err}");
+        // many unknown keys: eight named, the rest counted
+        let mut many = req();
+        for i in 0..10 {
+            many = many.with_constraint(format!("k{i}"), json!(i));
+        }
+        let err = e.evaluate(&many, &c, &p(&["reader"]), "").unwrap_err();
+        assert!(err.to_string().contains("and 2 more"), "{err}");
+    }
+
+    #[test]
+    fn visible_len_skips_invisible_characters() {
+        assert_eq!(visible_len(""), 0);
+        assert_eq!(visible_len("abc"), 3);
+        assert_eq!(visible_len(" a\tb\nc\u{00A0}"), 3);
+        for c in [
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{180E}',
+            '\u{E0041}',
+            '\u{FE0F}',
+            '\u{0301}',
+            '\u{3164}',
+            '\u{2800}',
+            '\u{0000}',
+            '\u{007F}',
+            '\u{0085}',
+            '\u{2028}',
+            '\u{3000}',
+        ] {
+            assert_eq!(visible_len(&c.to_string()), 0, "U+{:04X}", u32::from(c));
+        }
+        // letters of any script count
+        assert_eq!(visible_len("été Ünïcødé 日本語 ملف"), 16);
+    }
+
+    #[test]
+    fn narrowing_settles_the_field_list() {
+        let e = DefaultPolicyEngine::new();
+        let c = cap(SafetyClass::Read, SensitivityTag::Pii);
+        let fields = |v: Value, roles: &[&str]| {
+            e.evaluate(
+                &req().with_constraint("allowed_fields", v),
+                &c,
+                &p(roles),
+                "",
+            )
+            .map(|d| d.constraints.allowed_fields.map(|f| f.to_vec()))
+        };
+        // repeats and blank names dropped, order kept
+        assert_eq!(
+            fields(json!(["name", "", "id", "name"]), &["reader"]).unwrap(),
+            Some(vec!["name".to_owned(), "id".to_owned()])
+        );
+        // a pii_reader may narrow to fields outside the capability's list
+        assert_eq!(
+            fields(json!(["email"]), &["reader", "pii_reader"]).unwrap(),
+            Some(vec!["email".to_owned()])
+        );
+        for (v, roles) in [
+            (json!([]), &["reader"][..]),
+            (json!(["email"]), &["reader"]),
+            (json!([" "]), &["reader", "pii_reader"]),
+        ] {
+            let err = fields(v.clone(), roles).unwrap_err();
+            assert_eq!(
+                err.denial_category(),
+                Some(DenialCategory::InvalidConstraint),
+                "{v}"
+            );
+            assert!(err.to_string().contains("would show no field"), "{err}");
+        }
+        // the message names the capability's allowed fields (configuration), not the request
+        let err = fields(json!(["secret_notes"]), &["reader"]).unwrap_err();
+        assert!(err.to_string().contains("[id, name]"), "{err}");
+        assert!(!err.to_string().contains("secret_notes"), "{err}");
     }
 
     #[test]

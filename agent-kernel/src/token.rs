@@ -5,6 +5,19 @@
 //! signature: a JSON object with keys sorted at every level and no whitespace.
 //! The secret is only held as a keyed MAC state; it never appears in `Debug`
 //! output, logs or errors.
+//!
+//! Verification checks the signature first, in constant time, and only then
+//! any revocation state, expiry, principal and capability: a forged or
+//! tampered token learns nothing but that it is invalid.
+//!
+//! Revocation: [`HmacTokenProvider::revoke`] by id, and
+//! [`HmacTokenProvider::revoke_all`] by principal, which records a per-principal
+//! *epoch*: an instant strictly after the `issued_at` of every token the
+//! provider has issued so far (under the same lock `issue` stamps `issued_at`
+//! in). Every token issued before `revoke_all` returns has `issued_at` before
+//! the epoch and is revoked, whatever the tracking index still holds; a token
+//! issued afterwards to that principal is stamped `issued_at = max(now, epoch)`
+//! and is not. No token-format change: the epoch is an ordinary timestamp.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -60,23 +73,24 @@ pub struct CapabilityToken {
 impl CapabilityToken {
     /// The JSON transport form.
     pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string(self).map_err(|e| KernelError::TokenFormat {
-            message: e.to_string(),
-        })
+        serde_json::to_string(self).map_err(|e| format_error(&e))
     }
 
     /// Parses the JSON transport form strictly: every field is required and
-    /// unknown fields are refused. Errors are [`KernelError::TokenFormat`].
+    /// unknown fields are refused. Errors are [`KernelError::TokenFormat`];
+    /// their message names fields and positions but never quotes a value
+    /// from `text` (an unknown field's name is shown redacted and cut to 64
+    /// characters).
     ///
     /// ```
     /// use agent_kernel::CapabilityToken;
     /// let err = CapabilityToken::from_json("{\"token_id\": \"t1\"}").unwrap_err();
     /// assert_eq!(err.kind(), "token_format");
+    /// let err = CapabilityToken::from_json("{\"token_id\": [\"hunter2\"]}").unwrap_err();
+    /// assert!(!err.to_string().contains("hunter2"));
     /// ```
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| KernelError::TokenFormat {
-            message: e.to_string(),
-        })
+        serde_json::from_str(text).map_err(|e| format_error(&e))
     }
 
     /// Appends the canonical signed payload to `out`.
@@ -125,6 +139,96 @@ impl CapabilityToken {
         write_json_str(out, &self.token_id);
         out.push(b'}');
     }
+}
+
+/// How many characters of caller text (an unknown field's name) a token
+/// format error shows.
+const MAX_QUOTED_CHARS: usize = 64;
+
+/// A [`KernelError::TokenFormat`] for a serde_json error, its message made
+/// safe to show: serde quotes the offending value (`invalid type: string
+/// "…"`, `` integer `…` ``), which is caller text and may be a secret. Every
+/// quoted literal is dropped, except a name in backticks that is one of the
+/// token's own field or constraint names, or the name of an unknown field
+/// (shown redacted and cut to [`MAX_QUOTED_CHARS`]). The result is also
+/// passed through the redactor.
+fn format_error(e: &serde_json::Error) -> KernelError {
+    let message = unquote_values(&e.to_string());
+    KernelError::TokenFormat {
+        message: crate::otel::scrub(&message).into_owned(),
+    }
+}
+
+/// Field and constraint names a token format error may name.
+const KNOWN_NAMES: [&str; 10] = [
+    "token_id",
+    "capability_id",
+    "principal_id",
+    "issued_at",
+    "expires_at",
+    "constraints",
+    "audit_id",
+    "signature",
+    Constraints::MAX_ROWS,
+    Constraints::ALLOWED_FIELDS,
+];
+
+/// `message` with every quoted literal removed (see [`format_error`]).
+/// serde quotes in two ways: `` `x` `` (names, numbers, booleans, characters)
+/// and a Rust debug string `"x"` (strings, with `\"` and `\\` escapes).
+fn unquote_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(['`', '"']) {
+        // `start` and the quote's end are ASCII positions: char boundaries.
+        let before = rest.get(..start).unwrap_or_default();
+        let quote = rest.get(start..).and_then(|f| f.chars().next());
+        let body = rest.get(start + 1..).unwrap_or_default();
+        let end = if quote == Some('`') {
+            body.find('`')
+        } else {
+            debug_string_end(body)
+        };
+        let (Some(end), Some(quote)) = (end, quote) else {
+            // Unterminated: drop the rest.
+            out.push_str(before.trim_end());
+            out.push_str(" (value not shown)");
+            return out;
+        };
+        let literal = body.get(..end).unwrap_or_default();
+        rest = body.get(end + 1..).unwrap_or_default();
+        if quote == '`' && KNOWN_NAMES.contains(&literal) {
+            out.push_str(before);
+            out.push('`');
+            out.push_str(literal);
+            out.push('`');
+        } else if quote == '`' && before.ends_with("unknown field ") {
+            out.push_str(before);
+            out.push('`');
+            out.extend(crate::otel::scrub(literal).chars().take(MAX_QUOTED_CHARS));
+            out.push('`');
+        } else {
+            // A value: dropped, with the space before it.
+            out.push_str(before.strip_suffix(' ').unwrap_or(before));
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where the debug-quoted string starting at `body` (just after its opening
+/// `"`) ends: the byte index of its closing `"`, skipping `\x` escapes.
+fn debug_string_end(body: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, b) in body.bytes().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' => escaped = true,
+            b'"' => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Appends `s` as a JSON string literal (the same bytes `serde_json` writes).
@@ -252,8 +356,12 @@ struct Revocations {
     /// Tokens issued and not yet expired, in issue order (bounded by
     /// `max_tracked`), for `revoke_all` counts. No per-issue hashing.
     tracked: VecDeque<Tracked>,
-    /// principal → tokens issued strictly before this instant are revoked.
+    /// principal → tokens issued strictly before this instant are revoked;
+    /// tokens issued to the principal afterwards are stamped no earlier.
     epochs: HashMap<String, Timestamp>,
+    /// The latest `issued_at` stamped so far (any principal): `revoke_all`'s
+    /// epoch lies strictly after it, even if the clock went back.
+    last_issued: Timestamp,
     /// Longest TTL issued so far (bounds how long an unknown id or an epoch matters).
     max_ttl: Duration,
     /// The principal of the last issue, shared by the `tracked` entries of a
@@ -428,6 +536,11 @@ impl HmacTokenProvider {
     }
 
     /// Issues a signed token (TTL `ttl`, or the default when `None`).
+    ///
+    /// `issued_at` is the clock's time, or, for a principal
+    /// [`revoke_all`](Self::revoke_all) was called for, that call's epoch if
+    /// it is later (at most a millisecond later than the clock, unless the
+    /// clock went back); `expires_at` is `issued_at + ttl`.
     pub fn issue(
         &self,
         capability_id: &str,
@@ -439,50 +552,84 @@ impl HmacTokenProvider {
         let ttl = ttl.unwrap_or(self.default_ttl);
         let now = self.clock.now();
         let token_key = new_id_bytes();
+        // Stamp issue time under the lock revoke_all takes: either revoke_all
+        // sees this issue_at (and its epoch lies after it), or this issue sees
+        // the epoch (and stamps no earlier).
+        let issued_at = {
+            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            st.prune(now);
+            let mut issued_at = now;
+            if !st.epochs.is_empty() {
+                if let Some(epoch) = st.epochs.get(principal_id) {
+                    issued_at = issued_at.max(*epoch);
+                }
+            }
+            st.last_issued = st.last_issued.max(issued_at);
+            if ttl > st.max_ttl {
+                st.max_ttl = ttl;
+            }
+            if st.tracked.len() >= self.max_tracked {
+                st.tracked.pop_front();
+            }
+            let principal = match &st.last_principal {
+                Some(p) if **p == *principal_id => Arc::clone(p),
+                _ => {
+                    let p: Arc<str> = Arc::from(principal_id);
+                    st.last_principal = Some(Arc::clone(&p));
+                    p
+                }
+            };
+            st.tracked.push_back(Tracked {
+                expires_at: issued_at.saturating_add(ttl),
+                token_id: token_key,
+                principal_id: principal,
+            });
+            issued_at
+        };
         let mut token = CapabilityToken {
             token_id: id_string(&token_key),
             capability_id: capability_id.to_owned(),
             principal_id: principal_id.to_owned(),
-            issued_at: now,
-            expires_at: now.saturating_add(ttl),
+            issued_at,
+            expires_at: issued_at.saturating_add(ttl),
             constraints,
             audit_id: audit_id.to_owned(),
             signature: String::new(),
         };
         token.signature = to_hex(&self.sign(&token));
-        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        st.prune(now);
-        if ttl > st.max_ttl {
-            st.max_ttl = ttl;
-        }
-        if st.tracked.len() >= self.max_tracked {
-            st.tracked.pop_front();
-        }
-        let principal = match &st.last_principal {
-            Some(p) if **p == *principal_id => Arc::clone(p),
-            _ => {
-                let p: Arc<str> = Arc::from(principal_id);
-                st.last_principal = Some(Arc::clone(&p));
-                p
-            }
-        };
-        st.tracked.push_back(Tracked {
-            expires_at: token.expires_at,
-            token_id: token_key,
-            principal_id: principal,
-        });
-        drop(st);
         token
     }
 
-    /// Verifies, in this order: revoked → expired → signature (constant time) →
-    /// principal → capability; each failure is its own error kind.
+    /// Verifies, in this order: signature (constant time) → revoked →
+    /// expired → principal → capability; each failure is its own error kind.
+    ///
+    /// The signature comes first, so a forged or tampered token is
+    /// [`KernelError::TokenInvalid`] whatever the revocation state, expiry,
+    /// principal or capability: it cannot probe whether a token id was
+    /// revoked or [`revoke_all`](Self::revoke_all) was called for a principal.
+    /// Its error names its token id redacted and cut to 64 characters (the
+    /// id of a forgery is caller text); every later check runs on signed fields.
     pub fn verify(
         &self,
         token: &CapabilityToken,
         expected_principal_id: &str,
         expected_capability_id: &str,
     ) -> Result<()> {
+        let expected = self.sign(token);
+        let mut presented = [0u8; 32];
+        let decoded = hex::decode_to_slice(token.signature.as_bytes(), &mut presented).is_ok();
+        if !(decoded && bool::from(expected.ct_eq(&presented))) {
+            log::warn!(
+                "token_verify_failed token_id={} reason=invalid_signature",
+                crate::ids::for_telemetry(&token.token_id)
+            );
+            return Err(KernelError::TokenInvalid {
+                token_id: crate::otel::scrub(&token.token_id)
+                    .chars()
+                    .take(MAX_QUOTED_CHARS)
+                    .collect(),
+            });
+        }
         let now = self.clock.now();
         let revoked = {
             let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -509,18 +656,6 @@ impl HmacTokenProvider {
             return Err(KernelError::TokenExpired {
                 token_id: token.token_id.clone(),
                 expires_at: token.expires_at,
-            });
-        }
-        let expected = self.sign(token);
-        let mut presented = [0u8; 32];
-        let decoded = hex::decode_to_slice(token.signature.as_bytes(), &mut presented).is_ok();
-        if !(decoded && bool::from(expected.ct_eq(&presented))) {
-            log::warn!(
-                "token_verify_failed token_id={} reason=invalid_signature",
-                crate::ids::for_telemetry(&token.token_id)
-            );
-            return Err(KernelError::TokenInvalid {
-                token_id: token.token_id.clone(),
             });
         }
         if token.principal_id != expected_principal_id {
@@ -568,8 +703,17 @@ impl HmacTokenProvider {
         st.mark_revoked(token_id, forget_at);
     }
 
-    /// Revokes every token issued to `principal_id` so far; returns how many
-    /// live, tracked tokens were newly revoked (already revoked ones are not counted).
+    /// Revokes every token issued to `principal_id` before this call returns,
+    /// tracked or not; returns how many live, tracked tokens were newly
+    /// revoked (already revoked ones, and those the bounded index no longer
+    /// holds, are not counted).
+    ///
+    /// It records the principal's epoch strictly after every `issued_at`
+    /// stamped so far (`max(now, latest issue) + 1 ms`, under the lock
+    /// [`issue`](Self::issue) stamps in), so no earlier token, even one from
+    /// the same millisecond, escapes it; tokens issued to the principal
+    /// afterwards are stamped at the epoch or later and stay valid. The epoch
+    /// is forgotten once every token it can cover has expired.
     pub fn revoke_all(&self, principal_id: &str) -> usize {
         let now = self.clock.now();
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -589,12 +733,13 @@ impl HmacTokenProvider {
         // Epochs older than the longest TTL cover only expired tokens: forget them.
         let horizon = st.max_ttl.max(self.default_ttl);
         st.epochs.retain(|_, at| at.saturating_add(horizon) > now);
-        // Tokens no longer tracked (index cap) are covered by the issue-time epoch.
-        // A token issued in the same millisecond after this call stays valid, as
-        // its issued_at is not strictly before the epoch.
-        let epoch = st.epochs.entry(principal_id.to_owned()).or_insert(now);
-        if *epoch < now {
-            *epoch = now;
+        // Strictly after every token issued so far, tracked or not.
+        let epoch = now
+            .max(st.last_issued)
+            .saturating_add(Duration::from_millis(1));
+        let entry = st.epochs.entry(principal_id.to_owned()).or_insert(epoch);
+        if *entry < epoch {
+            *entry = epoch;
         }
         newly
     }

@@ -327,14 +327,19 @@ impl CapabilityRequest {
 /// Validated execution constraints, as the policy decided them and the token signs them.
 ///
 /// Serialises as one JSON object with sorted keys: `allowed_fields` and
-/// `max_rows` when set, plus any extra keys the request carried.
+/// `max_rows` when set, plus any [`extra`](Self::extra) keys.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Constraints {
     /// Row cap for tables and expansions.
     pub max_rows: Option<u64>,
-    /// Only these fields of the output reach the caller.
+    /// Only these fields of the output reach the caller; an empty list shows
+    /// none (never "no filter": that is `None`).
     pub allowed_fields: Option<Arc<[String]>>,
-    /// Other constraints, passed through to drivers unchanged.
+    /// Other constraints, signed like the rest and passed to drivers in
+    /// [`ExecutionContext::constraints`](crate::ExecutionContext). The
+    /// [`DefaultPolicyEngine`](crate::DefaultPolicyEngine) never puts a key
+    /// here: it refuses unknown keys at grant, and a token carrying one at
+    /// invoke. A custom [`PolicyEngine`](crate::PolicyEngine) may.
     pub extra: BTreeMap<String, Value>,
 }
 
@@ -346,13 +351,27 @@ impl Constraints {
 
     /// Parses constraints strictly: `max_rows` must be a non-negative integer and
     /// `allowed_fields` an array of strings; other keys go to [`extra`](Self::extra).
+    ///
+    /// An error names the key and the kind of JSON value found (`a string`,
+    /// `a negative integer`, …), never the value itself: the map may be
+    /// caller text (a requested constraint, a presented token).
+    ///
+    /// ```
+    /// use agent_kernel::Constraints;
+    /// let map = serde_json::json!({"max_rows": "password=hunter2"});
+    /// let err = Constraints::from_map(map.as_object().cloned().unwrap_or_default()).unwrap_err();
+    /// assert_eq!(err, "'max_rows' must be a non-negative integer, got a string");
+    /// ```
     pub fn from_map(map: Map<String, Value>) -> Result<Self, String> {
         let mut out = Constraints::default();
         for (k, v) in map {
             match k.as_str() {
                 Self::MAX_ROWS => {
                     let n = v.as_u64().ok_or_else(|| {
-                        format!("'max_rows' must be a non-negative integer, got {v}")
+                        format!(
+                            "'max_rows' must be a non-negative integer, got {}",
+                            json_kind(&v)
+                        )
                     })?;
                     out.max_rows = Some(n);
                 }
@@ -406,16 +425,37 @@ impl Serialize for ConstraintValue<'_> {
 }
 
 fn parse_string_list(v: &Value) -> Result<Arc<[String]>, String> {
-    let arr = v
-        .as_array()
-        .ok_or_else(|| format!("'allowed_fields' must be an array of strings, got {v}"))?;
+    let arr = v.as_array().ok_or_else(|| {
+        format!(
+            "'allowed_fields' must be an array of strings, got {}",
+            json_kind(v)
+        )
+    })?;
     arr.iter()
-        .map(|x| {
-            x.as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| format!("'allowed_fields' must hold only strings, got {x}"))
+        .enumerate()
+        .map(|(i, x)| {
+            x.as_str().map(str::to_owned).ok_or_else(|| {
+                format!(
+                    "'allowed_fields' must hold only strings, got {} at index {i}",
+                    json_kind(x)
+                )
+            })
         })
         .collect()
+}
+
+/// The kind of a JSON value, for error messages that must not quote it.
+pub(crate) fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_u64() => "an integer",
+        Value::Number(n) if n.is_i64() => "a negative integer",
+        Value::Number(_) => "a non-integer number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 impl Serialize for Constraints {

@@ -57,6 +57,7 @@ fn signable_payload_is_canonical_and_key_sorted() {
 
 #[test]
 fn verify_checks_in_the_specified_order() {
+    // signature → revoked → expired → principal → capability
     let c = clock();
     let p = provider(&c);
     let t = p.issue(
@@ -92,14 +93,42 @@ fn verify_checks_in_the_specified_order() {
         "token_invalid"
     );
 
-    // expiry before signature
-    c.advance(Duration::from_secs(10));
+    // revocation before expiry and principal; signature before revocation
+    let other = p.issue(
+        "cap",
+        "u1",
+        Constraints::default(),
+        Some(Duration::from_secs(10)),
+        "",
+    );
+    p.revoke(&other.token_id);
     assert_eq!(
-        p.verify(&bad, "u1", "cap").unwrap_err().kind(),
-        "token_expired"
+        p.verify(&other, "u2", "other").unwrap_err().kind(),
+        "token_revoked"
+    );
+    let mut forged = other.clone();
+    forged.signature = bad.signature.clone();
+    assert_eq!(
+        p.verify(&forged, "u1", "cap").unwrap_err().kind(),
+        "token_invalid",
+        "a forgery must not learn that its id was revoked"
     );
 
+    // expiry before principal; signature before expiry
+    c.advance(Duration::from_secs(10));
+    assert_eq!(
+        p.verify(&t, "u2", "other").unwrap_err().kind(),
+        "token_expired"
+    );
+    assert_eq!(
+        p.verify(&bad, "u1", "cap").unwrap_err().kind(),
+        "token_invalid"
+    );
     // revocation before expiry
+    assert_eq!(
+        p.verify(&other, "u1", "cap").unwrap_err().kind(),
+        "token_revoked"
+    );
     p.revoke(&t.token_id);
     assert_eq!(
         p.verify(&t, "u1", "cap").unwrap_err().kind(),
