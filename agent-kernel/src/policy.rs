@@ -142,14 +142,16 @@ fn quote_key(key: &str) -> String {
     format!("'{shown}'")
 }
 
-/// `keys` named for an error message: at most [`MAX_NAMED_KEYS`], the rest counted.
+/// `keys` named for an error message (`key 'a'`, `keys 'a', 'b'`): at most
+/// [`MAX_NAMED_KEYS`], the rest counted.
 fn name_keys<'k>(keys: impl ExactSizeIterator<Item = &'k str>) -> String {
     let total = keys.len();
     let mut named: Vec<String> = keys.take(MAX_NAMED_KEYS).map(quote_key).collect();
     if total > MAX_NAMED_KEYS {
         named.push(format!("and {} more", total - MAX_NAMED_KEYS));
     }
-    named.join(", ")
+    let noun = if total == 1 { "key" } else { "keys" };
+    format!("{noun} {}", named.join(", "))
 }
 
 /// What the invoke-time evaluation settles for the invocation.
