@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{KernelError, Result};
-use crate::types::{Frame, ResponseMode};
+use crate::types::{Frame, Handle, ResponseMode};
 
 /// Default total budget per session, in tokens.
 pub const DEFAULT_TOTAL_BUDGET: u64 = 100_000;
@@ -39,7 +39,10 @@ pub enum FramePayload<'a> {
     Table(&'a [Map<String, Value>]),
     /// Raw data.
     Raw(&'a Value),
-    /// Nothing (handle-only frames).
+    /// A handle-only frame's handle: what the model receives instead of data
+    /// costs too, so that a session cannot go on forever on handles.
+    Handle(&'a Handle),
+    /// Nothing (a frame with no payload and no handle).
     Nothing,
 }
 
@@ -49,7 +52,7 @@ impl<'a> FramePayload<'a> {
         match frame.response_mode {
             ResponseMode::Summary => Self::Facts(&frame.facts),
             ResponseMode::Table => Self::Table(&frame.table_preview),
-            ResponseMode::HandleOnly => Self::Nothing,
+            ResponseMode::HandleOnly => frame.handle.as_ref().map_or(Self::Nothing, Self::Handle),
             ResponseMode::Raw => frame.raw_data.as_ref().map_or(Self::Nothing, Self::Raw),
         }
     }
@@ -61,6 +64,7 @@ impl<'a> FramePayload<'a> {
             Self::Facts(f) => serde_json::to_writer(&mut sink, f),
             Self::Table(t) => serde_json::to_writer(&mut sink, t),
             Self::Raw(v) => serde_json::to_writer(&mut sink, v),
+            Self::Handle(h) => serde_json::to_writer(&mut sink, h),
             Self::Nothing => return 0,
         };
         // The sink never fails; a serialisation error cannot occur for JSON values.
@@ -363,6 +367,19 @@ impl BudgetManager {
                     .saturating_add(actual)
                     .min(self.config.total_budget);
             }
+        }
+    }
+
+    /// What `reservation`'s invocation may still cost: its reserved amount
+    /// plus what the session has left beyond it. A frame that costs more is
+    /// cut to fit or refused by the kernel, never charged past the total.
+    pub fn available_to(&self, reservation: &Reservation) -> u64 {
+        let s = self.lock();
+        match s.map.get(&reservation.session_id) {
+            Some(state) if state.generation == reservation.generation => {
+                reservation.amount.saturating_add(self.remaining_of(state))
+            }
+            _ => reservation.amount,
         }
     }
 

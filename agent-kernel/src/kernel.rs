@@ -540,7 +540,12 @@ impl Kernel {
     /// The audit record of a refused grant: no token, no driver; the
     /// requested constraints as its arguments (redacted by the store), the
     /// capability id only if it is registered.
-    fn record_refused_grant(&self, request: &CapabilityRequest, principal: &Principal, err: &KernelError) {
+    fn record_refused_grant(
+        &self,
+        request: &CapabilityRequest,
+        principal: &Principal,
+        err: &KernelError,
+    ) {
         let registered = self.registry.get(&request.capability_id).is_ok();
         self.traces.record(ActionTrace {
             action_id: new_id(),
@@ -921,10 +926,22 @@ impl Kernel {
             },
             raw_data: fw.raw_data,
         };
-        if let Some(reservation) = reservation {
-            let used = self.budget.count_tokens(&FramePayload::of(&frame));
-            self.budget.record_usage(reservation, used);
-        }
+        let frame = match reservation {
+            Some(reservation) => match self.charge_frame(reservation, frame, true) {
+                Ok(frame) => frame,
+                Err(err) => {
+                    let text = err.to_string();
+                    pending.finish(|t| {
+                        t.outcome = TraceOutcome::Denied;
+                        t.denial_category = err.denial_category();
+                        t.driver_id = served_by.driver.driver_id().to_owned();
+                        t.error = Some(text);
+                    });
+                    return Err(err);
+                }
+            },
+            None => frame,
+        };
         let handle_id = frame.handle.as_ref().map(|h| h.handle_id.clone());
         let mode = frame.response_mode;
         if agent_kernel_otel::is_enabled() {
@@ -1263,15 +1280,48 @@ impl Kernel {
             },
             raw_data: None,
         };
-        if let Some(reservation) = reservation {
-            let used = self.budget.count_tokens(&FramePayload::of(&frame));
-            self.budget.record_usage(reservation, used);
-        }
+        let frame = match reservation {
+            Some(reservation) => self.charge_frame(reservation, frame, false)?,
+            None => frame,
+        };
         log::info!(
             "expand handle_id={} principal_id={}",
             handle.handle_id,
             self.caller_ids.for_log(&principal.principal_id)
         );
+        Ok(frame)
+    }
+
+    /// Charges `frame` to its session's budget. A frame never costs more than
+    /// the session has left: one that does not fit is cut to its handle when
+    /// `cut` (an invocation: the data stays expandable) and refused with
+    /// [`KernelError::BudgetExhausted`] otherwise (an expansion page), or when
+    /// not even the handle fits.
+    fn charge_frame(&self, reservation: Reservation, mut frame: Frame, cut: bool) -> Result<Frame> {
+        let available = self.budget.available_to(&reservation);
+        let mut cost = self.budget.count_tokens(&FramePayload::of(&frame));
+        if cost > available && cut && frame.handle.is_some() {
+            frame.response_mode = ResponseMode::HandleOnly;
+            frame.facts.clear();
+            frame.table_preview.clear();
+            frame.raw_data = None;
+            frame.warnings.push(format!(
+                "the frame did not fit the session's remaining budget ({available} tokens); only its handle is returned."
+            ));
+            cost = self.budget.count_tokens(&FramePayload::of(&frame));
+        }
+        if cost > available {
+            let session_id = reservation.session_id().to_owned();
+            drop(reservation);
+            let total = self.budget.config().total_budget;
+            let used = self.budget.usage(&session_id).map_or(total, |u| u.used);
+            return Err(KernelError::BudgetExhausted {
+                session_id,
+                used,
+                total,
+            });
+        }
+        self.budget.record_usage(reservation, cost);
         Ok(frame)
     }
 
