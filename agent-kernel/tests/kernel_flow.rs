@@ -344,7 +344,10 @@ async fn token_failures_are_distinct_and_audited() {
         .map(|e| e.split(' ').next().unwrap_or(""))
         .collect();
     assert_eq!(errors.len(), 5);
-    assert!(all.iter().all(|t| t.principal_id != "mallory" || t.token_id == token.token_id));
+    assert!(
+        all.iter()
+            .all(|t| t.principal_id != "mallory" || t.token_id == token.token_id)
+    );
 }
 
 #[tokio::test]

@@ -203,7 +203,12 @@ fn arguments_are_redacted_on_the_way_in_unless_kept_raw() {
     t.args = args;
     let redacted = TraceStore::new().record(t.clone());
     let text = serde_json::to_string(&redacted.args).unwrap();
-    for secret in ["user1@example.com", "hunter2", "bob@corp.com", "4111 1111 1111 1111"] {
+    for secret in [
+        "user1@example.com",
+        "hunter2",
+        "bob@corp.com",
+        "4111 1111 1111 1111",
+    ] {
         assert!(!text.contains(secret), "{secret}: {text}");
     }
     assert!(text.contains("call me at"), "{text}");

@@ -82,7 +82,10 @@ async fn a_revoked_token_no_longer_expands_its_handles() {
     let p = analyst();
     let (token, handle) = handle_of(&w, &p, None).await;
     w.kernel.revoke_token(&token.token_id);
-    assert_eq!(expand_err(&w, &handle, json!({}), &p).kind(), "token_revoked");
+    assert_eq!(
+        expand_err(&w, &handle, json!({}), &p).kind(),
+        "token_revoked"
+    );
 }
 
 #[tokio::test]
@@ -92,7 +95,10 @@ async fn revoke_all_stops_every_handle_of_the_principal() {
     let (_, handle) = handle_of(&w, &p, None).await;
     w.clock.advance(Duration::from_millis(5));
     w.kernel.revoke_all(&p.principal_id);
-    assert_eq!(expand_err(&w, &handle, json!({}), &p).kind(), "token_revoked");
+    assert_eq!(
+        expand_err(&w, &handle, json!({}), &p).kind(),
+        "token_revoked"
+    );
 }
 
 #[tokio::test]
@@ -156,7 +162,11 @@ async fn expansions_are_rate_limited_like_invocations() {
         .expand(&handle, &ExpandQuery::default(), &p)
         .unwrap();
     let err = expand_err(&w, &handle, json!({}), &p);
-    assert_eq!(err.denial_category(), Some(DenialCategory::RateLimited), "{err}");
+    assert_eq!(
+        err.denial_category(),
+        Some(DenialCategory::RateLimited),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -188,7 +198,11 @@ async fn a_demoted_service_cannot_keep_its_row_cap() {
         .with_roles(["reader"])
         .with_attribute("tenant", "acme");
     let err = expand_err(&w, &handle, json!({}), &demoted);
-    assert_eq!(err.denial_category(), Some(DenialCategory::InvalidConstraint), "{err}");
+    assert_eq!(
+        err.denial_category(),
+        Some(DenialCategory::InvalidConstraint),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -247,7 +261,11 @@ async fn a_filter_on_a_redacted_key_is_no_oracle() {
         json!({"fields": ["id", "alice@corp.com"]}),
     ] {
         let err = expand_err(&w, &handle, query.clone(), &p);
-        assert_eq!(err.denial_category(), Some(DenialCategory::InvalidConstraint), "{query}");
+        assert_eq!(
+            err.denial_category(),
+            Some(DenialCategory::InvalidConstraint),
+            "{query}"
+        );
         assert!(!err.to_string().contains("@corp.com"), "{err}");
     }
 }
