@@ -698,7 +698,11 @@ impl HmacTokenProvider {
             .find(|t| t.token_id.as_slice() == token_id.as_bytes())
         {
             Some(t) => t.expires_at,
-            None => now.saturating_add(st.max_ttl.max(self.default_ttl)),
+            // Every token issued so far expires by then (`issued_at` may be
+            // an epoch a little after `now`).
+            None => now
+                .max(st.last_issued)
+                .saturating_add(st.max_ttl.max(self.default_ttl)),
         };
         st.mark_revoked(token_id, forget_at);
     }
