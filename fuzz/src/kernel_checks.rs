@@ -41,10 +41,16 @@ pub const TOKEN_SECRET: &str = "fuzz-fixed-secret-0123456789abcdef";
 /// The fixed "now" of every clock in these checks (2023-11-14T22:13:20Z).
 pub const NOW_MS: u64 = 1_700_000_000_000;
 
-/// The kernel's own e-mail pattern (`firewall/patterns.rs`), used as the
-/// oracle "no e-mail address leaves the firewall".
+/// ASCII e-mail addresses with a dotted domain whose last label has a
+/// letter (`1.2.3` after an `@` is a version: `lodash@4.17.21`), used as the
+/// oracle "no e-mail address leaves the firewall" (the firewall's own rule,
+/// `firewall/patterns.rs`, takes more: UTF-8, quoted local parts, single
+/// labels).
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[a-zA-Z0-9_.+\-]+@[a-zA-Z0-9\-]+\.[a-zA-Z0-9\-.]+").expect("valid regex")
+    Regex::new(
+        r"[a-zA-Z0-9_.+\-]+@[a-zA-Z0-9\-]+(?:\.[a-zA-Z0-9\-]+)*\.[a-zA-Z0-9\-]*[a-zA-Z][a-zA-Z0-9\-]*",
+    )
+    .expect("valid regex")
 });
 
 // ── Input reader ────────────────────────────────────────────────────────────

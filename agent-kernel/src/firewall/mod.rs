@@ -17,7 +17,10 @@
 //! outputs, a summary reads a borrowed redacted view, and handle-only mode
 //! only counts.
 
+mod digits;
+mod names;
 mod patterns;
+mod prescan;
 mod redaction;
 mod summarize;
 
@@ -29,10 +32,11 @@ use serde_json::{Map, Value};
 
 use crate::types::ResponseMode;
 
+pub use names::is_sensitive_field_name;
 pub use patterns::{PatternKind, PatternSet, REDACTED};
 pub use redaction::{
     DEFAULT_MAX_DEPTH, DEPTH_MARKER, Entry, MAX_DEPTH_CEILING, RedactedValue, Redaction,
-    RedactionCounts, Redactor, SENSITIVE_FIELD_NAMES, is_sensitive_field_name,
+    RedactionCounts, Redactor,
 };
 pub use summarize::{MAX_FACTS, cap_facts, summarize};
 

@@ -1,35 +1,41 @@
-//! The eight kinds of sensitive text the redactor removes from strings, the
-//! compiled regular expressions behind them, and a byte pre-scan that proves
-//! most strings cannot match any of them without running a regex at all.
+//! The kinds of sensitive text the redactor removes from strings, the
+//! compiled regular expressions behind them, and the passes that apply them.
 //!
-//! Semantics follow the reference's sequential substitution passes (e-mail,
-//! phone, card, SSN, bearer, JWT, API key, connection string, in that order,
-//! each pass running on the output of the previous one). Deliberate
-//! differences, all in the direction of removing more:
-//! - card numbers are 13 to 19 digits long (the reference stops at 16, so a
-//!   19-digit PAN survived);
-//! - besides the reference's `api_key`/`api_token`/`access_key` forms, the
-//!   API-key pass also removes values assigned to `token`, `secret`,
-//!   `secret_key`, `private_key`, `password`, `passwd` and `pwd`
-//!   (`token: …`, `"password": "…"`, `client_secret=…`);
-//! - the password of a connection string may contain `@` (the whole
-//!   `user:password` part up to the last `@` of the authority is removed);
-//!   the host is not part of the match, so a credentialed URL right after
-//!   another one (`a://u:p@h1,b://v:q@h2`, `…?next=https://v:q@h2/`) is
-//!   found in the same pass (the reference's `@\S+` swallowed it);
-//! - a phone number may directly follow another one (`+1-555-123-4567(020)
-//!   7946-0958`): the end of a replacement counts as a boundary;
-//! - phone numbers also come in the short international form
-//!   `+<country code>-<3 digits>-<4 digits>` (`+1-555-1724`, the same
-//!   separator twice: `-`, `.` or white space), and a number may end a
-//!   sentence (`call 555-123-4567.`): a `.` after it only prevents a match
-//!   when more than white space follows (`555-123-4567.txt`, `…4567.89`).
+//! The passes run in [`PatternKind::ALL`] order, each on the output of the
+//! previous one:
+//! 1. private-key blocks (PEM, OpenSSH, PGP), whole, first: their base64
+//!    bodies hold anything;
+//! 2. the well-known secret formats, recognised by their published shapes
+//!    (the rule sets of gitleaks and trufflehog show them; these patterns are
+//!    our own): AWS access key ids, Google API keys, GitHub tokens, Slack
+//!    tokens and webhooks, Stripe secret keys, Anthropic and OpenAI API keys,
+//!    each reported as its own kind, with or without a `key=` before it;
+//! 3. credentials in URLs (`scheme://user:password@`, `scheme://:password@`),
+//!    before e-mail addresses, so the host stays;
+//! 4. e-mail addresses (RFC 5322 local parts, UTF-8 ones too, IDN and
+//!    single-label domains; see [`EMAIL_RE`]);
+//! 5. card numbers, SSNs and phone numbers, whole (see the `digits` module);
+//! 6. bearer tokens, JWTs, and credential assignments (`password=…`,
+//!    `"api_key": "…"`, `token: …`; the name is kept, the value goes; see
+//!    the `names` module for which names are credentials).
+//!
+//! Differences from the reference, all in the direction of removing more:
+//! card numbers are 13 to 19 digits long and may be separated or glued to a
+//! prefix; the password of a connection string may contain `@`, and the user
+//! name may be empty; the host is not part of the match, so a credentialed
+//! URL right after another one (`a://u:p@h1,b://v:q@h2`) is found in the same
+//! pass; a phone number may directly follow another one; a phone number may
+//! end a sentence (`call 555-123-4567.`).
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::LazyLock;
 
-use regex::{Captures, NoExpand, Regex};
+use regex::{CaptureLocations, Regex};
+
+use super::digits::{self, DigitKind, Exempt};
+use super::names;
+pub(crate) use super::prescan::candidates;
 
 /// The marker that replaces every redacted value or text fragment.
 pub const REDACTED: &str = "[REDACTED]";
@@ -38,56 +44,96 @@ pub const REDACTED: &str = "[REDACTED]";
 /// (one round normally suffices; a second confirms the fixed point).
 const MAX_SCRUB_ROUNDS: usize = 4;
 
-/// A kind of sensitive text recognised inside string values.
+/// A kind of sensitive text recognised inside string values (and, for the
+/// digit kinds, JSON numbers). New kinds may be added in minor releases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum PatternKind {
-    /// An e-mail address (`user@example.com`).
+    /// A private-key block: PEM (`-----BEGIN RSA PRIVATE KEY-----`, `EC`,
+    /// `ENCRYPTED`, PKCS#8), OpenSSH or PGP, up to its `-----END …-----` line
+    /// (or the end of the text, when it was cut).
+    PrivateKey,
+    /// An AWS access key id (`AKIA…`, `ASIA…`: 20 characters).
+    AwsAccessKey,
+    /// A Google API key (`AIza…`, 39 characters), Gemini's included.
+    GoogleApiKey,
+    /// A GitHub token (`ghp_…`, `gho_…`, `ghu_…`, `ghs_…`, `ghr_…`, `github_pat_…`).
+    GithubToken,
+    /// A Slack token (`xoxb-…`, `xoxp-…`, `xapp-…`) or webhook URL.
+    SlackToken,
+    /// A Stripe secret or restricted key (`sk_live_…`, `rk_test_…`).
+    StripeKey,
+    /// An Anthropic API key (`sk-ant-…`).
+    AnthropicKey,
+    /// An OpenAI API key (`sk-…`, `sk-proj-…`, `sk-svcacct-…`).
+    OpenAiKey,
+    /// Credentials embedded in a URL or connection string
+    /// (`scheme://user:pass@host`, `scheme://:pass@host`); scheme and host are kept.
+    ConnectionString,
+    /// An e-mail address (`user@example.com`, `josé@example.com`,
+    /// `user@bücher.de`, `alice@localhost`).
     Email,
-    /// A phone number (`+1-555-123-4567`, `(020) 7946-0958`, `+1-555-1724`).
-    Phone,
-    /// A payment card number: 13 to 19 digits, optionally separated by single spaces or dashes.
+    /// A payment card number: 13 to 19 digits passing the Luhn check, bare
+    /// or grouped with one kind of separator.
     CardNumber,
-    /// A US social security number (`123-45-6789`).
+    /// A US social security number (`123-45-6789`, `123 45 6789`, `123.45.6789`).
     Ssn,
+    /// A phone number (`+1-555-123-4567`, `(020) 7946-0958`, `+1-555-1724`, `+15551234567`).
+    Phone,
     /// An HTTP bearer token (`Bearer abc…`).
     BearerToken,
     /// A JSON Web Token (`eyJ….eyJ….…`).
     Jwt,
-    /// A credential assignment (`api_key=…`, `token: …`, `password=…`); the name is kept.
+    /// A credential assignment (`api_key=…`, `token: …`, `"password": "…"`);
+    /// the name is kept.
     ApiKey,
-    /// Credentials embedded in a URL or connection string (`scheme://user:pass@host`); scheme and host are kept.
-    ConnectionString,
 }
 
 impl PatternKind {
     /// Every kind, in the order the passes run.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 16] = [
+        Self::PrivateKey,
+        Self::AwsAccessKey,
+        Self::GoogleApiKey,
+        Self::GithubToken,
+        Self::SlackToken,
+        Self::StripeKey,
+        Self::AnthropicKey,
+        Self::OpenAiKey,
+        Self::ConnectionString,
         Self::Email,
-        Self::Phone,
         Self::CardNumber,
         Self::Ssn,
+        Self::Phone,
         Self::BearerToken,
         Self::Jwt,
         Self::ApiKey,
-        Self::ConnectionString,
     ];
 
     /// A stable lower-case name, suitable for warnings and telemetry labels.
     pub const fn as_str(self) -> &'static str {
         match self {
+            Self::PrivateKey => "private_key",
+            Self::AwsAccessKey => "aws_access_key_id",
+            Self::GoogleApiKey => "google_api_key",
+            Self::GithubToken => "github_token",
+            Self::SlackToken => "slack_token",
+            Self::StripeKey => "stripe_key",
+            Self::AnthropicKey => "anthropic_api_key",
+            Self::OpenAiKey => "openai_api_key",
+            Self::ConnectionString => "connection_string",
             Self::Email => "email",
-            Self::Phone => "phone",
             Self::CardNumber => "card_number",
             Self::Ssn => "ssn",
+            Self::Phone => "phone",
             Self::BearerToken => "bearer_token",
             Self::Jwt => "jwt",
             Self::ApiKey => "api_key",
-            Self::ConnectionString => "connection_string",
         }
     }
 
-    const fn bit(self) -> u8 {
-        1 << (self as u8)
+    const fn bit(self) -> u32 {
+        1 << (self as u32)
     }
 }
 
@@ -97,15 +143,23 @@ impl fmt::Display for PatternKind {
     }
 }
 
-/// A set of [`PatternKind`]s (a small bit set).
+/// A set of [`PatternKind`]s (a bit set with room for 32 kinds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct PatternSet(u8);
+pub struct PatternSet(u32);
 
 impl PatternSet {
     /// The empty set.
     pub const EMPTY: Self = Self(0);
     /// Every kind.
-    pub const ALL: Self = Self(0xff);
+    pub const ALL: Self = {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < PatternKind::ALL.len() {
+            bits |= PatternKind::ALL[i].bit();
+            i += 1;
+        }
+        Self(bits)
+    };
 
     /// Whether `kind` is in the set.
     pub const fn contains(self, kind: PatternKind) -> bool {
@@ -120,6 +174,11 @@ impl PatternSet {
     /// Whether the set is empty.
     pub const fn is_empty(self) -> bool {
         self.0 == 0
+    }
+
+    /// How many kinds the set holds.
+    pub const fn len(self) -> usize {
+        self.0.count_ones() as usize
     }
 
     /// The union of two sets.
@@ -147,7 +206,7 @@ impl FromIterator<PatternKind> for PatternSet {
 }
 
 impl fmt::Display for PatternSet {
-    /// Comma-separated kind names, e.g. `email, phone`.
+    /// Comma-separated kind names, in pass order, e.g. `email, phone`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, kind) in self.iter().enumerate() {
             if i > 0 {
@@ -161,37 +220,59 @@ impl fmt::Display for PatternSet {
 
 // ── Compiled patterns ────────────────────────────────────────────────────────
 
-const EMAIL_RE: &str = r"[a-zA-Z0-9_.+\-]+@[a-zA-Z0-9\-]+\.[a-zA-Z0-9\-.]+";
-/// The reference's phone pattern without its look-arounds, plus the short
-/// international form (`+1-555-1724`, one separator used twice). The
-/// look-behind (`(?<!\d)(?<![./])`) is checked in code; the look-ahead
-/// (`(?!\d)(?![./])`, relaxed to let a sentence end with `.`) is consumed
-/// as the terminator, capture group 1 (the end, one character, or a `.`
-/// with the white-space character after it), which stays in the text.
-const PHONE_RE: &str = concat!(
-    r"(?:(?:\+\d{1,3}[\s.\-])?(?:\(\d{2,4}\)[\s.\-]?|\d{2,4}[\s.\-])\d{3,4}[\s.\-]?\d{3,5}",
-    r"|\+\d{1,3}(?:-\d{3}-|\.\d{3}\.|\s\d{3}\s)\d{4})",
-    r"($|[^\d./]|\.(?:$|\s))",
+/// A private-key block, to its END line or, cut short, to the end of the text.
+const PRIVATE_KEY_RE: &str = concat!(
+    r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----",
+    r"(?s:.*?)(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|\z)",
 );
-/// A UUID (8-4-4-4-12 hex digits). Its digit groups can take the shape of
-/// a phone number (`…-a923-6494108e21ac`) or, for the nil UUID, of a card
-/// number, but a UUID is an identifier: the digit passes (phone, card, SSN)
-/// leave UUIDs whole.
-const UUID_RE: &str =
-    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b";
-const CARD_RE: &str = r"\b(?:\d[ \-]?){13,19}\b";
-const SSN_RE: &str = r"\b\d{3}[\- ]\d{2}[\- ]\d{4}\b";
+const AWS_RE: &str = r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b";
+const GOOGLE_RE: &str = r"\bAIza[0-9A-Za-z_\-]{35}";
+const GITHUB_RE: &str = r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})";
+const SLACK_RE: &str = concat!(
+    r"\bxox[abposrce]-[A-Za-z0-9\-]{10,}|\bxapp-\d-[A-Za-z0-9\-]{10,}",
+    r"|https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_+\-]+",
+);
+const STRIPE_RE: &str = r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}";
+const ANTHROPIC_RE: &str = r"\bsk-ant-[A-Za-z0-9_\-]{20,}";
+/// `sk-` and at least 20 key characters, one of them a digit (checked in
+/// code: a hyphenated word list is not a key).
+const OPENAI_RE: &str = r"\bsk-[A-Za-z0-9_\-]{20,}";
+
+/// Scheme (group 1) and `user:password@` (the user may be empty), up to the
+/// last `@` before the first `/` or white space. The host is not consumed:
+/// the search goes on right after the `@`, so a second credentialed URL glued
+/// to the first one's host (`…@h1,mysql://u:p@h2`) is found in the same pass.
+const CONN_STR_RE: &str = r"([a-zA-Z][a-zA-Z0-9+\-.]*://)[^:@/\s]*:[^/\s]+@";
+
+/// An e-mail address: a quoted local part, or a dot-atom one of RFC 5322's
+/// `atext` (but `=` and `/`, which in tool output delimit an assignment or a
+/// path: `email=bob@…` keeps `email=`) plus any UTF-8 letter, digit or mark
+/// (RFC 6531); `@`; a bracketed address literal, or labels of letters,
+/// digits, marks and hyphens (IDN, single-label `localhost` too) separated by
+/// dots (ASCII or ideographic). Checked in code: leading punctuation of the
+/// local part stays visible (`'bob@…'`); trailing numeric labels are not part
+/// of the domain, and a domain with none other (`lodash@4.17.21`) is no
+/// address, but for an IPv4 address (`root@10.0.0.5`); `image@sha256:…` is
+/// a digest reference.
+pub(crate) const EMAIL_RE: &str = concat!(
+    r#"(?:"(?:[^"\\\r\n]|\\.){1,64}"|[A-Za-z0-9!#$%&'*+\-?^_`{|}~.\p{L}\p{N}\p{M}]+)"#,
+    r"@(?:\[[0-9A-Fa-f:.]+\]",
+    r"|[\p{L}\p{N}\p{M}\-]+(?:[.\x{3002}\x{FF0E}\x{FF61}][\p{L}\p{N}\p{M}\-]+)*)",
+);
+
 const BEARER_RE: &str = r"(?i)Bearer\s+[A-Za-z0-9\-._~+/]+=*";
 const JWT_RE: &str = r"eyJ[A-Za-z0-9_\-]+\.eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+";
-const API_KEY_RE: &str = concat!(
-    r"(?i)((?:api[_\-]?key|apikey|api[_\-]?token|access[_\-]?key)(?:\s*[=:]\s*|\s+))[A-Za-z0-9\-._~+/]{8,}",
-    r#"|((?:token|secret(?:[_\-]?key)?|private[_\-]?key|passw(?:or)?d|pwd)["']?\s*[=:]\s*["']?)[^\s"',;&]+"#,
-);
-/// Scheme (group 1) and `user:password@`, up to the last `@` before the
-/// first `/` or white space. The host is not consumed: the search goes on
-/// right after the `@`, so a second credentialed URL glued to the first
-/// one's host (`…@h1,mysql://u:p@h2`) is found in the same pass.
-const CONN_STR_RE: &str = r"([a-zA-Z][a-zA-Z0-9+\-.]*://)[^:@/\s]+:[^/\s]+@";
+/// A name and an assignment operator, optionally quoted, JSON or YAML style:
+/// `password=`, `"api_key": "`, `token: `, `X-Api-Key: `, `secret := '`,
+/// `key => "`. Group 1: the name; group 2: an opening quote of the value.
+/// Whether the name is a credential, and where the value ends, is decided
+/// in code.
+const ASSIGN_RE: &str =
+    r#"([A-Za-z_][A-Za-z0-9_.\-]*)\\*["']?[ \t]*(?::=|=>|[=:])[ \t]*\\*(["']?)"#;
+
+/// The reference's white-space form for API keys (`access_key ABCD1234EFGH5678`).
+const API_KEY_WS_RE: &str =
+    r"(?i-u:((?:api[_\-]?key|apikey|api[_\-]?token|access[_\-]?key)[ \t]+))[A-Za-z0-9\-._~+/]{8,}";
 
 /// The compiled patterns, shared by every redactor in the process.
 ///
@@ -200,15 +281,24 @@ const CONN_STR_RE: &str = r"([a-zA-Z][a-zA-Z0-9+\-.]*://)[^:@/\s]+:[^/\s]+@";
 /// string the pre-scan flags for it is replaced by [`REDACTED`] entirely.
 #[derive(Debug)]
 pub(crate) struct Patterns {
+    private_key: Option<Regex>,
+    aws: Option<Regex>,
+    google: Option<Regex>,
+    github: Option<Regex>,
+    slack: Option<Regex>,
+    stripe: Option<Regex>,
+    anthropic: Option<Regex>,
+    openai: Option<Regex>,
+    conn_str: Option<Regex>,
     email: Option<Regex>,
-    phone: Option<Regex>,
-    uuid: Option<Regex>,
     card: Option<Regex>,
     ssn: Option<Regex>,
+    phone: Option<Regex>,
+    uuid: Option<Regex>,
     bearer: Option<Regex>,
     jwt: Option<Regex>,
-    api_key: Option<Regex>,
-    conn_str: Option<Regex>,
+    assign: Option<Regex>,
+    api_key_ws: Option<Regex>,
 }
 
 pub(crate) static PATTERNS: LazyLock<Patterns> = LazyLock::new(Patterns::compile);
@@ -217,15 +307,24 @@ impl Patterns {
     fn compile() -> Self {
         let re = |p: &str| Regex::new(p).ok();
         Self {
+            private_key: re(PRIVATE_KEY_RE),
+            aws: re(AWS_RE),
+            google: re(GOOGLE_RE),
+            github: re(GITHUB_RE),
+            slack: re(SLACK_RE),
+            stripe: re(STRIPE_RE),
+            anthropic: re(ANTHROPIC_RE),
+            openai: re(OPENAI_RE),
+            conn_str: re(CONN_STR_RE),
             email: re(EMAIL_RE),
-            phone: re(PHONE_RE),
-            uuid: re(UUID_RE),
-            card: re(CARD_RE),
-            ssn: re(SSN_RE),
+            card: re(&digits::card_pattern()),
+            ssn: re(digits::SSN_RE),
+            phone: re(digits::PHONE_RE),
+            uuid: re(digits::UUID_RE),
             bearer: re(BEARER_RE),
             jwt: re(JWT_RE),
-            api_key: re(API_KEY_RE),
-            conn_str: re(CONN_STR_RE),
+            assign: re(ASSIGN_RE),
+            api_key_ws: re(API_KEY_WS_RE),
         }
     }
 
@@ -233,15 +332,24 @@ impl Patterns {
     #[cfg(test)]
     pub(crate) fn all_compiled(&self) -> bool {
         [
+            &self.private_key,
+            &self.aws,
+            &self.google,
+            &self.github,
+            &self.slack,
+            &self.stripe,
+            &self.anthropic,
+            &self.openai,
+            &self.conn_str,
             &self.email,
-            &self.phone,
-            &self.uuid,
             &self.card,
             &self.ssn,
+            &self.phone,
+            &self.uuid,
             &self.bearer,
             &self.jwt,
-            &self.api_key,
-            &self.conn_str,
+            &self.assign,
+            &self.api_key_ws,
         ]
         .iter()
         .all(|r| r.is_some())
@@ -290,335 +398,260 @@ impl Patterns {
         (current, found)
     }
 
-    /// One substitution pass; `None` when nothing matched.
+    /// One substitution pass; `None` when nothing changed.
     fn pass(&self, kind: PatternKind, text: &str) -> Option<String> {
         let regex = match kind {
+            PatternKind::PrivateKey => &self.private_key,
+            PatternKind::AwsAccessKey => &self.aws,
+            PatternKind::GoogleApiKey => &self.google,
+            PatternKind::GithubToken => &self.github,
+            PatternKind::SlackToken => &self.slack,
+            PatternKind::StripeKey => &self.stripe,
+            PatternKind::AnthropicKey => &self.anthropic,
+            PatternKind::OpenAiKey => &self.openai,
+            PatternKind::ConnectionString => &self.conn_str,
             PatternKind::Email => &self.email,
-            PatternKind::Phone => &self.phone,
             PatternKind::CardNumber => &self.card,
             PatternKind::Ssn => &self.ssn,
+            PatternKind::Phone => &self.phone,
             PatternKind::BearerToken => &self.bearer,
             PatternKind::Jwt => &self.jwt,
-            PatternKind::ApiKey => &self.api_key,
-            PatternKind::ConnectionString => &self.conn_str,
+            PatternKind::ApiKey => &self.assign,
         };
         let Some(regex) = regex else {
             // Fail closed.
             return (text != REDACTED).then(|| REDACTED.to_owned());
         };
-        let uuids = || uuid_spans(self.uuid.as_ref(), text);
-        let replaced = match kind {
-            PatternKind::Phone => return replace_phones(regex, &uuids(), text),
-            PatternKind::CardNumber | PatternKind::Ssn => {
-                let uuids = uuids();
-                if !uuids.is_empty() {
-                    return replace_outside(regex, &uuids, text);
-                }
-                regex.replace_all(text, NoExpand(REDACTED))
+        let exempt = || Exempt::of(self.uuid.as_ref(), text);
+        match kind {
+            PatternKind::CardNumber => digits::replace(DigitKind::Card, regex, &exempt(), text),
+            PatternKind::Ssn => digits::replace(DigitKind::Ssn, regex, &exempt(), text),
+            PatternKind::Phone => digits::replace(DigitKind::Phone, regex, &exempt(), text),
+            PatternKind::Email => replace_emails(regex, text),
+            PatternKind::ConnectionString => replace_matches(regex, text, |caps, text| {
+                let scheme = caps.get(1).and_then(|(s, e)| text.get(s..e));
+                Some((
+                    0,
+                    Cow::Owned(format!("{}{REDACTED}@", scheme.unwrap_or(""))),
+                ))
+            }),
+            PatternKind::OpenAiKey => replace_matches(regex, text, |caps, text| {
+                let key = caps.get(0).and_then(|(s, e)| text.get(s..e))?;
+                key.bytes()
+                    .any(|b| b.is_ascii_digit())
+                    .then_some((0, Cow::Borrowed(REDACTED)))
+            }),
+            PatternKind::ApiKey => {
+                let assigned = replace_assignments(regex, text);
+                let spaced = self.api_key_ws.as_ref().and_then(|ws| {
+                    replace_matches(ws, assigned.as_deref().unwrap_or(text), |caps, _| {
+                        let (start, name_end) = (caps.get(0)?.0, caps.get(1)?.1);
+                        Some((name_end - start, Cow::Borrowed(REDACTED)))
+                    })
+                });
+                spaced.or(assigned)
             }
-            PatternKind::ApiKey => regex.replace_all(text, |caps: &Captures<'_>| {
-                let name = caps.get(1).or_else(|| caps.get(2));
-                format!("{}{REDACTED}", name.map_or("", |m| m.as_str()))
-            }),
-            PatternKind::ConnectionString => regex.replace_all(text, |caps: &Captures<'_>| {
-                let scheme = caps.get(1).map_or("", |m| m.as_str());
-                format!("{scheme}{REDACTED}@")
-            }),
-            _ => regex.replace_all(text, NoExpand(REDACTED)),
-        };
-        match replaced {
-            Cow::Owned(s) => Some(s),
-            Cow::Borrowed(_) => None,
+            _ => replace_matches(regex, text, |_, _| Some((0, Cow::Borrowed(REDACTED)))),
         }
     }
 }
 
-/// The phone pass, with the reference's look-behind checked here: a match may
-/// not start right after an ASCII digit, `.` or `/` (if it does, the search
-/// resumes one character later, as a backtracking engine would). The end of
-/// the previous replacement is a boundary: what precedes the match there is
-/// the `]` of [`REDACTED`], not the original text's last digit, so adjacent
-/// numbers (`+1-555-123-4567(020) 7946-0958`) all go in one pass. A match
-/// that overlaps a UUID is not a phone number (the search resumes one
-/// character later, as for the look-behind).
-fn replace_phones(regex: &Regex, uuids: &[(usize, usize)], text: &str) -> Option<String> {
+/// Replaces the matches of `regex` in `text`: `decide` sees each match's
+/// capture locations and returns how many leading bytes of the match stay
+/// and what replaces the rest (or `None` to leave the match alone). `None`
+/// when the text did not change.
+fn replace_matches(
+    regex: &Regex,
+    text: &str,
+    mut decide: impl FnMut(&CaptureLocations, &str) -> Option<(usize, Cow<'static, str>)>,
+) -> Option<String> {
     let mut locs = regex.capture_locations();
     let mut out: Option<String> = None;
-    let mut copied = 0; // bytes of `text` already handled
-    let mut at = 0; // where the next search starts
+    let (mut copied, mut at) = (0usize, 0usize);
     while at <= text.len() {
         let Some(m) = regex.captures_read_at(&mut locs, text, at) else {
             break;
         };
-        let start = m.start();
-        let after_replacement = out.is_some() && start == copied;
-        let before = text.get(..start).and_then(|s| s.chars().next_back());
-        if overlaps(uuids, start, m.end())
-            || !after_replacement
-                && before.is_some_and(|c| c.is_ascii_digit() || c == '.' || c == '/')
-        {
-            // Look-behind failed here; try from the next character.
-            let step = text
-                .get(start..)
-                .and_then(|s| s.chars().next())
-                .map_or(1, char::len_utf8);
-            at = start + step;
-            continue;
+        let (start, end) = (m.start(), m.end());
+        match decide(&locs, text) {
+            Some((keep, replacement))
+                if text.get(start + keep..end) != Some(replacement.as_ref()) =>
+            {
+                let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                buf.push_str(text.get(copied..start + keep).unwrap_or_default());
+                buf.push_str(&replacement);
+                copied = end;
+            }
+            _ => {}
         }
-        // Group 1 is the consumed look-ahead; it stays in the text. (It
-        // always takes part in a match; without it, the whole match goes.)
-        let end = locs.get(1).map_or(m.end(), |(s, _)| s);
-        let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
-        buf.push_str(text.get(copied..start).unwrap_or_default());
-        buf.push_str(REDACTED);
-        copied = end;
-        at = end;
+        at = if end > start {
+            end
+        } else {
+            end + text
+                .get(end..)
+                .and_then(|s| s.chars().next())
+                .map_or(1, char::len_utf8)
+        };
     }
     let mut buf = out?;
     buf.push_str(text.get(copied..).unwrap_or_default());
     Some(buf)
 }
 
-/// The byte spans of the UUIDs in `text` (only texts with the four hyphens of
-/// one are searched).
-fn uuid_spans(uuid: Option<&Regex>, text: &str) -> Vec<(usize, usize)> {
-    match uuid {
-        Some(uuid) if text.bytes().filter(|&b| b == b'-').nth(3).is_some() => {
-            uuid.find_iter(text).map(|m| (m.start(), m.end())).collect()
-        }
-        _ => Vec::new(),
-    }
-}
-
-/// Whether `start..end` overlaps one of `spans`.
-fn overlaps(spans: &[(usize, usize)], start: usize, end: usize) -> bool {
-    spans.iter().any(|&(s, e)| start < e && end > s)
-}
-
-/// `regex`'s matches replaced by [`REDACTED`], except those that overlap
-/// one of `keep` (the search resumes one character after such a match's
-/// start); `None` when nothing was replaced.
-fn replace_outside(regex: &Regex, keep: &[(usize, usize)], text: &str) -> Option<String> {
+/// The e-mail pass (see [`EMAIL_RE`] for the checks made here). A rejected
+/// match resumes the search after its `@`: every other match starting before
+/// it shares its domain, so the work stays linear.
+fn replace_emails(regex: &Regex, text: &str) -> Option<String> {
     let mut out: Option<String> = None;
-    let mut copied = 0;
-    let mut at = 0;
+    let (mut copied, mut at) = (0usize, 0usize);
     while at <= text.len() {
         let Some(m) = regex.find_at(text, at) else {
             break;
         };
-        let step = text
-            .get(m.start()..)
-            .and_then(|s| s.chars().next())
-            .map_or(1, char::len_utf8);
-        if overlaps(keep, m.start(), m.end()) || m.is_empty() {
-            at = m.start() + step;
-            continue;
+        let matched = m.as_str();
+        // The `@` that separates: the last one (a quoted local part may hold
+        // others; a domain holds none).
+        let Some(at_sign) = matched.rfind('@') else {
+            break;
+        };
+        let local = matched.get(..at_sign).unwrap_or_default();
+        let domain = matched.get(at_sign + 1..).unwrap_or_default();
+        let after = text.get(m.end()..).unwrap_or_default();
+        let kept_local = if local.starts_with('"') {
+            local
+        } else {
+            local.trim_start_matches(|c: char| "!#$%&'*?^`{|}~".contains(c))
+        };
+        match (kept_local.is_empty(), email_domain(domain, after)) {
+            (false, Some(domain_len)) => {
+                let start = m.start() + (local.len() - kept_local.len());
+                let end = m.start() + at_sign + 1 + domain_len;
+                let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                buf.push_str(text.get(copied..start).unwrap_or_default());
+                buf.push_str(REDACTED);
+                copied = end;
+                at = end;
+            }
+            _ => at = m.start() + at_sign + 1,
         }
-        let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
-        buf.push_str(text.get(copied..m.start()).unwrap_or_default());
-        buf.push_str(REDACTED);
-        copied = m.end();
-        at = m.end();
     }
     let mut buf = out?;
     buf.push_str(text.get(copied..).unwrap_or_default());
     Some(buf)
 }
 
-// ── Pre-scan ────────────────────────────────────────────────────────────────
-
-const C_DIGIT: u8 = 1;
-const C_AT: u8 = 1 << 1;
-const C_SPACE: u8 = 1 << 2; // white space or another control character
-const C_ASSIGN: u8 = 1 << 3; // '=' or ':'
-const C_DOT: u8 = 1 << 4;
-const C_NON_ASCII: u8 = 1 << 5;
-
-static CLASS: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        table[i] = if b.is_ascii_digit() {
-            C_DIGIT
-        } else if b == b'@' {
-            C_AT
-        } else if b <= b' ' {
-            C_SPACE
-        } else if b == b'=' || b == b':' {
-            C_ASSIGN
-        } else if b == b'.' {
-            C_DOT
-        } else if b >= 0x80 {
-            C_NON_ASCII
-        } else {
-            0
-        };
-        i += 1;
+/// How many bytes of `domain` belong to the address, if it is one.
+fn email_domain(domain: &str, after: &str) -> Option<usize> {
+    if domain.starts_with('[') {
+        return Some(domain.len());
     }
-    table
-};
-
-fn is_space_byte(b: u8) -> bool {
-    b <= b' '
-}
-
-/// The pattern kinds that could possibly match `text`. Conservative: a kind
-/// left out provably cannot match (nor can it after earlier passes replaced
-/// fragments with [`REDACTED`], which holds no digit, `@`, separator or
-/// key word). Any non-ASCII byte makes every kind a candidate (Unicode
-/// digits, white space and case folding are then left to the regexes).
-#[inline]
-pub(crate) fn candidates(text: &str) -> PatternSet {
-    let bytes = text.as_bytes();
-    let mut classes = 0u8;
-    let mut digits = 0usize;
-    for &b in bytes {
-        let class = CLASS[usize::from(b)];
-        classes |= class;
-        digits += usize::from(class & C_DIGIT);
+    let is_dot = |c: char| matches!(c, '.' | '\u{3002}' | '\u{FF0E}' | '\u{FF61}');
+    let numeric = |label: &str| label.bytes().all(|b| b.is_ascii_digit());
+    let labels = domain.split(is_dot).count();
+    if labels == 4 && domain.split(is_dot).all(|l| numeric(l) && l.len() <= 3) {
+        return Some(domain.len()); // an IPv4 address
     }
-    if classes & C_NON_ASCII != 0 {
-        return PatternSet::ALL;
-    }
-    let mut set = PatternSet::EMPTY;
-    if classes & C_AT != 0 {
-        set.insert(PatternKind::Email);
-        if contains(bytes, b"://") {
-            set.insert(PatternKind::ConnectionString);
+    // Trailing numeric labels (`lodash@4.17.21`, `bob@example.com.2`) are not the domain's.
+    let mut end = domain.len();
+    let mut kept = domain;
+    while let Some(cut) = kept.rfind(is_dot) {
+        let last = kept.get(cut..).unwrap_or_default();
+        let label = last.get(last.chars().next().map_or(1, char::len_utf8)..);
+        if !label.is_some_and(numeric) {
+            break;
         }
+        end = cut;
+        kept = kept.get(..cut).unwrap_or_default();
     }
-    // A phone number has at least 8 digits, an SSN 9, a card number 13.
-    if digits >= 8 && (digits >= 13 || has_long_runs(bytes)) {
-        set = set.union(digit_shapes(bytes));
+    if kept.is_empty() || numeric(kept) {
+        return None;
     }
-    if classes & (C_SPACE | C_ASSIGN) != 0 {
-        set = set.union(keywords(bytes, classes & C_SPACE != 0));
+    let single = !kept.contains(is_dot);
+    let digest = ["sha1", "sha224", "sha256", "sha384", "sha512", "md5"]
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case(kept));
+    if single && digest && end == domain.len() && after.starts_with(':') {
+        return None; // `image@sha256:…`
     }
-    if classes & C_DOT != 0 && contains(bytes, b"eyJ") {
-        set.insert(PatternKind::Jwt);
-    }
-    set
+    Some(end)
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+/// Whether an assigned value is only a marker an earlier pass left (with
+/// an authorization scheme before it, or punctuation after it:
+/// `ssn: [REDACTED].`, `Authorization: Bearer [REDACTED]`).
+fn already_redacted(value: &str) -> bool {
+    let value = value.split_once(' ').map_or(value, |(_, second)| second);
+    value
+        .strip_prefix(REDACTED)
+        .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_punctuation()))
 }
 
-fn starts_with_ci(s: &[u8], prefix: &[u8]) -> bool {
-    s.get(..prefix.len())
-        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
-}
-
-/// Bearer tokens need `bearer` and white space; credential assignments need
-/// one of their key words and a separator.
-fn keywords(bytes: &[u8], has_space: bool) -> PatternSet {
-    let mut set = PatternSet::EMPTY;
-    for (i, &b) in bytes.iter().enumerate() {
-        // `b | 0x20` is a lower-case letter only for letters.
-        let first = b | 0x20;
-        if !matches!(first, b'a' | b'b' | b'p' | b's' | b't') {
+/// Credential assignments: a credential name (see the `names` module), an
+/// assignment operator, and the value, which is removed: up to the closing
+/// quote when quoted (a backslash escaping that quote stays), else up to
+/// white space or one of `"',;&`. After an `authorization` name, an
+/// unquoted scheme word (`Basic`, `Digest`) takes the next word with it.
+fn replace_assignments(regex: &Regex, text: &str) -> Option<String> {
+    let mut locs = regex.capture_locations();
+    let mut out: Option<String> = None;
+    let (mut copied, mut at) = (0usize, 0usize);
+    while at < text.len() {
+        let Some(m) = regex.captures_read_at(&mut locs, text, at) else {
+            break;
+        };
+        at = m.end().max(m.start() + 1);
+        let name = locs.get(1).and_then(|(s, e)| text.get(s..e)).unwrap_or("");
+        if !names::is_credential_name(name) {
             continue;
         }
-        let rest = bytes.get(i..).unwrap_or_default();
-        let second = rest.get(1).map_or(0, |c| c | 0x20);
-        let keywords: &[&[u8]] = match (first, second) {
-            (b'a', b'p') => &[b"api"],
-            (b'a', b'c') => &[b"access"],
-            (b't', b'o') => &[b"token"],
-            (b's', b'e') => &[b"secret"],
-            (b'p', b'a') => &[b"passw"],
-            (b'p', b'w') => &[b"pwd"],
-            (b'p', b'r') => &[b"private"],
-            (b'b', b'e') if has_space => {
-                if starts_with_ci(rest, b"bearer") {
-                    set.insert(PatternKind::BearerToken);
-                }
-                continue;
+        let quote = locs
+            .get(2)
+            .and_then(|(s, e)| text.get(s..e))
+            .and_then(|q| q.chars().next());
+        let value_start = m.end();
+        let rest = text.get(value_start..).unwrap_or_default();
+        let value_len = match quote {
+            Some(q) => {
+                let close = rest.find(q).unwrap_or(rest.len());
+                let value = rest.get(..close).unwrap_or_default();
+                value.trim_end_matches('\\').len()
             }
-            _ => continue,
+            None => {
+                let word = |s: &str| s.find(|c: char| c.is_whitespace() || "\"',;&".contains(c));
+                let first = word(rest).unwrap_or(rest.len());
+                let scheme = rest.get(..first).unwrap_or_default();
+                let authorization = name
+                    .len()
+                    .checked_sub("authorization".len())
+                    .and_then(|cut| name.get(cut..))
+                    .is_some_and(|end| end.eq_ignore_ascii_case("authorization"));
+                match rest.get(first..).and_then(|r| r.strip_prefix(' ')) {
+                    Some(next)
+                        if authorization
+                            && !scheme.is_empty()
+                            && scheme.len() <= 16
+                            && scheme
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                            && next.chars().next().is_some_and(|c| !c.is_whitespace()) =>
+                    {
+                        first + 1 + word(next).unwrap_or(next.len())
+                    }
+                    _ => first,
+                }
+            }
         };
-        if keywords.iter().any(|k| starts_with_ci(rest, k)) {
-            set.insert(PatternKind::ApiKey);
+        let value = rest.get(..value_len).unwrap_or_default();
+        if value.is_empty() || already_redacted(value) {
+            continue;
         }
+        let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
+        buf.push_str(text.get(copied..value_start).unwrap_or_default());
+        buf.push_str(REDACTED);
+        copied = value_start + value_len;
+        at = copied;
     }
-    set
-}
-
-/// Whether `bytes` holds a run of at least 6 digits or two runs of at least
-/// 3: phone numbers and SSNs need one or the other.
-fn has_long_runs(bytes: &[u8]) -> bool {
-    let (mut run, mut long_runs) = (0u32, 0u32);
-    for &b in bytes {
-        run = if b.is_ascii_digit() { run + 1 } else { 0 };
-        long_runs += u32::from(run == 3);
-        if run >= 6 {
-            return true;
-        }
-    }
-    long_runs >= 2
-}
-
-/// Phone, card and SSN candidates from the shape of the ASCII digit runs:
-/// - phone: a run of at least 6 digits, or two runs of at least 3 digits
-///   joined by one separator (white space, `.` or `-`);
-/// - card: at least 13 digits in runs joined by single spaces or dashes;
-/// - SSN: runs of 3+, 2 and 4+ digits joined by single spaces or dashes.
-fn digit_shapes(bytes: &[u8]) -> PatternSet {
-    /// Lengths of the digit runs seen so far and how they are joined.
-    #[derive(Default)]
-    struct Runs {
-        found: PatternSet,
-        last: u32,
-        before_last: u32,
-        last_tight: bool,
-        cluster: u32,
-    }
-    impl Runs {
-        #[inline(always)]
-        fn end(&mut self, len: u32, loose: bool, tight: bool) {
-            if len >= 6 || (loose && self.last >= 3 && len >= 3) {
-                self.found.insert(PatternKind::Phone);
-            }
-            if self.cluster >= 13 {
-                self.found.insert(PatternKind::CardNumber);
-            }
-            if tight && self.last_tight && self.last == 2 && self.before_last >= 3 && len >= 4 {
-                self.found.insert(PatternKind::Ssn);
-            }
-            self.before_last = self.last;
-            self.last = len;
-            self.last_tight = tight;
-        }
-    }
-
-    let mut runs = Runs::default();
-    let (mut run, mut gap, mut sep) = (0u32, 0u32, 0u8);
-    let (mut loose, mut tight) = (false, false);
-    for &b in bytes {
-        if b.is_ascii_digit() {
-            if run == 0 {
-                let single = gap == 1 && runs.last > 0;
-                loose = single && (is_space_byte(sep) || sep == b'.' || sep == b'-');
-                tight = single && (sep == b' ' || sep == b'-');
-                if !tight {
-                    runs.cluster = 0;
-                }
-            }
-            run += 1;
-            runs.cluster += 1;
-        } else {
-            if run > 0 {
-                runs.end(run, loose, tight);
-                run = 0;
-                gap = 0;
-            }
-            gap += 1;
-            sep = b;
-        }
-    }
-    if run > 0 {
-        runs.end(run, loose, tight);
-    }
-    runs.found
+    let mut buf = out?;
+    buf.push_str(text.get(copied..).unwrap_or_default());
+    Some(buf)
 }

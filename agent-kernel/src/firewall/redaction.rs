@@ -8,23 +8,10 @@
 use std::borrow::Cow;
 
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
+use super::names::is_sensitive_field_name;
 use super::patterns::{PATTERNS, PatternSet, Patterns, REDACTED, candidates};
-
-/// Field names whose values are always replaced by [`REDACTED`] (compared
-/// ASCII-case-insensitively, like the reference's `name.lower()`).
-pub const SENSITIVE_FIELD_NAMES: [&str; 9] = [
-    "email",
-    "phone",
-    "card_number",
-    "ssn",
-    "social_security_number",
-    "cvv",
-    "credit_card",
-    "password",
-    "secret",
-];
 
 /// What replaces an array or object nested deeper than `max_depth`.
 pub const DEPTH_MARKER: &str = "[TRUNCATED]";
@@ -42,12 +29,11 @@ const MAX_NAMED_FIELDS: usize = 16;
 /// Field names in warnings are cut to this many characters.
 const MAX_NAME_CHARS: usize = 64;
 
-/// Whether `name` is one of [`SENSITIVE_FIELD_NAMES`], ignoring ASCII case.
-pub fn is_sensitive_field_name(name: &str) -> bool {
-    SENSITIVE_FIELD_NAMES
-        .iter()
-        .any(|s| s.len() == name.len() && s.eq_ignore_ascii_case(name))
-}
+/// JSON numbers smaller than this in magnitude cannot match a digit rule:
+/// their text has no separator but a `.` and at most one of them, so only a
+/// card number (13 digits or more) could match, and a `.` followed by digits
+/// is not a phone number.
+const MIN_CHECKED_NUMBER: f64 = 1e12;
 
 /// Removes sensitive data from JSON values and strings.
 ///
@@ -56,10 +42,17 @@ pub fn is_sensitive_field_name(name: &str) -> bool {
 ///    filter", as in the reference), keys not in the list are dropped from
 ///    the top-level object and from objects that are elements of top-level
 ///    arrays (at any array nesting); nested objects are not filtered.
-/// 2. A key in [`SENSITIVE_FIELD_NAMES`] keeps its name; its value becomes
+/// 2. A key that is a sensitive field name ([`is_sensitive_field_name`]:
+///    matched on normalised name tokens, e.g. `passwd`, `apiKey`,
+///    `access_token`, `phone_number`) keeps its name; its value becomes
 ///    [`REDACTED`].
 /// 3. Every string — values at any depth, and keys not vouched for by
-///    `allowed_fields` — loses the eight [`PatternKind`](super::PatternKind)s.
+///    `allowed_fields` — loses every [`PatternKind`](super::PatternKind).
+///    A JSON number goes through the same digit rules as a string (its
+///    JSON text, a zero fraction dropped: `4111111111111111.0` is read as
+///    `4111111111111111`) and, if it matches, becomes the string
+///    [`REDACTED`] whole, in every mode (so summary statistics never quote
+///    it, and a column holding one is no longer numeric).
 /// 4. An array or object at depth `max_depth` or deeper (the top-level
 ///    value is depth 0) becomes [`DEPTH_MARKER`]. **Change**: the reference
 ///    returned such subtrees unredacted.
@@ -100,7 +93,7 @@ impl Redactor {
         self.max_depth
     }
 
-    /// Removes every sensitive fragment (all eight kinds) from `text`;
+    /// Removes every sensitive fragment (every kind) from `text`;
     /// borrows when nothing was found. Use it to scrub error messages before
     /// they reach logs or telemetry.
     pub fn redact_str<'a>(&self, text: &'a str) -> Cow<'a, str> {
@@ -110,6 +103,23 @@ impl Redactor {
     /// Like [`redact_str`](Self::redact_str), also reporting which kinds were found.
     pub fn redact_str_with_kinds<'a>(&self, text: &'a str) -> (Cow<'a, str>, PatternSet) {
         self.patterns.scrub(text)
+    }
+
+    /// The pattern kinds a JSON number matches (empty: it is shown as is).
+    /// A matching number is redacted whole wherever it appears.
+    pub fn number_kinds(&self, number: &Number) -> PatternSet {
+        let big = match (number.as_u64(), number.as_i64(), number.as_f64()) {
+            (Some(u), _, _) => u >= 1_000_000_000_000,
+            (_, Some(i), _) => i <= -1_000_000_000_000,
+            (_, _, Some(f)) => f.abs() >= MIN_CHECKED_NUMBER,
+            _ => true,
+        };
+        if !big {
+            return PatternSet::EMPTY;
+        }
+        let text = number.to_string();
+        let text = text.strip_suffix(".0").unwrap_or(&text);
+        self.patterns.scrub(text).1
     }
 
     /// Redacts `value` into owned JSON; returns the value, the warnings and
@@ -171,7 +181,8 @@ impl Redactor {
     ) -> Option<RedactedValue<'a>> {
         match value {
             Value::String(s) => self.string::<BUILD>(s, tally),
-            Value::Null | Value::Bool(_) | Value::Number(_) => {
+            Value::Number(n) => self.number::<BUILD>(value, n, tally),
+            Value::Null | Value::Bool(_) => {
                 if BUILD {
                     Some(RedactedValue::Scalar(value))
                 } else {
@@ -233,6 +244,23 @@ impl Redactor {
         }
     }
 
+    /// A number: shown as is unless it matches a digit rule.
+    #[inline]
+    fn number<'a, const BUILD: bool>(
+        &self,
+        value: &'a Value,
+        number: &Number,
+        tally: &mut Tally<'a>,
+    ) -> Option<RedactedValue<'a>> {
+        let kinds = self.number_kinds(number);
+        if kinds.is_empty() {
+            return BUILD.then_some(RedactedValue::Scalar(value));
+        }
+        tally.numbers += 1;
+        tally.number_kinds = tally.number_kinds.union(kinds);
+        BUILD.then(redacted_marker)
+    }
+
     /// An object: filter, redact sensitive names, scrub keys, recurse.
     fn object<'a, const BUILD: bool>(
         &self,
@@ -270,10 +298,21 @@ impl Redactor {
             };
             match action {
                 KeyAction::Omit(slot) => tally.omitted.bump(slot),
-                KeyAction::Sensitive(slot) => {
+                KeyAction::Sensitive(slot, None) => {
                     tally.sensitive.bump(slot);
                     if BUILD {
                         out.push((Cow::Borrowed(key.as_str()), redacted_marker()));
+                    }
+                }
+                KeyAction::Sensitive(slot, Some((index, kinds))) => {
+                    // A sensitive name that holds sensitive text itself
+                    // (`password=hunter2` as a key): both go.
+                    tally.sensitive.bump(slot);
+                    tally.keys += 1;
+                    tally.key_kinds = tally.key_kinds.union(kinds);
+                    if BUILD {
+                        let scrubbed = tally.scrubbed_keys.get(index).cloned().unwrap_or_default();
+                        push_entry(out, Cow::Owned(scrubbed), redacted_marker());
                     }
                 }
                 KeyAction::Keep => {
@@ -341,7 +380,8 @@ impl Redactor {
     ) -> Option<RedactedValue<'a>> {
         match value {
             Value::String(s) => self.string::<BUILD>(s, tally),
-            Value::Null | Value::Bool(_) | Value::Number(_) => {
+            Value::Number(n) => self.number::<BUILD>(value, n, tally),
+            Value::Null | Value::Bool(_) => {
                 if BUILD {
                     Some(RedactedValue::Scalar(value))
                 } else {
@@ -365,18 +405,33 @@ impl Redactor {
             && !allowed.contains(key)
         {
             KeyAction::Omit(tally.omitted.slot(key))
-        } else if is_sensitive_field_name(key) {
-            KeyAction::Sensitive(tally.sensitive.slot(key))
-        } else if allowed.is_some() {
-            // A key named in allowed_fields is configuration, not data.
-            KeyAction::Keep
         } else {
-            match self.patterns.scrub(key) {
-                (Cow::Owned(scrubbed), kinds) => {
-                    tally.scrubbed_keys.push(scrubbed);
-                    KeyAction::KeepScrubbed(tally.scrubbed_keys.len() - 1, kinds)
-                }
-                (Cow::Borrowed(_), _) => KeyAction::Keep,
+            // A key named in allowed_fields is configuration, not data;
+            // any other key is scrubbed like a string.
+            let scrubbed = match allowed {
+                Some(_) => None,
+                None => match self.patterns.scrub(key) {
+                    (Cow::Owned(scrubbed), kinds) => {
+                        tally.scrubbed_keys.push(scrubbed);
+                        Some((tally.scrubbed_keys.len() - 1, kinds))
+                    }
+                    (Cow::Borrowed(_), _) => None,
+                },
+            };
+            // Sensitive if either form is (scrubbing never adds a name
+            // token, but a fragment glued to a word can set one free:
+            // `passwordeyJ…` becomes `password[REDACTED]`).
+            let sensitive = is_sensitive_field_name(key)
+                || scrubbed.is_some_and(|(index, _)| {
+                    tally
+                        .scrubbed_keys
+                        .get(index)
+                        .is_some_and(|k| is_sensitive_field_name(k))
+                });
+            match (sensitive, scrubbed) {
+                (true, scrubbed) => KeyAction::Sensitive(tally.sensitive.slot(key), scrubbed),
+                (false, Some((index, kinds))) => KeyAction::KeepScrubbed(index, kinds),
+                (false, None) => KeyAction::Keep,
             }
         };
         tally.cache.insert(key, allowed.is_some(), action);
@@ -569,9 +624,11 @@ pub struct RedactionCounts {
     pub scrubbed_strings: usize,
     /// Object keys that lost sensitive fragments.
     pub scrubbed_keys: usize,
+    /// Numbers replaced because they matched a digit rule (a card number).
+    pub redacted_numbers: usize,
     /// Arrays and objects withheld beyond `max_depth`.
     pub depth_withheld: usize,
-    /// The pattern kinds found in strings and keys.
+    /// The pattern kinds found in strings, keys and numbers.
     pub pattern_kinds: PatternSet,
 }
 
@@ -582,6 +639,7 @@ impl RedactionCounts {
             + self.sensitive_fields
             + self.scrubbed_strings
             + self.scrubbed_keys
+            + self.redacted_numbers
             + self.depth_withheld
     }
 
@@ -591,6 +649,7 @@ impl RedactionCounts {
         self.sensitive_fields += other.sensitive_fields;
         self.scrubbed_strings += other.scrubbed_strings;
         self.scrubbed_keys += other.scrubbed_keys;
+        self.redacted_numbers += other.redacted_numbers;
         self.depth_withheld += other.depth_withheld;
         self.pattern_kinds = self.pattern_kinds.union(other.pattern_kinds);
     }
@@ -638,6 +697,8 @@ pub(crate) struct Tally<'a> {
     string_kinds: PatternSet,
     keys: usize,
     key_kinds: PatternSet,
+    numbers: usize,
+    number_kinds: PatternSet,
     withheld: usize,
     cache: KeyCache<'a>,
     scrubbed_keys: Vec<String>,
@@ -650,8 +711,12 @@ impl Tally<'_> {
             sensitive_fields: self.sensitive.total,
             scrubbed_strings: self.strings,
             scrubbed_keys: self.keys,
+            redacted_numbers: self.numbers,
             depth_withheld: self.withheld,
-            pattern_kinds: self.string_kinds.union(self.key_kinds),
+            pattern_kinds: self
+                .string_kinds
+                .union(self.key_kinds)
+                .union(self.number_kinds),
         }
     }
 
@@ -707,6 +772,17 @@ impl Tally<'_> {
                 self.keys, self.key_kinds
             ));
         }
+        if self.numbers == 1 {
+            out.push(format!(
+                "Number value matched sensitive patterns ({}) and was redacted.",
+                self.number_kinds
+            ));
+        } else if self.numbers > 1 {
+            out.push(format!(
+                "{} number values matched sensitive patterns ({}) and were redacted.",
+                self.numbers, self.number_kinds
+            ));
+        }
         if self.withheld > 0 {
             out.push(format!(
                 "{} nested value(s) deeper than max_depth={} withheld.",
@@ -741,8 +817,9 @@ fn display_name(redactor: &Redactor, name: &str) -> String {
 enum KeyAction {
     /// Drop it (not in `allowed_fields`).
     Omit(Option<usize>),
-    /// Keep the key, replace the value (sensitive field name).
-    Sensitive(Option<usize>),
+    /// Replace the value (sensitive field name); keep the key, or its
+    /// scrubbed form (an index into `Tally::scrubbed_keys`).
+    Sensitive(Option<usize>, Option<(usize, PatternSet)>),
     /// Keep it as it is.
     Keep,
     /// Keep it under a scrubbed name (an index into `Tally::scrubbed_keys`).
