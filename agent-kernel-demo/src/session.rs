@@ -279,11 +279,12 @@ pub fn table_answer_tokens(data: &BillingData) -> u64 {
     CharsOverFour.count(&FramePayload::Table(&rows)).max(1)
 }
 
-/// The session budget of the demo: 1.8 table answers, so that the budget
-/// step shows escalation (44 % left after one table answer: raw becomes
-/// table) and then runs out (the second table answer overshoots).
+/// The session budget of the demo: three table answers, so that the budget
+/// step shows escalation (a third left after two table answers: raw becomes
+/// table, which uses the rest) and then runs out (nothing left: refused
+/// before any driver runs; a frame is never charged past the budget).
 pub fn session_budget(data: &BillingData) -> u64 {
-    table_answer_tokens(data).saturating_mul(9) / 5
+    table_answer_tokens(data).saturating_mul(3)
 }
 
 /// Builds the demo's kernel: the registry, the three drivers (the
@@ -891,13 +892,9 @@ impl<'k> Session<'k> {
         );
         let session = cast.session_id.as_str();
         self.note(&format!(
-            "session {session}: {total} tokens (1.8 table answers, small on purpose)"
+            "session {session}: {total} tokens (three table answers, small on purpose)"
         ));
-        let plan = [
-            ResponseMode::HandleOnly,
-            ResponseMode::Table,
-            ResponseMode::Raw,
-        ];
+        let plan = [ResponseMode::Table, ResponseMode::Table, ResponseMode::Raw];
         let mut exhausted = false;
         for call in 0..BUDGET_MAX_CALLS {
             let asked = plan.get(call).copied().unwrap_or(ResponseMode::Table);

@@ -151,6 +151,7 @@ fn the_session_runs_on_the_console_and_counts_what_the_script_says() {
     let total = summary["session_budget"].as_u64().unwrap();
     let sessions = summary["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 2);
+    // Every session ran out: three table answers used the whole budget.
     assert!(sessions.iter().all(|s| s["used"] == total), "{sessions:?}");
     for action in [
         "summary",

@@ -718,6 +718,7 @@ fn e2e_demo_metrics_in_prometheus() {
     let mut budgets: BTreeMap<Vec<String>, f64> = BTreeMap::new();
     let total = summary["session_budget"].as_f64().unwrap();
     for s in summary["sessions"].as_array().unwrap() {
+        // Every session ran out: three table answers used the whole budget.
         assert_eq!(
             s["used"].as_f64(),
             Some(total),

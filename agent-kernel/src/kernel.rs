@@ -927,7 +927,10 @@ impl Kernel {
             raw_data: fw.raw_data,
         };
         let frame = match reservation {
-            Some(reservation) => match self.charge_frame(reservation, frame, true) {
+            Some(reservation) => match self
+                .charge_frame(reservation, frame)
+                .or_else(|err| self.refuse_over_budget(err, &capability.capability_id, labels))
+            {
                 Ok(frame) => frame,
                 Err(err) => {
                     let text = err.to_string();
@@ -1281,7 +1284,7 @@ impl Kernel {
             raw_data: None,
         };
         let frame = match reservation {
-            Some(reservation) => self.charge_frame(reservation, frame, false)?,
+            Some(reservation) => self.charge_frame(reservation, frame)?,
             None => frame,
         };
         log::info!(
@@ -1292,24 +1295,46 @@ impl Kernel {
         Ok(frame)
     }
 
+    /// A frame refused by [`charge_frame`](Self::charge_frame): the check
+    /// after the firewall ("does this frame fit what the session has left?")
+    /// is a policy denial (`budget_exhausted`) like the check before the
+    /// driver ("is anything left?"), so it gets its own
+    /// `agent_kernel.policy.evaluate` span and counts in
+    /// `agent_kernel.policy_denials`. A frame that fits adds no span.
+    #[kernel_span(
+        name = "agent_kernel.policy.evaluate",
+        attrs(
+            capability_id = CapabilityLabels::or_lookup(labels, &self.registry, capability_id).capability_id(),
+            decision = |r| decision_label(r),
+            reason_category = |r| reason_category_label(r),
+        ),
+        metrics(counter(
+            name = "agent_kernel.policy_denials",
+            unit = "{denial}",
+            description = "Policy denials at grant and at invoke, by category",
+            labels(capability_id, reason_category),
+            when = denied,
+        )),
+    )]
+    // `capability_id` and `labels` are only read by the generated span code.
+    #[cfg_attr(not(feature = "otel"), allow(unused_variables))]
+    fn refuse_over_budget(
+        &self,
+        err: KernelError,
+        capability_id: &str,
+        labels: Option<CapabilityLabels<'_>>,
+    ) -> Result<Frame> {
+        Err(err)
+    }
+
     /// Charges `frame` to its session's budget. A frame never costs more than
-    /// the session has left: one that does not fit is cut to its handle when
-    /// `cut` (an invocation: the data stays expandable) and refused with
-    /// [`KernelError::BudgetExhausted`] otherwise (an expansion page), or when
-    /// not even the handle fits.
-    fn charge_frame(&self, reservation: Reservation, mut frame: Frame, cut: bool) -> Result<Frame> {
+    /// the session has left: one that does not fit (an invocation's frame or
+    /// an expansion page) is refused with [`KernelError::BudgetExhausted`]
+    /// and nothing is charged; the caller may ask again for less (a
+    /// handle-only frame, a smaller page).
+    fn charge_frame(&self, reservation: Reservation, frame: Frame) -> Result<Frame> {
         let available = self.budget.available_to(&reservation);
-        let mut cost = self.budget.count_tokens(&FramePayload::of(&frame));
-        if cost > available && cut && frame.handle.is_some() {
-            frame.response_mode = ResponseMode::HandleOnly;
-            frame.facts.clear();
-            frame.table_preview.clear();
-            frame.raw_data = None;
-            frame.warnings.push(format!(
-                "the frame did not fit the session's remaining budget ({available} tokens); only its handle is returned."
-            ));
-            cost = self.budget.count_tokens(&FramePayload::of(&frame));
-        }
+        let cost = self.budget.count_tokens(&FramePayload::of(&frame));
         if cost > available {
             let session_id = reservation.session_id().to_owned();
             drop(reservation);

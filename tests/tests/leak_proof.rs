@@ -1220,6 +1220,8 @@ fn route(capability_id: &str) -> &'static [&'static str] {
         ECHO => &["echo_mem", "echo_custom"],
         FLAKY => &["echo_custom", "mem"],
         HTTP_500 | HTTP_TEXT | HTTP_OK | HTTP_DOWN => &["http"],
+        // An unregistered capability's refusal is audited under `_OTHER`.
+        "_OTHER" => &[],
         other => panic!("no route for {other}"),
     }
 }
@@ -1231,15 +1233,19 @@ fn route(capability_id: &str) -> &'static [&'static str] {
 fn driver_lines(t: &ActionTrace) -> Vec<(log::Level, String)> {
     let route = route(&t.capability_id);
     let (attempted, failed) = match t.outcome {
-        TraceOutcome::Success => {
+        TraceOutcome::DriverError => (route.len(), route.len()),
+        // A cancellation, a refusal before any driver ran, an expansion's
+        // record: no driver line.
+        TraceOutcome::Cancelled => (0, 0),
+        _ if t.driver_id.is_empty() => (0, 0),
+        // Served: a success, or a frame the session budget then refused.
+        TraceOutcome::Success | TraceOutcome::Denied => {
             let served = route
                 .iter()
                 .position(|d| *d == t.driver_id)
                 .unwrap_or_else(|| panic!("{} served by {}", t.capability_id, t.driver_id));
             (served + 1, served)
         }
-        TraceOutcome::DriverError => (route.len(), route.len()),
-        TraceOutcome::Denied | TraceOutcome::Cancelled => (0, 0),
     };
     let mut lines = Vec::new();
     for (i, driver_id) in route.iter().enumerate().take(attempted) {

@@ -351,11 +351,27 @@ fn emitted_telemetry_equals_the_documented_tables() {
         .build();
 
     // ── The scripted session ────────────────────────────────────────────────
+    // The session's budget is exactly one table frame (a frame is never
+    // charged past the budget): the first call uses it up, the next is
+    // refused before any driver runs, on the policy span.
+    let table_cost = {
+        let probe = Fixture::with(Options {
+            read_limit: READ_LIMIT,
+            ..Options::default()
+        });
+        let token = probe.token(LIST, &probe.analyst);
+        let frame = rt()
+            .block_on(probe.kernel.invoke_with(
+                InvokeRequest::new(&token, &probe.analyst).with_mode(ResponseMode::Table),
+            ))
+            .unwrap();
+        CharsOverFour.count(&FramePayload::of(&frame))
+    };
     let fx = Fixture::with(Options {
         read_limit: READ_LIMIT,
         budget: BudgetConfig {
-            total_budget: 10,
-            default_request: 10,
+            total_budget: table_cost,
+            default_request: table_cost,
             ..BudgetConfig::default()
         },
         ..Options::default()
@@ -522,7 +538,19 @@ fn emitted_telemetry_equals_the_documented_tables() {
 
     // Expand: success; another principal's handle; a field outside the
     // token's allowed_fields; an unknown handle. Explain: success; unknown.
-    let handle = frame.handle.clone().unwrap();
+    // The session's handle would charge the exhausted session: expand one
+    // made outside it, once the READ rate window (which expansions count
+    // in, like invocations) has passed.
+    let _ = &frame;
+    fx.clock.advance(Duration::from_secs(61));
+    let handle = call(
+        &runtime,
+        kernel,
+        InvokeRequest::new(&list, analyst).with_mode(ResponseMode::HandleOnly),
+    )
+    .unwrap()
+    .handle
+    .unwrap();
     kernel
         .expand(&handle, &ExpandQuery::default(), analyst)
         .unwrap();

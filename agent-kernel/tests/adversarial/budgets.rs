@@ -130,26 +130,36 @@ async fn no_frame_costs_more_than_what_the_session_has_left() {
     let k = kernel(200);
     let p = reader();
     let t = token(&k, &p);
-    // A 50-row table is far over 200 tokens: the frame is cut to its handle.
-    let frame = k
+    // A 50-row table is far over 200 tokens: refused, nothing charged.
+    let err = k
         .invoke_with(
             InvokeRequest::new(&t, &p)
                 .with_mode(ResponseMode::Table)
                 .with_session("s"),
         )
         .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "budget_exhausted");
+    assert_eq!(k.budget().usage("s").unwrap().used, 0);
+    // Asking for less fits, and is charged exactly its size.
+    let frame = k
+        .invoke_with(
+            InvokeRequest::new(&t, &p)
+                .with_mode(ResponseMode::HandleOnly)
+                .with_session("s"),
+        )
+        .await
         .unwrap();
-    assert_eq!(frame.response_mode, ResponseMode::HandleOnly);
-    assert!(frame.table_preview.is_empty() && frame.facts.is_empty());
-    assert!(frame.handle.is_some());
-    assert!(
-        frame.warnings.iter().any(|w| w.contains("did not fit")),
-        "{:?}",
-        frame.warnings
-    );
     let used = k.budget().usage("s").unwrap().used;
     assert_eq!(used, CharsOverFour.count(&FramePayload::of(&frame)));
-    assert!(used <= 200);
+    assert!(used > 0 && used <= 200);
+    // The refusal is audited.
+    assert!(
+        k.traces()
+            .list_all()
+            .iter()
+            .any(|t| t.denial_category == Some(DenialCategory::BudgetExhausted))
+    );
 }
 
 #[tokio::test]
