@@ -138,10 +138,11 @@ impl ExpandQuery {
     /// numbers are [`KernelError::InvalidArgument`]).
     pub fn from_json(value: &Value) -> Result<Self> {
         Self::deserialize(value).map_err(|e| {
-            // serde's message may quote the caller's values.
+            // serde's message quotes the caller's values: dropped.
+            let message = crate::token::unquote_values(&e.to_string());
             KernelError::invalid_argument(format!(
                 "invalid expand query: {}",
-                crate::otel::scrub(&e.to_string())
+                crate::otel::scrub(&message)
             ))
         })
     }
@@ -1398,6 +1399,11 @@ impl Kernel {
             }
             // Nested values may hold what redaction hides at depth: no match.
             (Value::String(_) | Value::Array(_) | Value::Object(_), _) => false,
+            // A number the digit rules redact (a card held as a JSON number)
+            // shows as `[REDACTED]`.
+            (Value::Number(n), _) if !self.firewall.redactor().number_kinds(n).is_empty() => {
+                expected.as_str() == Some(crate::firewall::REDACTED)
+            }
             _ => value == expected,
         }
     }
@@ -1573,8 +1579,22 @@ impl RegisteredDriver {
 pub fn args(value: Value) -> Result<Args> {
     match value {
         Value::Object(map) => Ok(map),
+        // The value is the caller's: named by its JSON type, never quoted.
         other => Err(KernelError::invalid_argument(format!(
-            "invocation args must be a JSON object, got {other}"
+            "invocation args must be a JSON object, got {}",
+            json_type(&other)
         ))),
+    }
+}
+
+/// The JSON type of `value`, for errors that must not quote it.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }

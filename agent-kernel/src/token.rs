@@ -176,7 +176,7 @@ const KNOWN_NAMES: [&str; 10] = [
 /// `message` with every quoted literal removed (see [`format_error`]).
 /// serde quotes in two ways: `` `x` `` (names, numbers, booleans, characters)
 /// and a Rust debug string `"x"` (strings, with `\"` and `\\` escapes).
-fn unquote_values(message: &str) -> String {
+pub(crate) fn unquote_values(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     while let Some(start) = rest.find(['`', '"']) {

@@ -46,7 +46,8 @@ pub const ANYWHERE: [&str; 7] = [
 ];
 
 /// Heads (last tokens) that name a credential.
-pub const CREDENTIAL_HEADS: [&str; 17] = [
+pub const CREDENTIAL_HEADS: [&str; 18] = [
+    "pw",
     "pwd",
     "secret",
     "secrets",
@@ -292,7 +293,7 @@ fn split<'a>(name: &'a str, out: &mut impl FnMut(&'a str)) {
 /// holds one of them (the pre-scan's key words).
 pub(crate) const CREDENTIAL_TRIGGERS: [&[u8]; 13] = [
     b"pass",
-    b"pwd",
+    b"pw",
     b"secret",
     b"token",
     b"credential",

@@ -269,3 +269,53 @@ async fn a_filter_on_a_redacted_key_is_no_oracle() {
         assert!(!err.to_string().contains("@corp.com"), "{err}");
     }
 }
+
+#[tokio::test]
+async fn a_filter_cannot_confirm_a_card_held_as_a_number() {
+    let mut registry = CapabilityRegistry::new();
+    registry
+        .register(Capability::new(
+            LIST,
+            "List",
+            "List cards",
+            SafetyClass::Read,
+        ))
+        .unwrap();
+    let rows = Arc::new(
+        json!([{"id": 1, "card": 4_111_111_111_111_111_u64, "code": 4_111_111_111_111_111_u64}]),
+    );
+    let kernel = Kernel::builder(registry)
+        .secret(SECRET)
+        .router(StaticRouter::new().with_route(LIST, ["mem"]))
+        .driver(
+            InMemoryDriver::new("mem")
+                .with_handler(LIST, move |_ctx| Ok::<_, String>(Arc::clone(&rows))),
+        )
+        .build()
+        .unwrap();
+    let p = Principal::new("r").with_roles(["reader"]);
+    let token = kernel
+        .get_token(&CapabilityRequest::new(LIST, "list"), &p, "")
+        .unwrap();
+    let handle = kernel
+        .invoke_with(InvokeRequest::new(&token, &p).with_mode(ResponseMode::HandleOnly))
+        .await
+        .unwrap()
+        .handle
+        .unwrap();
+    let rows = |filter: serde_json::Value| {
+        kernel
+            .expand(
+                &handle,
+                &ExpandQuery::from_json(&json!({"filter": filter})).unwrap(),
+                &p,
+            )
+            .unwrap()
+            .table_preview
+            .len()
+    };
+    // A right guess and a wrong one look the same; only what is shown matches.
+    assert_eq!(rows(json!({"code": 4_111_111_111_111_111_u64})), 0);
+    assert_eq!(rows(json!({"code": 4_111_111_111_111_112_u64})), 0);
+    assert_eq!(rows(json!({"code": "[REDACTED]"})), 1);
+}

@@ -8,6 +8,7 @@
 //! promise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod audit;
 mod budgets;
 mod expand;
 mod grants_and_tokens;
