@@ -74,8 +74,8 @@ pub struct FirewallRequest<'a> {
     pub data: &'a Value,
     /// The mode the caller asked for.
     pub requested_mode: ResponseMode,
-    /// If non-empty, the only keys kept in the top-level object or in the
-    /// objects of a top-level array (an empty list filters nothing).
+    /// The only keys kept in the top-level object or in the objects of a
+    /// top-level array (an empty list keeps none; `None` keeps every key).
     pub allowed_fields: Option<&'a [String]>,
     /// Row limit from the token's constraints; overrides `budgets.max_rows`.
     pub max_rows: Option<usize>,

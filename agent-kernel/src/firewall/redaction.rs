@@ -468,11 +468,11 @@ pub(crate) struct Allowed<'f> {
 }
 
 impl<'f> Allowed<'f> {
-    /// The filter for `fields` (`None` or an empty list: no filter).
+    /// The filter for `fields`: `None` is no filter; a list shows the fields
+    /// it names, so an empty list shows none (one meaning everywhere: grant,
+    /// invoke, firewall, expand).
     pub(crate) fn new(fields: Option<&'f [String]>) -> Option<Self> {
-        fields
-            .filter(|f| !f.is_empty())
-            .map(|fields| Self { fields })
+        fields.map(|fields| Self { fields })
     }
 
     fn len(&self) -> usize {

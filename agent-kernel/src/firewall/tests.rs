@@ -1189,12 +1189,23 @@ fn allowed_fields_filter_top_level_and_rows_only() {
 }
 
 #[test]
-fn empty_allowed_fields_filter_nothing() {
-    let data = json!({"a": 1, "b": 2});
-    let (out, warnings, count) = Redactor::new().redact_value(&data, Some(&[]));
-    assert_eq!(out, data);
-    assert!(warnings.is_empty());
-    assert_eq!(count, 0);
+fn empty_allowed_fields_show_no_field() {
+    // One meaning everywhere: a list names the fields that may be shown, so
+    // an empty list shows none (`None` is no filter).
+    let data = json!({"a": 1, "b": 2, "email": "ann@example.com"});
+    let (out, _, _) = Redactor::new().redact_value(&data, Some(&[]));
+    assert_eq!(out, json!({}));
+    let (out, _, _) = Redactor::new().redact_value(&data, None);
+    assert_eq!(out["a"], 1);
+    let rows = json!([{"a": 1, "iban": "DE89370400440532013000"}]);
+    for mode in [ResponseMode::Table, ResponseMode::Summary] {
+        let out = run_with(&rows, mode, Some(&[]), None, false, &Budgets::default());
+        let text = format!("{:?} {:?}", out.table_preview, out.facts);
+        assert!(
+            !text.contains("DE89") && !text.contains("\"a\""),
+            "{mode:?}: {text}"
+        );
+    }
 }
 
 #[test]
