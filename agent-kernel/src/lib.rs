@@ -17,7 +17,7 @@
 #[cfg(feature = "otel")]
 pub mod bridge;
 pub mod budget;
-mod caller_ids;
+pub mod caller_ids;
 pub mod driver;
 mod error;
 pub mod firewall;
