@@ -12,7 +12,7 @@
 //! synchronised, so one `Kernel` serves many concurrent invocations via `&self`.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
@@ -1245,13 +1245,19 @@ impl Kernel {
                     })
             })
             .skip(query.offset);
+        // A set: projecting a row costs one look-up per key, however many
+        // fields the query names.
+        let fields: Option<HashSet<&str>> = query
+            .fields
+            .as_ref()
+            .map(|fields| fields.iter().map(String::as_str).collect());
         let selected: Vec<Value> = matched
             .by_ref()
             .take(take)
-            .map(|row| match (&query.fields, row) {
+            .map(|row| match (&fields, row) {
                 (Some(fields), Value::Object(o)) => Value::Object(
                     o.iter()
-                        .filter(|(k, _)| fields.iter().any(|f| f == *k))
+                        .filter(|(k, _)| fields.contains(k.as_str()))
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect(),
                 ),

@@ -27,6 +27,9 @@ mod summarize;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod shape_tests;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use super::redaction::{Entry, RedactedValue};
 
@@ -162,13 +163,20 @@ pub(crate) struct RowFacts<'k, 'a> {
 impl<'k, 'a> RowFacts<'k, 'a> {
     /// Starts with `Total rows` and `Top keys`, from the first (up to 10) rows.
     pub(crate) fn new(total_rows: usize, first_rows: &'k [RedactedValue<'a>]) -> Self {
+        // Counts in first-seen order; the index finds a key's count in
+        // constant time, however many keys the rows have.
         let mut key_counts: Vec<(&'k str, usize)> = Vec::new();
+        let mut index: HashMap<&'k str, usize> = HashMap::new();
         for row in first_rows.iter().take(TOP_KEY_SAMPLE_ROWS) {
             if let RedactedValue::Object(entries) = row {
                 for (key, _) in entries {
-                    match key_counts.iter_mut().find(|(k, _)| *k == key.as_ref()) {
+                    let key: &'k str = key;
+                    match index.get(key).and_then(|&i| key_counts.get_mut(i)) {
                         Some(entry) => entry.1 += 1,
-                        None => key_counts.push((key, 1)),
+                        None => {
+                            index.insert(key, key_counts.len());
+                            key_counts.push((key, 1));
+                        }
                     }
                 }
             }
