@@ -149,9 +149,8 @@ fn rows_of_many_distinct_keys_summarise_their_first_keys() {
     );
 }
 
-#[test]
-fn a_long_string_of_digit_only_uuids_is_left_alone() {
-    let uuids: Vec<String> = (0..2_000u64)
+fn digit_uuids(n: u64) -> String {
+    let uuids: Vec<String> = (0..n)
         .map(|i| {
             let d = format!("{:032}", i * 7_919);
             format!(
@@ -164,7 +163,25 @@ fn a_long_string_of_digit_only_uuids_is_left_alone() {
             )
         })
         .collect();
-    let text = uuids.join(" ");
+    uuids.join(" ")
+}
+
+#[test]
+fn digit_candidates_inside_identifiers_cost_one_search_per_identifier() {
+    for n in [500u64, 2_000] {
+        let text = digit_uuids(n);
+        super::digits::REJECTED.with(|c| c.set(0));
+        assert_eq!(Redactor::new().redact_str(&text), text.as_str());
+        let rejected = super::digits::REJECTED.with(std::cell::Cell::get);
+        // At most one rejected candidate per UUID and digit pass (three):
+        // the search resumes after the identifier, not one character on.
+        assert!(rejected <= 3 * n as usize, "n={n}: {rejected} rejections");
+    }
+}
+
+#[test]
+fn a_long_string_of_digit_only_uuids_is_left_alone() {
+    let text = digit_uuids(2_000);
     let table = run(&json!(text), ResponseMode::Table);
     let shown = table
         .table_preview
