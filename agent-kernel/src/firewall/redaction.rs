@@ -929,7 +929,12 @@ struct CachedKey<'a> {
 struct KeyCache<'a> {
     entries: Vec<CachedKey<'a>>,
     next: usize,
+    /// Look-ups missed in a row.
+    misses: usize,
 }
+
+/// After this many misses in a row, one miss in this many scans the cache.
+const MAX_MISS_STREAK: usize = 32;
 
 impl<'a> KeyCache<'a> {
     #[inline(always)]
@@ -941,8 +946,24 @@ impl<'a> KeyCache<'a> {
         // Keys tend to come in the same order: try the slot after the last hit first.
         let index = match self.entries.get(self.next) {
             Some(e) if hit(e) => self.next,
-            _ => self.entries.iter().position(hit)?,
+            _ => {
+                // A long run of misses (objects of ever new keys): scan the
+                // full cache only now and then, so that a miss costs a
+                // constant, not a scan of every cached key.
+                if self.misses >= MAX_MISS_STREAK && self.misses % MAX_MISS_STREAK != 0 {
+                    self.misses += 1;
+                    return None;
+                }
+                match self.entries.iter().position(hit) {
+                    Some(index) => index,
+                    None => {
+                        self.misses += 1;
+                        return None;
+                    }
+                }
+            }
         };
+        self.misses = 0;
         self.next = index + 1;
         self.entries.get(index).map(|e| e.action)
     }

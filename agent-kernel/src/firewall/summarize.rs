@@ -165,9 +165,17 @@ impl<'k, 'a> RowFacts<'k, 'a> {
     pub(crate) fn new(total_rows: usize, first_rows: &'k [RedactedValue<'a>]) -> Self {
         // Counts in first-seen order; the index finds a key's count in
         // constant time, however many keys the rows have.
-        let mut key_counts: Vec<(&'k str, usize)> = Vec::new();
-        let mut index: HashMap<&'k str, usize> = HashMap::new();
-        for row in first_rows.iter().take(TOP_KEY_SAMPLE_ROWS) {
+        let sample = first_rows.get(..TOP_KEY_SAMPLE_ROWS).unwrap_or(first_rows);
+        let keys: usize = sample
+            .iter()
+            .map(|row| match row {
+                RedactedValue::Object(entries) => entries.len(),
+                _ => 0,
+            })
+            .sum();
+        let mut key_counts: Vec<(&'k str, usize)> = Vec::with_capacity(keys);
+        let mut index: HashMap<&'k str, usize> = HashMap::with_capacity(keys);
+        for row in sample {
             if let RedactedValue::Object(entries) = row {
                 for (key, _) in entries {
                     let key: &'k str = key;
