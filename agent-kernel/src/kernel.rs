@@ -336,6 +336,12 @@ impl KernelBuilder {
     }
 }
 
+/// The weight (array elements, object entries and bytes of text, see
+/// [`firewall::weighs_more_than`](crate::firewall::weighs_more_than)) above
+/// which the firewall's work on a result leaves the async worker's task
+/// queue (`tokio::task::block_in_place` on a multi-threaded runtime).
+pub const OFFLOAD_WEIGHT: usize = 256 * 1024;
+
 /// The capability kernel (see the [module docs](self)).
 ///
 /// ```
@@ -898,13 +904,15 @@ impl Kernel {
         } else {
             effective_mode
         };
-        let fw = self.apply_firewall(
-            &raw.data,
-            firewall_mode,
-            &token.constraints,
-            max_rows,
-            is_admin,
-        );
+        let fw = self.off_the_worker(&raw.data, || {
+            self.apply_firewall(
+                &raw.data,
+                firewall_mode,
+                &token.constraints,
+                max_rows,
+                is_admin,
+            )
+        });
         for warning in fw.warnings {
             // The fallback warning is already there (from `authorize`).
             if !warnings.contains(&warning) {
@@ -1070,6 +1078,24 @@ impl Kernel {
             execute_remote(driver, ctx, attempt, label).await
         } else {
             execute_local(driver, ctx, attempt, label).await
+        }
+    }
+
+    /// Runs `work` (the firewall over `data`) so that a large result does
+    /// not stall the other tasks of an async worker: above
+    /// [`OFFLOAD_WEIGHT`], on a multi-threaded tokio runtime, through
+    /// `tokio::task::block_in_place` (the worker's other tasks move to
+    /// another thread while this one works; the span context stays, since
+    /// the work stays on this thread). Anywhere else it runs inline.
+    fn off_the_worker<R>(&self, data: &Value, work: impl FnOnce() -> R) -> R {
+        let on_worker = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if on_worker
+            && crate::firewall::weighs_more_than(data, self.budgets.max_depth, OFFLOAD_WEIGHT)
+        {
+            tokio::task::block_in_place(work)
+        } else {
+            work()
         }
     }
 
@@ -1271,7 +1297,9 @@ impl Kernel {
             ));
         }
         let data = Value::Array(selected);
-        let fw = self.apply_firewall(&data, ResponseMode::Table, constraints, cap as u64, false);
+        let fw = self.off_the_worker(&data, || {
+            self.apply_firewall(&data, ResponseMode::Table, constraints, cap as u64, false)
+        });
         record("rows_returned", fw.table_preview.len());
         warnings.extend(fw.warnings);
         let frame = Frame {

@@ -192,3 +192,20 @@ fn a_long_string_of_digit_only_uuids_is_left_alone() {
         .to_owned();
     assert_eq!(shown, text, "identifiers are not numbers");
 }
+
+#[test]
+fn weight_counts_what_the_firewall_walks_and_stops_at_the_limit() {
+    assert!(!weighs_more_than(&json!("abc"), 3, 3));
+    assert!(weighs_more_than(&json!("abcd"), 3, 3));
+    // Entries and key bytes count; below max_depth only.
+    let nested = json!({"a": {"b": {"c": {"d": "x".repeat(1_000)}}}});
+    assert!(!weighs_more_than(&nested, 3, 100));
+    assert!(weighs_more_than(&nested, 4, 100));
+    // A deep chain far beyond the depth limit costs nothing beyond it.
+    let mut deep = json!(0);
+    for _ in 0..1_000 {
+        deep = json!([deep]);
+    }
+    assert!(!weighs_more_than(&deep, 64, 100));
+    assert!(weighs_more_than(&deep, 64, 63));
+}
