@@ -1277,6 +1277,13 @@ impl Kernel {
             .fields
             .as_ref()
             .map(|fields| fields.iter().map(String::as_str).collect());
+        // Rows are copied no deeper than the firewall looks (it withholds
+        // what lies below, whatever it holds): the copy, like every walk
+        // over the result, stops at the depth limit.
+        let max_depth = self
+            .budgets
+            .max_depth
+            .min(crate::firewall::MAX_DEPTH_CEILING);
         let selected: Vec<Value> = matched
             .by_ref()
             .take(take)
@@ -1284,10 +1291,10 @@ impl Kernel {
                 (Some(fields), Value::Object(o)) => Value::Object(
                     o.iter()
                         .filter(|(k, _)| fields.contains(k.as_str()))
-                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .map(|(k, v)| (k.clone(), copy_to_depth(v, 2, max_depth)))
                         .collect(),
                 ),
-                (_, other) => other.clone(),
+                (_, other) => copy_to_depth(other, 1, max_depth),
             })
             .collect();
         let mut warnings = Vec::new();
@@ -1630,5 +1637,62 @@ fn json_type(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+/// A copy of `value` (sitting at `depth`) down to `max_depth`: an array or
+/// object at `max_depth` or deeper is copied empty. The firewall withholds
+/// such a value whole (one [`DEPTH_MARKER`](crate::firewall::DEPTH_MARKER),
+/// one count), so it sees the copy as it would the original; the recursion
+/// is bounded by the depth limit, not by the value.
+fn copy_to_depth(value: &Value, depth: usize, max_depth: usize) -> Value {
+    match value {
+        Value::Array(_) if depth >= max_depth => Value::Array(Vec::new()),
+        Value::Object(_) if depth >= max_depth => Value::Object(Map::new()),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| copy_to_depth(v, depth + 1, max_depth))
+                .collect(),
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), copy_to_depth(v, depth + 1, max_depth)))
+                .collect(),
+        ),
+        scalar => scalar.clone(),
+    }
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use serde_json::json;
+
+    use super::copy_to_depth;
+    use crate::firewall::{Budgets, Firewall};
+
+    #[test]
+    fn the_firewall_sees_a_depth_limited_copy_as_the_original() {
+        let mut deep = json!({"password": "hunter2", "email": "user@example.com"});
+        for i in 0..200 {
+            deep = if i % 2 == 0 {
+                json!([deep, 1])
+            } else {
+                json!({"k": deep, "n": i})
+            };
+        }
+        let row = json!({"id": 1, "nested": deep, "list": [[["x"]]], "mail": "a@example.com"});
+        for max_depth in [0, 1, 2, 3, 5, 64] {
+            let firewall = Firewall::new(Budgets {
+                max_depth,
+                ..Budgets::default()
+            });
+            let copy = copy_to_depth(&row, 1, max_depth);
+            assert_eq!(
+                firewall.table_rows(std::slice::from_ref(&row), None, None),
+                firewall.table_rows(&[copy], None, None),
+                "max_depth={max_depth}"
+            );
+        }
     }
 }
