@@ -293,7 +293,7 @@ impl Redactor {
     ) {
         let filtered = allowed.is_some();
         // Built at the first scrubbed key only: most objects never need it.
-        let mut names = KeyNames::default();
+        let mut names = KeyNames::for_keys(map.len());
         for (key, child) in map {
             let action = match tally.cache.lookup(key, filtered) {
                 Some(action) => action,
@@ -456,6 +456,8 @@ fn redacted_marker<'a>() -> RedactedValue<'a> {
 /// it is still taken, and each taken name is skipped at most once.
 #[derive(Debug, Default)]
 pub(crate) struct KeyNames {
+    /// Keys in the object (the size the set is made for).
+    keys: usize,
     taken: Option<HashSet<String>>,
     next_suffix: HashMap<String, usize>,
     /// Candidate names tested so far (the work done: linear in the keys).
@@ -464,6 +466,14 @@ pub(crate) struct KeyNames {
 }
 
 impl KeyNames {
+    /// For an object of `keys` keys.
+    pub(crate) fn for_keys(keys: usize) -> Self {
+        Self {
+            keys,
+            ..Self::default()
+        }
+    }
+
     /// Appends an entry to `out`, renaming a scrubbed (owned) key that
     /// collides with an earlier one.
     pub(crate) fn push<'a>(
@@ -474,9 +484,12 @@ impl KeyNames {
     ) {
         let key = match key {
             Cow::Owned(scrubbed) => {
-                let taken = self
-                    .taken
-                    .get_or_insert_with(|| out.iter().map(|(k, _)| k.to_string()).collect());
+                let keys = self.keys;
+                let taken = self.taken.get_or_insert_with(|| {
+                    let mut taken = HashSet::with_capacity(keys.max(out.len() + 1));
+                    taken.extend(out.iter().map(|(k, _)| k.to_string()));
+                    taken
+                });
                 #[cfg(test)]
                 {
                     self.probes += 1;
