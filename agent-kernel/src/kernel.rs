@@ -12,7 +12,7 @@
 //! synchronised, so one `Kernel` serves many concurrent invocations via `&self`.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
@@ -335,6 +335,12 @@ impl KernelBuilder {
         })
     }
 }
+
+/// The weight (array elements, object entries and bytes of text, see
+/// [`firewall::weighs_more_than`](crate::firewall::weighs_more_than)) above
+/// which the firewall's work on a result leaves the async worker's task
+/// queue (`tokio::task::block_in_place` on a multi-threaded runtime).
+pub const OFFLOAD_WEIGHT: usize = 256 * 1024;
 
 /// The capability kernel (see the [module docs](self)).
 ///
@@ -898,13 +904,15 @@ impl Kernel {
         } else {
             effective_mode
         };
-        let fw = self.apply_firewall(
-            &raw.data,
-            firewall_mode,
-            &token.constraints,
-            max_rows,
-            is_admin,
-        );
+        let fw = self.off_the_worker(&raw.data, || {
+            self.apply_firewall(
+                &raw.data,
+                firewall_mode,
+                &token.constraints,
+                max_rows,
+                is_admin,
+            )
+        });
         for warning in fw.warnings {
             // The fallback warning is already there (from `authorize`).
             if !warnings.contains(&warning) {
@@ -1070,6 +1078,24 @@ impl Kernel {
             execute_remote(driver, ctx, attempt, label).await
         } else {
             execute_local(driver, ctx, attempt, label).await
+        }
+    }
+
+    /// Runs `work` (the firewall over `data`) so that a large result does
+    /// not stall the other tasks of an async worker: above
+    /// [`OFFLOAD_WEIGHT`], on a multi-threaded tokio runtime, through
+    /// `tokio::task::block_in_place` (the worker's other tasks move to
+    /// another thread while this one works; the span context stays, since
+    /// the work stays on this thread). Anywhere else it runs inline.
+    fn off_the_worker<R>(&self, data: &Value, work: impl FnOnce() -> R) -> R {
+        let on_worker = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if on_worker
+            && crate::firewall::weighs_more_than(data, self.budgets.max_depth, OFFLOAD_WEIGHT)
+        {
+            tokio::task::block_in_place(work)
+        } else {
+            work()
         }
     }
 
@@ -1245,17 +1271,30 @@ impl Kernel {
                     })
             })
             .skip(query.offset);
+        // A set: projecting a row costs one look-up per key, however many
+        // fields the query names.
+        let fields: Option<HashSet<&str>> = query
+            .fields
+            .as_ref()
+            .map(|fields| fields.iter().map(String::as_str).collect());
+        // Rows are copied no deeper than the firewall looks (it withholds
+        // what lies below, whatever it holds): the copy, like every walk
+        // over the result, stops at the depth limit.
+        let max_depth = self
+            .budgets
+            .max_depth
+            .min(crate::firewall::MAX_DEPTH_CEILING);
         let selected: Vec<Value> = matched
             .by_ref()
             .take(take)
-            .map(|row| match (&query.fields, row) {
+            .map(|row| match (&fields, row) {
                 (Some(fields), Value::Object(o)) => Value::Object(
                     o.iter()
-                        .filter(|(k, _)| fields.iter().any(|f| f == *k))
-                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .filter(|(k, _)| fields.contains(k.as_str()))
+                        .map(|(k, v)| (k.clone(), copy_to_depth(v, 2, max_depth)))
                         .collect(),
                 ),
-                (_, other) => other.clone(),
+                (_, other) => copy_to_depth(other, 1, max_depth),
             })
             .collect();
         let mut warnings = Vec::new();
@@ -1265,7 +1304,9 @@ impl Kernel {
             ));
         }
         let data = Value::Array(selected);
-        let fw = self.apply_firewall(&data, ResponseMode::Table, constraints, cap as u64, false);
+        let fw = self.off_the_worker(&data, || {
+            self.apply_firewall(&data, ResponseMode::Table, constraints, cap as u64, false)
+        });
         record("rows_returned", fw.table_preview.len());
         warnings.extend(fw.warnings);
         let frame = Frame {
@@ -1596,5 +1637,62 @@ fn json_type(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+/// A copy of `value` (sitting at `depth`) down to `max_depth`: an array or
+/// object at `max_depth` or deeper is copied empty. The firewall withholds
+/// such a value whole (one [`DEPTH_MARKER`](crate::firewall::DEPTH_MARKER),
+/// one count), so it sees the copy as it would the original; the recursion
+/// is bounded by the depth limit, not by the value.
+fn copy_to_depth(value: &Value, depth: usize, max_depth: usize) -> Value {
+    match value {
+        Value::Array(_) if depth >= max_depth => Value::Array(Vec::new()),
+        Value::Object(_) if depth >= max_depth => Value::Object(Map::new()),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| copy_to_depth(v, depth + 1, max_depth))
+                .collect(),
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), copy_to_depth(v, depth + 1, max_depth)))
+                .collect(),
+        ),
+        scalar => scalar.clone(),
+    }
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use serde_json::json;
+
+    use super::copy_to_depth;
+    use crate::firewall::{Budgets, Firewall};
+
+    #[test]
+    fn the_firewall_sees_a_depth_limited_copy_as_the_original() {
+        let mut deep = json!({"password": "hunter2", "email": "user@example.com"});
+        for i in 0..200 {
+            deep = if i % 2 == 0 {
+                json!([deep, 1])
+            } else {
+                json!({"k": deep, "n": i})
+            };
+        }
+        let row = json!({"id": 1, "nested": deep, "list": [[["x"]]], "mail": "a@example.com"});
+        for max_depth in [0, 1, 2, 3, 5, 64] {
+            let firewall = Firewall::new(Budgets {
+                max_depth,
+                ..Budgets::default()
+            });
+            let copy = copy_to_depth(&row, 1, max_depth);
+            assert_eq!(
+                firewall.table_rows(std::slice::from_ref(&row), None, None),
+                firewall.table_rows(&[copy], None, None),
+                "max_depth={max_depth}"
+            );
+        }
     }
 }

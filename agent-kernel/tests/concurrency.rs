@@ -141,3 +141,88 @@ async fn rate_limits_are_counted_exactly_under_contention() {
     );
     assert_eq!(kernel.handles().len(), 600);
 }
+
+/// A kernel whose list driver returns `rows` invoices.
+fn kernel_with_rows(rows: usize) -> Kernel {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
+    let policy = DefaultPolicyEngine::builder()
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    Kernel::builder(registry())
+        .secret(SECRET)
+        .router(router())
+        .policy(policy)
+        .clock(clock)
+        .driver(billing_driver(Arc::new(invoices(rows))))
+        .build()
+        .unwrap()
+}
+
+/// Invokes and expands on `runtime`: (summary facts, table rows, expanded rows).
+fn frames_on(runtime: &tokio::runtime::Runtime, kernel: &Kernel) -> (Frame, Frame, Frame) {
+    let p = reader();
+    let token = kernel
+        .get_token(&CapabilityRequest::new(LIST, "l"), &p, "")
+        .unwrap();
+    runtime.block_on(async {
+        // On a worker thread, as a spawned task would run.
+        let summary = kernel
+            .invoke(&token, &p, list_args(), ResponseMode::Summary)
+            .await
+            .unwrap();
+        let table = kernel
+            .invoke(&token, &p, list_args(), ResponseMode::Table)
+            .await
+            .unwrap();
+        let handle = table.handle.clone().unwrap();
+        let expanded = kernel
+            .expand(
+                &handle,
+                &ExpandQuery {
+                    limit: Some(5),
+                    ..ExpandQuery::default()
+                },
+                &p,
+            )
+            .unwrap();
+        (summary, table, expanded)
+    })
+}
+
+/// A result above `OFFLOAD_WEIGHT` is firewalled off the worker's task
+/// queue on a multi-threaded runtime (`block_in_place`) and inline on a
+/// current-thread one (where blocking in place is not allowed): the frames
+/// are the same either way.
+#[test]
+fn large_results_leave_the_worker_with_the_same_frames() {
+    let kernel = kernel_with_rows(4_000);
+    let data = invoices(4_000);
+    assert!(firewall::weighs_more_than(&data, 3, OFFLOAD_WEIGHT));
+    assert!(!firewall::weighs_more_than(
+        &invoices(30),
+        3,
+        OFFLOAD_WEIGHT
+    ));
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let single = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (s1, t1, e1) = frames_on(&multi, &kernel);
+    let (s2, t2, e2) = frames_on(&single, &kernel);
+    assert_eq!(s1.facts, s2.facts);
+    assert!(
+        s1.facts.iter().any(|f| f == "Total rows: 4000"),
+        "{:?}",
+        s1.facts
+    );
+    assert_eq!(t1.table_preview, t2.table_preview);
+    assert_eq!(e1.table_preview, e2.table_preview);
+    assert_eq!(e1.table_preview.len(), 5);
+    assert!(!leaks_email(
+        &serde_json::to_value(&t1.table_preview).unwrap()
+    ));
+}

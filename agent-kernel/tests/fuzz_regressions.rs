@@ -1,13 +1,13 @@
 //! Replays the inputs of the kernel's fuzz targets as ordinary tests.
 //!
 //! `fuzz/src/kernel_checks.rs` holds the checks every fuzz target runs
-//! (`token`, `redaction`, `firewall`, `expand`); it is included here verbatim,
+//! (`token`, `redaction`, `firewall`, `expand`, `shapes`); it is included here verbatim,
 //! so a stored input fails here exactly as it failed under `cargo fuzz`.
 //! Replayed (by `fuzz/src/replay.rs`, also included verbatim): every crash
 //! input kept under `fuzz/regressions/<target>/` and the seed corpora under
 //! `fuzz/corpus/<target>/`, against this workspace's features. The fuzz
 //! crate's own test (`cargo test --manifest-path fuzz/Cargo.toml --lib`, run
-//! by `scripts/test-all.sh`) replays all five targets as the fuzzer builds
+//! by `scripts/test-all.sh`) replays all six targets as the fuzzer builds
 //! them, `macro_args` included.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -49,4 +49,9 @@ fn firewall_inputs_replay() {
 #[test]
 fn expand_inputs_replay() {
     replay("expand", kernel_checks::expand);
+}
+
+#[test]
+fn shapes_inputs_replay() {
+    replay("shapes", kernel_checks::shapes);
 }

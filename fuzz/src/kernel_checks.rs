@@ -1159,3 +1159,175 @@ pub fn token_seed_tokens() -> Vec<CapabilityToken> {
     );
     vec![plain, constrained, extra]
 }
+
+// ── shapes ──────────────────────────────────────────────────────────────────
+
+/// Fragments an adversarial output repeats: each is a candidate for a
+/// pattern, and most are (or hold) something the firewall redacts.
+const SHAPE_UNITS: &[&str] = &[
+    "12345678-1234-1234-1234-123456789012",
+    "555-123-4567",
+    "+1 555 123 4567",
+    "4111 1111 1111 1111",
+    "123-45-6789",
+    "user@example.com",
+    "a@",
+    "password=hunter2",
+    "Bearer abcdef123456",
+    "eyJhbGciOi.eyJzdWIiOi.c2ln",
+    "postgres://u:p@db",
+    "2024-000123",
+    "-",
+    "0",
+];
+
+/// Key templates (`{}` takes the key's number): the first ones all scrub to
+/// the same `[REDACTED]`, so their keys collide; `[REDACTED]#{}` takes the
+/// names the renaming would give.
+const SHAPE_KEYS: &[&str] = &[
+    "user{}@example.com",
+    "call +1-555-{}-0000",
+    "[REDACTED]#{}",
+    "field{}",
+    "password{}",
+    "k",
+];
+
+fn shape_key(template: u8, i: usize) -> String {
+    SHAPE_KEYS[usize::from(template) % SHAPE_KEYS.len()].replace("{}", &i.to_string())
+}
+
+/// A tool output of an adversarial shape, from the fuzzer's bytes: many
+/// keys (colliding once redacted, or all distinct across rows), long strings
+/// dense with pattern candidates, deep nesting, or a mix of them.
+pub fn shape(b: &mut Bytes<'_>) -> Value {
+    let kind = b.u8();
+    let n = usize::from(b.u16() % 4096) + 1;
+    let (t1, t2, density) = (b.u8(), b.u8(), b.u8());
+    match kind % 5 {
+        // One object of n keys from two templates.
+        0 => Value::Object(
+            (0..n)
+                .map(|i| {
+                    let template = if (i * 7 + usize::from(density)) % 3 == 0 {
+                        t2
+                    } else {
+                        t1
+                    };
+                    (shape_key(template, i), json!(i))
+                })
+                .collect(),
+        ),
+        // Rows of distinct keys (every row its own keys).
+        1 => {
+            let rows = usize::from(t2 % 12) + 1;
+            let per_row = n / rows + 1;
+            Value::Array(
+                (0..rows)
+                    .map(|r| {
+                        Value::Object(
+                            (0..per_row)
+                                .map(|i| (shape_key(t1, r * per_row + i), json!(i)))
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+            )
+        }
+        // One long string dense with candidates.
+        2 => {
+            let sep = [" ", "", "-", ".", "\n"][usize::from(density) % 5];
+            let units: Vec<&str> = (0..n)
+                .map(|i| {
+                    SHAPE_UNITS[(usize::from(t1) + i * usize::from(t2 | 1)) % SHAPE_UNITS.len()]
+                })
+                .collect();
+            Value::String(units.join(sep))
+        }
+        // Deep nesting: objects and arrays alternating, a secret at the bottom.
+        3 => {
+            let depth = n % 200 + 1;
+            let mut value = json!({ "password": "hunter2", "email": "user@example.com" });
+            for d in 0..depth {
+                value = if (d + usize::from(density)) % 2 == 0 {
+                    json!([value])
+                } else {
+                    json!({ shape_key(t1, d): value })
+                };
+            }
+            value
+        }
+        // Many rows sharing sensitive and colliding keys, candidates in the values.
+        _ => {
+            let keys = usize::from(t2 % 16) + 1;
+            Value::Array(
+                (0..n / keys + 1)
+                    .map(|r| {
+                        Value::Object(
+                            (0..keys)
+                                .map(|i| {
+                                    let unit = SHAPE_UNITS[(r + i) % SHAPE_UNITS.len()];
+                                    (shape_key(t1.wrapping_add(i as u8), i), json!(unit))
+                                })
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+            )
+        }
+    }
+}
+
+/// The `shapes` target: an adversarial output through every mode of the
+/// firewall and through redaction. What it checks here is the result (every
+/// key kept under a distinct name, the budgets held, no e-mail address
+/// out); what it checks by running is the time: `scripts/fuzz.sh` gives
+/// this target a per-input budget (libFuzzer's `-timeout`), which the
+/// super-linear stages of issue 16 overran at these sizes.
+pub fn shapes(data: &[u8]) {
+    let mut b = Bytes::new(data);
+    let c = b.u8();
+    let value = shape(&mut b);
+    let budgets = Budgets {
+        max_depth: usize::from(c % 8) + if c & 0x80 != 0 { 60 } else { 0 },
+        ..Budgets::default()
+    };
+    let fw = Firewall::new(budgets);
+    for (mode, is_admin) in [
+        (ResponseMode::Table, false),
+        (ResponseMode::Summary, false),
+        (ResponseMode::Raw, true),
+        (ResponseMode::HandleOnly, false),
+    ] {
+        let out = fw.apply(&FirewallRequest {
+            data: &value,
+            requested_mode: mode,
+            allowed_fields: None,
+            max_rows: None,
+            is_admin,
+            budgets: &budgets,
+        });
+        assert!(out.table_preview.len() <= budgets.max_rows);
+        for row in &out.table_preview {
+            assert!(row.len() <= budgets.max_fields);
+        }
+        assert!(out.facts.len() <= MAX_FACTS);
+        let shown = serde_json::to_string(&(&out.facts, &out.table_preview, &out.raw_data))
+            .unwrap_or_default();
+        assert!(
+            !EMAIL.is_match(&shown),
+            "an e-mail address left the firewall"
+        );
+    }
+    // Redaction keeps every key of an object it descends into, each under
+    // its own name.
+    if let Value::Object(map) = &value
+        && budgets.max_depth > 0
+    {
+        let redacted = Redactor::new()
+            .with_max_depth(budgets.max_depth)
+            .redact_value(&value, None)
+            .0;
+        assert_eq!(redacted.as_object().map(Map::len), Some(map.len()));
+    }
+}

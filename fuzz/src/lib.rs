@@ -1,7 +1,7 @@
 //! Fuzzing support for agent-kernel: the checks every target in
 //! `fuzz_targets/` runs, and the replay of stored inputs as tests.
 //!
-//! - [`kernel_checks`]: `token`, `redaction`, `firewall`, `expand` (also
+//! - [`kernel_checks`]: `token`, `redaction`, `firewall`, `expand`, `shapes` (also
 //!   included by `agent-kernel/tests/fuzz_regressions.rs`).
 //! - [`macro_args`]: the `#[kernel_span]` argument parser, validator and code
 //!   generator, compiled here from the macro crate's own sources.
@@ -339,6 +339,11 @@ mod tests {
     #[test]
     fn expand_inputs_replay() {
         replay(fuzz_dir(), "expand", crate::kernel_checks::expand);
+    }
+
+    #[test]
+    fn shapes_inputs_replay() {
+        replay(fuzz_dir(), "shapes", crate::kernel_checks::shapes);
     }
 
     #[test]

@@ -315,6 +315,24 @@ fn write_seed_corpora() {
         );
     }
 
+    // ── shapes ── (max_depth byte, shape, n as u16 LE, two key templates or
+    // unit choices, density; see `kernel_checks::shape`)
+    for (name, c, kind, n, t1, t2, density) in [
+        ("colliding-email-keys", 3u8, 0u8, 3999u16, 0u8, 0u8, 0u8),
+        ("renamed-names-taken", 3, 0, 2000, 0, 2, 1),
+        ("phone-keys", 3, 0, 3000, 1, 1, 0),
+        ("rows-of-distinct-keys", 3, 1, 4095, 3, 9, 0),
+        ("candidates-spaced", 3, 2, 4095, 0, 13, 0),
+        ("candidates-glued", 3, 2, 4095, 5, 3, 1),
+        ("candidates-hyphens", 3, 2, 4095, 1, 0, 2),
+        ("deep-nesting", 0x87, 3, 199, 2, 0, 0),
+        ("deep-nesting-default-depth", 3, 3, 150, 3, 0, 1),
+        ("rows-sharing-sensitive-keys", 3, 4, 4095, 4, 5, 0),
+    ] {
+        let [lo, hi] = n.to_le_bytes();
+        write("shapes", name, &[c, kind, lo, hi, t1, t2, density]);
+    }
+
     // ── macro_args ──
     for (name, args) in ui_attribute_args() {
         write(

@@ -27,6 +27,9 @@ mod summarize;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod shape_tests;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -228,6 +231,39 @@ impl Firewall {
             max_rows,
         )
     }
+}
+
+/// Whether `data` weighs more than `limit` (one per array element and
+/// object entry, plus the bytes of strings and keys), looking no deeper than
+/// `max_depth` (what the firewall walks) and stopping as soon as it knows:
+/// the work is bounded by `limit`, whatever the size of `data`.
+pub fn weighs_more_than(data: &Value, max_depth: usize, limit: usize) -> bool {
+    let mut weight = 0usize;
+    let mut stack = vec![(data, 0usize)];
+    while let Some((value, depth)) = stack.pop() {
+        weight = weight.saturating_add(match value {
+            Value::String(s) => s.len(),
+            Value::Array(items) => items.len(),
+            Value::Object(map) => map.len(),
+            _ => 1,
+        });
+        if weight > limit {
+            return true;
+        }
+        if depth < max_depth {
+            match value {
+                Value::Array(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
+                Value::Object(map) => {
+                    for (key, child) in map {
+                        weight = weight.saturating_add(key.len());
+                        stack.push((child, depth + 1));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    weight > limit
 }
 
 /// Summary mode: redacts and summarises in one pass. An array of objects

@@ -380,8 +380,12 @@ impl Patterns {
         // changes something replaces text with markers no pattern matches.
         for _round in 0..MAX_SCRUB_ROUNDS {
             let mut changed = false;
+            // The identifiers the digit passes leave alone, found once per
+            // version of the text (three digit passes share them).
+            let mut exempt = None;
             for kind in candidates.iter() {
-                if let Some(replaced) = self.pass(kind, &current) {
+                if let Some(replaced) = self.pass(kind, &current, &mut exempt) {
+                    exempt = None;
                     current = Cow::Owned(replaced);
                     found.insert(kind);
                     changed = true;
@@ -398,8 +402,9 @@ impl Patterns {
         (current, found)
     }
 
-    /// One substitution pass; `None` when nothing changed.
-    fn pass(&self, kind: PatternKind, text: &str) -> Option<String> {
+    /// One substitution pass; `None` when nothing changed. `exempt` caches
+    /// the exempt spans of `text` (`None`: not computed yet).
+    fn pass(&self, kind: PatternKind, text: &str, exempt: &mut Option<Exempt>) -> Option<String> {
         let regex = match kind {
             PatternKind::PrivateKey => &self.private_key,
             PatternKind::AwsAccessKey => &self.aws,
@@ -422,11 +427,17 @@ impl Patterns {
             // Fail closed.
             return (text != REDACTED).then(|| REDACTED.to_owned());
         };
-        let exempt = || Exempt::of(self.uuid.as_ref(), text);
+        let digit_kind = match kind {
+            PatternKind::CardNumber => Some(DigitKind::Card),
+            PatternKind::Ssn => Some(DigitKind::Ssn),
+            PatternKind::Phone => Some(DigitKind::Phone),
+            _ => None,
+        };
+        if let Some(digit_kind) = digit_kind {
+            let exempt = exempt.get_or_insert_with(|| Exempt::of(self.uuid.as_ref(), text));
+            return digits::replace(digit_kind, regex, exempt, text);
+        }
         match kind {
-            PatternKind::CardNumber => digits::replace(DigitKind::Card, regex, &exempt(), text),
-            PatternKind::Ssn => digits::replace(DigitKind::Ssn, regex, &exempt(), text),
-            PatternKind::Phone => digits::replace(DigitKind::Phone, regex, &exempt(), text),
             PatternKind::Email => replace_emails(regex, text),
             PatternKind::ConnectionString => replace_matches(regex, text, |caps, text| {
                 let scheme = caps.get(1).and_then(|(s, e)| text.get(s..e));

@@ -6,6 +6,7 @@
 //! need into owned JSON.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Number, Value};
@@ -291,6 +292,8 @@ impl Redactor {
         out: &mut Vec<Entry<'a>>,
     ) {
         let filtered = allowed.is_some();
+        // Built at the first scrubbed key only: most objects never need it.
+        let mut names = KeyNames::for_keys(map.len());
         for (key, child) in map {
             let action = match tally.cache.lookup(key, filtered) {
                 Some(action) => action,
@@ -301,7 +304,7 @@ impl Redactor {
                 KeyAction::Sensitive(slot, None) => {
                     tally.sensitive.bump(slot);
                     if BUILD {
-                        out.push((Cow::Borrowed(key.as_str()), redacted_marker()));
+                        names.push(out, Cow::Borrowed(key.as_str()), redacted_marker());
                     }
                 }
                 KeyAction::Sensitive(slot, Some((index, kinds))) => {
@@ -312,13 +315,13 @@ impl Redactor {
                     tally.key_kinds = tally.key_kinds.union(kinds);
                     if BUILD {
                         let scrubbed = tally.scrubbed_keys.get(index).cloned().unwrap_or_default();
-                        push_entry(out, Cow::Owned(scrubbed), redacted_marker());
+                        names.push(out, Cow::Owned(scrubbed), redacted_marker());
                     }
                 }
                 KeyAction::Keep => {
                     let child = self.child::<BUILD>(child, depth + 1, tally);
                     if let Some(child) = child {
-                        out.push((Cow::Borrowed(key.as_str()), child));
+                        names.push(out, Cow::Borrowed(key.as_str()), child);
                     }
                 }
                 KeyAction::KeepScrubbed(index, kinds) => {
@@ -327,7 +330,7 @@ impl Redactor {
                     let child = self.child::<BUILD>(child, depth + 1, tally);
                     if let Some(child) = child {
                         let scrubbed = tally.scrubbed_keys.get(index).cloned().unwrap_or_default();
-                        push_entry(out, Cow::Owned(scrubbed), child);
+                        names.push(out, Cow::Owned(scrubbed), child);
                     }
                 }
             }
@@ -443,22 +446,89 @@ fn redacted_marker<'a>() -> RedactedValue<'a> {
     RedactedValue::String(Cow::Borrowed(REDACTED))
 }
 
-/// Appends an entry, renaming a scrubbed key that collides with an earlier one.
-fn push_entry<'a>(out: &mut Vec<Entry<'a>>, key: Cow<'a, str>, value: RedactedValue<'a>) {
-    let key = match key {
-        Cow::Owned(scrubbed) if out.iter().any(|(k, _)| *k == scrubbed) => {
-            let mut n = 2usize;
-            loop {
-                let candidate = format!("{scrubbed}#{n}");
-                if !out.iter().any(|(k, _)| *k == candidate) {
-                    break Cow::Owned(candidate);
-                }
-                n += 1;
-            }
+/// The keys of the object being built, so that a scrubbed key colliding
+/// with an earlier one is renamed (`[REDACTED]#2`, `#3`, …) in constant
+/// time per key, whatever the number of collisions.
+///
+/// Empty until the first scrubbed key (most objects have none); from then
+/// on it holds every key pushed. For each scrubbed base name it remembers
+/// the next suffix to try: names are only ever added, so every suffix below
+/// it is still taken, and each taken name is skipped at most once.
+#[derive(Debug, Default)]
+pub(crate) struct KeyNames {
+    /// Keys in the object (the size the set is made for).
+    keys: usize,
+    taken: Option<HashSet<String>>,
+    next_suffix: HashMap<String, usize>,
+    /// Candidate names tested so far (the work done: linear in the keys).
+    #[cfg(test)]
+    probes: usize,
+}
+
+impl KeyNames {
+    /// For an object of `keys` keys.
+    pub(crate) fn for_keys(keys: usize) -> Self {
+        Self {
+            keys,
+            ..Self::default()
         }
-        key => key,
-    };
-    out.push((key, value));
+    }
+
+    /// Appends an entry to `out`, renaming a scrubbed (owned) key that
+    /// collides with an earlier one.
+    pub(crate) fn push<'a>(
+        &mut self,
+        out: &mut Vec<Entry<'a>>,
+        key: Cow<'a, str>,
+        value: RedactedValue<'a>,
+    ) {
+        let key = match key {
+            Cow::Owned(scrubbed) => {
+                let keys = self.keys;
+                let taken = self.taken.get_or_insert_with(|| {
+                    let mut taken = HashSet::with_capacity(keys.max(out.len() + 1));
+                    taken.extend(out.iter().map(|(k, _)| k.to_string()));
+                    taken
+                });
+                #[cfg(test)]
+                {
+                    self.probes += 1;
+                }
+                if taken.contains(&scrubbed) {
+                    let next = self.next_suffix.entry(scrubbed.clone()).or_insert(2);
+                    let renamed = loop {
+                        let candidate = format!("{scrubbed}#{next}");
+                        *next += 1;
+                        #[cfg(test)]
+                        {
+                            self.probes += 1;
+                        }
+                        if !taken.contains(&candidate) {
+                            break candidate;
+                        }
+                    };
+                    taken.insert(renamed.clone());
+                    Cow::Owned(renamed)
+                } else {
+                    taken.insert(scrubbed.clone());
+                    Cow::Owned(scrubbed)
+                }
+            }
+            Cow::Borrowed(key) => {
+                if let Some(taken) = self.taken.as_mut() {
+                    taken.insert(key.to_owned());
+                }
+                Cow::Borrowed(key)
+            }
+        };
+        out.push((key, value));
+    }
+
+    /// Candidate names tested so far.
+    #[cfg(test)]
+    pub(crate) fn probes(&self) -> usize {
+        self.probes
+    }
 }
 
 /// The `allowed_fields` filter; `None` when there is nothing to filter.
@@ -872,7 +942,12 @@ struct CachedKey<'a> {
 struct KeyCache<'a> {
     entries: Vec<CachedKey<'a>>,
     next: usize,
+    /// Look-ups missed in a row.
+    misses: usize,
 }
+
+/// After this many misses in a row, one miss in this many scans the cache.
+const MAX_MISS_STREAK: usize = 32;
 
 impl<'a> KeyCache<'a> {
     #[inline(always)]
@@ -884,8 +959,24 @@ impl<'a> KeyCache<'a> {
         // Keys tend to come in the same order: try the slot after the last hit first.
         let index = match self.entries.get(self.next) {
             Some(e) if hit(e) => self.next,
-            _ => self.entries.iter().position(hit)?,
+            _ => {
+                // A long run of misses (objects of ever new keys): scan the
+                // full cache only now and then, so that a miss costs a
+                // constant, not a scan of every cached key.
+                if self.misses >= MAX_MISS_STREAK && self.misses % MAX_MISS_STREAK != 0 {
+                    self.misses += 1;
+                    return None;
+                }
+                match self.entries.iter().position(hit) {
+                    Some(index) => index,
+                    None => {
+                        self.misses += 1;
+                        return None;
+                    }
+                }
+            }
         };
+        self.misses = 0;
         self.next = index + 1;
         self.entries.get(index).map(|e| e.action)
     }

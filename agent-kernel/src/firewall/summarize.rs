@@ -2,7 +2,8 @@
 //! data (no model involved). The same input always gives the same facts.
 //!
 //! - array whose first element is an object: `Total rows: N`, `Top keys: …`
-//!   (the most frequent keys of the first 10 rows, at most 10), then
+//!   (the most frequent keys of the first 10 rows, at most 10; only the first
+//!   4 096 keys of a row compete), then
 //!   `key: min=…, max=…, avg=…` for up to 5 numeric top keys, then
 //!   `key distribution: a=1, b=2` for up to 5 top keys holding 2 to 10
 //!   distinct string (or boolean) values;
@@ -24,6 +25,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use super::redaction::{Entry, RedactedValue};
 
@@ -32,7 +34,13 @@ pub const MAX_FACTS: usize = 20;
 
 /// Rows whose keys decide the top keys.
 pub(crate) const TOP_KEY_SAMPLE_ROWS: usize = 10;
+/// Keys of each sample row that compete for the top keys: the count stays
+/// in a small table, which keeps its cost linear in practice too (a table
+/// of every key of ten rows of 20 000 keys falls out of the CPU caches).
+pub(crate) const TOP_KEY_SAMPLE_KEYS: usize = 4096;
 const MAX_TOP_KEYS: usize = 10;
+// `RowFacts::observe` tracks the columns in a `u32` bit set.
+const _: () = assert!(MAX_TOP_KEYS <= 32);
 const MAX_NUMERIC_FACTS: usize = 5;
 const MAX_DISTRIBUTION_FACTS: usize = 5;
 const MAX_DISTINCT: usize = 10;
@@ -104,18 +112,6 @@ impl<'k, 'a> Column<'k, 'a> {
         }
     }
 
-    /// This column's value in `entries` (trying the last row's position first).
-    fn find<'e>(&mut self, entries: &'e [Entry<'a>]) -> Option<&'e RedactedValue<'a>> {
-        if let Some((k, v)) = entries.get(self.hint)
-            && k == self.key
-        {
-            return Some(v);
-        }
-        let pos = entries.iter().position(|(k, _)| k == self.key)?;
-        self.hint = pos;
-        entries.get(pos).map(|(_, v)| v)
-    }
-
     fn observe(&mut self, value: &RedactedValue<'a>) {
         let number = match value {
             RedactedValue::Scalar(Value::Number(n)) => n.as_f64(),
@@ -162,13 +158,28 @@ pub(crate) struct RowFacts<'k, 'a> {
 impl<'k, 'a> RowFacts<'k, 'a> {
     /// Starts with `Total rows` and `Top keys`, from the first (up to 10) rows.
     pub(crate) fn new(total_rows: usize, first_rows: &'k [RedactedValue<'a>]) -> Self {
-        let mut key_counts: Vec<(&'k str, usize)> = Vec::new();
-        for row in first_rows.iter().take(TOP_KEY_SAMPLE_ROWS) {
+        // Counts in first-seen order; the index finds a key's count in
+        // constant time, however many keys the rows have.
+        let sample = first_rows.get(..TOP_KEY_SAMPLE_ROWS).unwrap_or(first_rows);
+        let keys: usize = sample
+            .iter()
+            .map(|row| match row {
+                RedactedValue::Object(entries) => entries.len().min(TOP_KEY_SAMPLE_KEYS),
+                _ => 0,
+            })
+            .sum();
+        let mut key_counts: Vec<(&'k str, usize)> = Vec::with_capacity(keys);
+        let mut index: HashMap<&'k str, usize> = HashMap::with_capacity(keys);
+        for row in sample {
             if let RedactedValue::Object(entries) = row {
-                for (key, _) in entries {
-                    match key_counts.iter_mut().find(|(k, _)| *k == key.as_ref()) {
+                for (key, _) in entries.iter().take(TOP_KEY_SAMPLE_KEYS) {
+                    let key: &'k str = key;
+                    match index.get(key).and_then(|&i| key_counts.get_mut(i)) {
                         Some(entry) => entry.1 += 1,
-                        None => key_counts.push((key, 1)),
+                        None => {
+                            index.insert(key, key_counts.len());
+                            key_counts.push((key, 1));
+                        }
                     }
                 }
             }
@@ -189,15 +200,36 @@ impl<'k, 'a> RowFacts<'k, 'a> {
         }
     }
 
-    /// Accounts for one row's entries.
+    /// Accounts for one row's entries: each column at its position in the
+    /// last row if it is still there, else all the others in one pass over
+    /// the entries (not one pass per column: rows of many keys are read
+    /// once).
     pub(crate) fn observe(&mut self, entries: &[Entry<'a>]) {
-        for column in &mut self.columns {
+        // Bit i: column i is still to be found in this row.
+        let mut pending = 0u32;
+        for (i, column) in self.columns.iter_mut().enumerate() {
             // Neither numeric nor categorical any more: nothing left to learn.
             if !column.numeric && column.too_many {
                 continue;
             }
-            if let Some(value) = column.find(entries) {
-                column.observe(value);
+            match entries.get(column.hint) {
+                Some((k, v)) if k == column.key => column.observe(v),
+                _ => pending |= 1 << i,
+            }
+        }
+        if pending == 0 {
+            return;
+        }
+        for (pos, (key, value)) in entries.iter().enumerate() {
+            for (i, column) in self.columns.iter_mut().enumerate() {
+                if pending & (1 << i) != 0 && key == column.key {
+                    pending &= !(1 << i);
+                    column.hint = pos;
+                    column.observe(value);
+                }
+            }
+            if pending == 0 {
+                break;
             }
         }
     }
