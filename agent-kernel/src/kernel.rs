@@ -777,11 +777,12 @@ impl Kernel {
                 // Every refusal is audited, token failures included. An
                 // unverified token's ids are the caller's text: recorded only
                 // in the kernel's shapes (`_INVALID`, `_OTHER` otherwise).
-                if err.is_token_error() || self.registry.get(&trace.capability_id).is_err() {
+                let registered = self.registry.get(&trace.capability_id).is_ok();
+                if err.is_token_error() || !registered {
                     trace.token_id = ids::for_telemetry(&trace.token_id).to_owned();
-                    if self.registry.get(&trace.capability_id).is_err() {
-                        OTHER.clone_into(&mut trace.capability_id);
-                    }
+                }
+                if !registered {
+                    OTHER.clone_into(&mut trace.capability_id);
                 }
                 trace.error = Some(err.to_string());
                 trace.denial_category = err.denial_category();
@@ -1623,20 +1624,8 @@ pub fn args(value: Value) -> Result<Args> {
         // The value is the caller's: named by its JSON type, never quoted.
         other => Err(KernelError::invalid_argument(format!(
             "invocation args must be a JSON object, got {}",
-            json_type(&other)
+            crate::types::json_kind(&other)
         ))),
-    }
-}
-
-/// The JSON type of `value`, for errors that must not quote it.
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
