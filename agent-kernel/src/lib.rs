@@ -47,9 +47,7 @@ pub use error::{DenialCategory, KernelError, Result};
 pub use firewall::{Budgets, Firewall, FirewallOutput, FirewallRequest, FirewallStats};
 pub use handle::{DEFAULT_HANDLE_TTL, DEFAULT_MAX_HANDLES, HandleOwner, HandleStore, StoredResult};
 pub use ids::{INVALID_ID, is_kernel_id};
-pub use kernel::{
-    Authorization, ExpandQuery, InvokeRequest, Kernel, KernelBuilder, OFFLOAD_WEIGHT, args,
-};
+pub use kernel::{ExpandQuery, InvokeRequest, Kernel, KernelBuilder, OFFLOAD_WEIGHT, args};
 pub use policy::{
     DefaultPolicyEngine, DefaultPolicyEngineBuilder, InvokeDecision, PolicyEngine, RateLimit,
     RateLimits,

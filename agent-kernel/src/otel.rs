@@ -20,8 +20,8 @@ use crate::driver::DriverError;
 use crate::error::{DenialCategory, KernelError};
 use crate::firewall::Redactor;
 use crate::kernel::Kernel;
-use crate::registry::CapabilityRegistry;
-use crate::types::{Capability, ResponseMode, SafetyClass, SensitivityTag};
+use crate::registry::Resolved;
+use crate::types::{ResponseMode, SafetyClass, SensitivityTag};
 
 /// Span names, attribute keys, metric names and label keys of the telemetry
 /// contract (`docs/telemetry.md`). The `#[kernel_span]` attributes on the
@@ -132,65 +132,57 @@ static_attr_value!(ResponseMode, SafetyClass, SensitivityTag, DenialCategory);
 
 /// The bounded label values telemetry records for one capability: its id
 /// (shared with the registry, not copied) or `_OTHER` when it is not
-/// registered, its safety class and its sensitivity. A borrowed view of the
-/// registry entry, looked up once per call and small enough to travel in the
-/// invoke future.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CapabilityLabels<'a> {
-    registered: Option<(&'a Capability, &'a Arc<str>)>,
-}
-
+/// registered, its safety class and its sensitivity.
 #[cfg_attr(not(feature = "otel"), allow(dead_code))]
-impl<'a> CapabilityLabels<'a> {
-    /// The labels of `capability_id` in `registry`.
-    pub(crate) fn of(registry: &'a CapabilityRegistry, capability_id: &str) -> Self {
-        CapabilityLabels {
-            registered: registry.get_labelled(capability_id),
-        }
-    }
-
-    /// The labels when telemetry is on, looked up before the span starts so
-    /// that its attributes, its metric labels and the policy span share one
-    /// look-up; `None` when off (nothing will read them).
-    pub(crate) fn if_enabled(
-        registry: &'a CapabilityRegistry,
-        capability_id: &str,
-    ) -> Option<Self> {
-        agent_kernel_otel::is_enabled().then(|| Self::of(registry, capability_id))
-    }
-
-    /// `labels`, or a fresh look-up when telemetry was switched on after
-    /// they were (not) looked up.
-    pub(crate) fn or_lookup(
-        labels: Option<Self>,
-        registry: &'a CapabilityRegistry,
-        capability_id: &str,
-    ) -> Self {
-        labels.unwrap_or_else(|| Self::of(registry, capability_id))
-    }
-
+impl Resolved<'_> {
     /// `agent_kernel.capability_id` (and `gen_ai.tool.name`).
-    pub(crate) fn capability_id(self) -> AttrValue<'static> {
-        match self.registered {
-            Some((_, label)) => AttrValue::Shared(Arc::clone(label)),
+    pub(crate) fn capability_id_attr(self) -> AttrValue<'static> {
+        match self.label() {
+            Some(label) => AttrValue::Shared(Arc::clone(label)),
             None => AttrValue::Static(keys::OTHER),
         }
     }
 
     /// `agent_kernel.safety_class`.
-    pub(crate) fn safety_class(self) -> AttrValue<'static> {
+    pub(crate) fn safety_class_attr(self) -> AttrValue<'static> {
         AttrValue::Static(
-            self.registered
-                .map_or(keys::OTHER, |(c, _)| c.safety_class.as_str()),
+            self.capability()
+                .map_or(keys::OTHER, |c| c.safety_class.as_str()),
         )
     }
 
     /// `agent_kernel.sensitivity`.
-    pub(crate) fn sensitivity(self) -> AttrValue<'static> {
+    pub(crate) fn sensitivity_attr(self) -> AttrValue<'static> {
         AttrValue::Static(
-            self.registered
-                .map_or(keys::OTHER, |(c, _)| c.sensitivity.as_str()),
+            self.capability()
+                .map_or(keys::OTHER, |c| c.sensitivity.as_str()),
         )
+    }
+}
+
+/// `decision` of an `agent_kernel.policy.evaluate` span, from its result.
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
+pub(crate) fn decision_label<T>(outcome: &Result<T, KernelError>) -> AttrValue<'static> {
+    AttrValue::Static(if outcome.is_ok() { "allow" } else { "deny" })
+}
+
+/// `reason_category` of an `agent_kernel.policy.evaluate` span: the denial
+/// category of a denied evaluation (token errors have none).
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
+pub(crate) fn reason_category_label<T>(outcome: &Result<T, KernelError>) -> Option<DenialCategory> {
+    outcome
+        .as_ref()
+        .err()
+        .and_then(KernelError::denial_category)
+}
+
+/// The W3C trace and span ids of the span current on this thread, for an
+/// audit record (none while telemetry is off, or outside any span).
+pub(crate) fn current_span_ids() -> (Option<String>, Option<String>) {
+    if agent_kernel_otel::is_enabled() {
+        agent_kernel_otel::current_trace_ids().unzip()
+    } else {
+        (None, None)
     }
 }
 

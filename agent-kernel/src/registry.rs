@@ -19,6 +19,33 @@ struct Entry {
     corpus: String,
 }
 
+/// A capability id looked up in the registry: the entry when registered.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resolved<'a> {
+    entry: Option<&'a Entry>,
+}
+
+impl<'a> Resolved<'a> {
+    /// The capability, when registered.
+    pub(crate) fn capability(self) -> Option<&'a Arc<Capability>> {
+        self.entry.map(|e| &e.capability)
+    }
+
+    /// The capability's id as a shared string (telemetry records it on
+    /// every call without copying it), when registered.
+    pub(crate) fn label(self) -> Option<&'a Arc<str>> {
+        self.entry.map(|e| &e.label)
+    }
+
+    /// The capability, or [`KernelError::CapabilityNotFound`] naming `capability_id`.
+    pub(crate) fn require(self, capability_id: &str) -> Result<&'a Arc<Capability>> {
+        self.capability()
+            .ok_or_else(|| KernelError::CapabilityNotFound {
+                capability_id: capability_id.to_owned(),
+            })
+    }
+}
+
 /// Stores capabilities by id, in registration order.
 ///
 /// ```
@@ -98,12 +125,15 @@ impl CapabilityRegistry {
             })
     }
 
-    /// A registered capability and its id as a shared string (for telemetry).
-    pub(crate) fn get_labelled(&self, capability_id: &str) -> Option<(&Capability, &Arc<str>)> {
-        self.by_id
-            .get(capability_id)
-            .and_then(|&i| self.entries.get(i))
-            .map(|e| (&*e.capability, &e.label))
+    /// The registry entry of `capability_id`, looked up once per call and
+    /// passed by reference to the stages (and the spans) that need it.
+    pub(crate) fn resolve(&self, capability_id: &str) -> Resolved<'_> {
+        Resolved {
+            entry: self
+                .by_id
+                .get(capability_id)
+                .and_then(|&i| self.entries.get(i)),
+        }
     }
 
     /// Whether a capability with this id is registered.

@@ -182,6 +182,14 @@ pub struct Capability {
 }
 
 impl Capability {
+    /// The operation a driver runs for this capability: its
+    /// [`impl_ref`](Self::impl_ref)'s, else the capability id.
+    pub fn operation(&self) -> &str {
+        self.impl_ref
+            .as_ref()
+            .map_or(self.capability_id.as_str(), |r| r.operation.as_str())
+    }
+
     /// A capability with no sensitivity, no allowed-field list, no tags and no implementation reference.
     pub fn new(
         capability_id: impl Into<String>,

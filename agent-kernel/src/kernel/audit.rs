@@ -1,0 +1,225 @@
+//! The audit guard: the one place an audit record is written.
+//!
+//! An [`AuditGuard`] owns its record from the moment a call reaches the
+//! kernel and records it exactly once: when the call is refused, when every
+//! driver failed, when it succeeds, or — if the call's future is dropped
+//! first — as cancelled. The finished record goes to the trace store
+//! synchronously, before the caller sees the result.
+
+use std::time::Instant;
+
+use super::request::InvokeRequest;
+use crate::error::KernelError;
+use crate::ids;
+use crate::otel::keys::OTHER;
+use crate::registry::Resolved;
+use crate::trace::TraceStore;
+use crate::types::{ActionTrace, Args, Frame, ResponseMode, TraceOutcome};
+
+/// An audit record in flight (see the [module docs](self)).
+pub(super) struct AuditGuard<'k> {
+    sink: &'k TraceStore,
+    started: Instant,
+    record: Option<ActionTrace>,
+    /// Whether the call has begun: a call dropped before it began (an
+    /// invoke future never polled) did nothing, and leaves no record.
+    begun: bool,
+}
+
+impl<'k> AuditGuard<'k> {
+    /// Opens the record of one invocation. The arguments are the record's
+    /// own copy (the store redacts them as it records); drivers read the
+    /// request's.
+    pub(super) fn invocation(
+        sink: &'k TraceStore,
+        request: &InvokeRequest<'_>,
+        action_id: String,
+        invoked_at: crate::time::Timestamp,
+    ) -> Self {
+        Self::open(
+            sink,
+            ActionTrace {
+                action_id,
+                capability_id: request.token.capability_id.clone(),
+                principal_id: request.principal.principal_id.clone(),
+                token_id: request.token.token_id.clone(),
+                invoked_at,
+                args: request.args.clone(),
+                requested_mode: request.response_mode,
+                response_mode: request.response_mode,
+                driver_id: String::new(),
+                handle_id: None,
+                session_id: request.session_id.map(str::to_owned),
+                error: None,
+                denial_category: None,
+                outcome: TraceOutcome::Success,
+                duration: None,
+                trace_id: None,
+                span_id: None,
+            },
+        )
+    }
+
+    /// Opens a record that is not an invocation's (a refused grant, an
+    /// expansion), already filled in.
+    pub(super) fn open(sink: &'k TraceStore, record: ActionTrace) -> Self {
+        AuditGuard {
+            sink,
+            started: Instant::now(),
+            record: Some(record),
+            begun: false,
+        }
+    }
+
+    /// The record's action id.
+    pub(super) fn action_id(&self) -> &str {
+        self.record.as_ref().map_or("", |r| r.action_id.as_str())
+    }
+
+    /// When the call reached the kernel.
+    pub(super) fn invoked_at(&self) -> crate::time::Timestamp {
+        self.record
+            .as_ref()
+            .map_or(crate::time::Timestamp::default(), |r| r.invoked_at)
+    }
+
+    /// The call begins: from now on a drop records it as cancelled. Also
+    /// correlation both ways: the span carries the action id, the record the
+    /// ids of the span current where this is called (none while telemetry
+    /// is off).
+    pub(super) fn begin(&mut self) {
+        self.begun = true;
+        if let Some(record) = &mut self.record {
+            (record.trace_id, record.span_id) = crate::otel::current_span_ids();
+        }
+    }
+
+    /// Fills in what a stage learns (an expansion's token and session).
+    pub(super) fn fill(&mut self, update: impl FnOnce(&mut ActionTrace)) {
+        if let Some(record) = &mut self.record {
+            update(record);
+        }
+    }
+
+    /// Records a refusal and gives the error back. An unverified token's ids
+    /// are the caller's text: recorded only in the kernel's shapes
+    /// (`_INVALID`); an unregistered capability as `_OTHER`.
+    pub(super) fn refused(mut self, err: KernelError, target: Resolved<'_>) -> KernelError {
+        if let Some(record) = &mut self.record {
+            let registered = target.capability().is_some();
+            if err.is_token_error() || !registered {
+                record.token_id = ids::for_telemetry(&record.token_id).to_owned();
+            }
+            if !registered {
+                OTHER.clone_into(&mut record.capability_id);
+            }
+        }
+        self.finish(TraceOutcome::Denied, Some(&err), |_| {});
+        err
+    }
+
+    /// Records a call that failed after its checks: every driver failed
+    /// (`DriverError`), or the frame was refused (a denial).
+    pub(super) fn failed(self, err: KernelError, driver_id: String) -> KernelError {
+        let outcome = if err.denial_category().is_some() {
+            TraceOutcome::Denied
+        } else {
+            TraceOutcome::DriverError
+        };
+        self.finish(outcome, Some(&err), |record| record.driver_id = driver_id);
+        err
+    }
+
+    /// Records the mode decided by authorization (before the driver runs,
+    /// so that a cancelled call's record has it too).
+    pub(super) fn set_mode(&mut self, mode: ResponseMode) {
+        if let Some(record) = &mut self.record {
+            record.response_mode = mode;
+        }
+    }
+
+    /// Records a served invocation.
+    pub(super) fn served(self, frame: &Frame, driver_id: &str) {
+        self.finish(TraceOutcome::Success, None, |record| {
+            driver_id.clone_into(&mut record.driver_id);
+            record.handle_id = frame.handle.as_ref().map(|h| h.handle_id.clone());
+            record.response_mode = frame.response_mode;
+        });
+    }
+
+    /// Records the outcome of a call whose record a stage filled in.
+    pub(super) fn close(self, err: Option<&KernelError>) {
+        let outcome = if err.is_some() {
+            TraceOutcome::Denied
+        } else {
+            TraceOutcome::Success
+        };
+        self.finish(outcome, err, |_| {});
+    }
+
+    fn finish(
+        mut self,
+        outcome: TraceOutcome,
+        err: Option<&KernelError>,
+        update: impl FnOnce(&mut ActionTrace),
+    ) {
+        if let Some(mut record) = self.record.take() {
+            record.outcome = outcome;
+            if let Some(err) = err {
+                record.error = Some(err.to_string());
+                record.denial_category = err.denial_category();
+            }
+            update(&mut record);
+            record.duration = Some(self.started.elapsed());
+            self.sink.record(record);
+        }
+    }
+}
+
+impl Drop for AuditGuard<'_> {
+    fn drop(&mut self) {
+        if !self.begun {
+            return;
+        }
+        if let Some(mut record) = self.record.take() {
+            record.outcome = TraceOutcome::Cancelled;
+            record.error = Some("invocation was cancelled before it completed".to_owned());
+            record.duration = Some(self.started.elapsed());
+            self.sink.record(record);
+        }
+    }
+}
+
+/// The record of a refused grant: no token, no driver; the requested
+/// constraints as its arguments (redacted by the store), the capability id
+/// only if it is registered.
+pub(super) fn refused_grant(
+    request: &crate::types::CapabilityRequest,
+    principal: &crate::types::Principal,
+    registered: bool,
+    invoked_at: crate::time::Timestamp,
+) -> ActionTrace {
+    ActionTrace {
+        action_id: ids::new_id(),
+        capability_id: if registered {
+            request.capability_id.clone()
+        } else {
+            OTHER.to_owned()
+        },
+        principal_id: principal.principal_id.clone(),
+        token_id: String::new(),
+        invoked_at,
+        args: request.constraints.clone().into_iter().collect::<Args>(),
+        requested_mode: ResponseMode::Summary,
+        response_mode: ResponseMode::Summary,
+        driver_id: String::new(),
+        handle_id: None,
+        session_id: None,
+        error: None,
+        denial_category: None,
+        outcome: TraceOutcome::Denied,
+        duration: None,
+        trace_id: None,
+        span_id: None,
+    }
+}

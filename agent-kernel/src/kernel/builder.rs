@@ -1,0 +1,216 @@
+//! [`KernelBuilder`]: the kernel's parts, each with a default.
+
+use std::fmt;
+use std::sync::Arc;
+
+use agent_kernel_otel::Telemetry;
+
+use super::Kernel;
+use super::route::DriverTable;
+use crate::budget::BudgetManager;
+use crate::caller_ids::CallerIdRecording;
+use crate::driver::Driver;
+use crate::error::{KernelError, Result};
+use crate::firewall::{Budgets, Firewall};
+use crate::handle::HandleStore;
+use crate::otel::TelemetrySlot;
+use crate::policy::{DefaultPolicyEngine, PolicyEngine};
+use crate::registry::CapabilityRegistry;
+use crate::router::{Router, StaticRouter};
+use crate::time::{Clock, SystemClock};
+use crate::token::HmacTokenProvider;
+use crate::trace::TraceStore;
+
+/// Builder for [`Kernel`].
+pub struct KernelBuilder {
+    registry: CapabilityRegistry,
+    policy: Option<Arc<dyn PolicyEngine>>,
+    tokens: Option<HmacTokenProvider>,
+    secret: Option<Vec<u8>>,
+    router: Option<Arc<dyn Router>>,
+    limits: Budgets,
+    handles: Option<HandleStore>,
+    traces: Option<TraceStore>,
+    sessions: Option<BudgetManager>,
+    clock: Option<Arc<dyn Clock>>,
+    drivers: Vec<Arc<dyn Driver>>,
+    caller_ids: CallerIdRecording,
+    telemetry: Option<Telemetry>,
+}
+
+impl fmt::Debug for KernelBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KernelBuilder")
+            .field("capabilities", &self.registry.len())
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl KernelBuilder {
+    /// The policy engine (default: [`DefaultPolicyEngine`] on the kernel's clock).
+    #[must_use]
+    pub fn policy(mut self, policy: impl PolicyEngine + 'static) -> Self {
+        self.policy = Some(Arc::new(policy));
+        self
+    }
+
+    /// A ready token provider (overrides [`secret`](Self::secret)).
+    #[must_use]
+    pub fn token_provider(mut self, tokens: HmacTokenProvider) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// The HMAC secret (default: `AGENT_KERNEL_SECRET`, else a random dev secret).
+    #[must_use]
+    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.secret = Some(secret.as_ref().to_vec());
+        self
+    }
+
+    /// The router (default: [`StaticRouter`] with only the `["memory"]` fallback).
+    #[must_use]
+    pub fn router(mut self, router: impl Router + 'static) -> Self {
+        self.router = Some(Arc::new(router));
+        self
+    }
+
+    /// Firewall budgets (default 50 rows / 20 fields / 4 000 chars / depth 3).
+    #[must_use]
+    pub fn budgets(mut self, budgets: Budgets) -> Self {
+        self.limits = budgets;
+        self
+    }
+
+    /// The handle store (default: 1 h TTL, 10 000 entries, kernel clock).
+    #[must_use]
+    pub fn handle_store(mut self, handles: HandleStore) -> Self {
+        self.handles = Some(handles);
+        self
+    }
+
+    /// The trace store (default: 10 000 traces).
+    #[must_use]
+    pub fn trace_store(mut self, traces: TraceStore) -> Self {
+        self.traces = Some(traces);
+        self
+    }
+
+    /// The session budget manager (default: 100 000 tokens per session).
+    #[must_use]
+    pub fn budget_manager(mut self, sessions: BudgetManager) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    /// The clock given to the components this builder creates (default: system clock).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// How principal and session ids — strings the application supplies,
+    /// possibly personal data — are recorded in spans, metric labels and log
+    /// lines: as given (the default), as keyed pseudonyms, or not at all (see
+    /// [`CallerIdRecording`]). A pseudonym key equal to the token-signing
+    /// secret is refused by [`build`](Self::build).
+    #[must_use]
+    pub fn caller_ids(mut self, recording: CallerIdRecording) -> Self {
+        self.caller_ids = recording;
+        self
+    }
+
+    /// The telemetry binding the kernel reports to (default: the
+    /// OpenTelemetry globals, read lazily). With a binding given here,
+    /// [`build`](Self::build) also instruments the kernel (switch on, budget
+    /// gauge registered) for as long as it lives, as
+    /// [`instrument_kernel_with`](crate::otel::instrument_kernel_with) would;
+    /// calling that again with the same binding returns the same hook.
+    /// Without the `otel` feature it records nothing.
+    #[must_use]
+    pub fn telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = Some(telemetry);
+        self
+    }
+
+    /// Registers a driver at construction.
+    #[must_use]
+    pub fn driver(mut self, driver: impl Driver + 'static) -> Self {
+        self.drivers.push(Arc::new(driver));
+        self
+    }
+
+    /// Builds the kernel. An empty secret, or a pseudonym key
+    /// ([`caller_ids`](Self::caller_ids)) that is the token-signing secret, is
+    /// [`KernelError::InvalidConfig`].
+    pub fn build(self) -> Result<Kernel> {
+        let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let tokens = match (self.tokens, self.secret) {
+            (Some(t), _) => t,
+            (None, Some(secret)) => HmacTokenProvider::new(secret)?.with_clock(Arc::clone(&clock)),
+            (None, None) => HmacTokenProvider::from_env()?.with_clock(Arc::clone(&clock)),
+        };
+        if let CallerIdRecording::Pseudonymized(key) = &self.caller_ids {
+            if tokens.signs_with(key) {
+                return Err(KernelError::InvalidConfig {
+                    message:
+                        "the pseudonym key for caller ids must not be the token-signing secret"
+                            .to_owned(),
+                });
+            }
+        }
+        let policy: Arc<dyn PolicyEngine> = match self.policy {
+            Some(p) => p,
+            None => Arc::new(
+                DefaultPolicyEngine::builder()
+                    .clock(Arc::clone(&clock))
+                    .build()?,
+            ),
+        };
+        let mut kernel = Kernel {
+            registry: self.registry,
+            policy,
+            tokens,
+            router: self.router.unwrap_or_else(|| Arc::new(StaticRouter::new())),
+            firewall: Firewall::new(Budgets { ..self.limits }),
+            limits: self.limits,
+            handles: self
+                .handles
+                .unwrap_or_else(|| HandleStore::new().with_clock(Arc::clone(&clock))),
+            traces: self.traces.unwrap_or_default(),
+            sessions: self.sessions.unwrap_or_default(),
+            drivers: DriverTable::new(self.drivers),
+            clock,
+            telemetry: Arc::<TelemetrySlot>::default(),
+            caller_ids: self.caller_ids,
+            instrumentation: None,
+        };
+        if let Some(telemetry) = self.telemetry {
+            kernel.instrumentation = Some(crate::otel::instrument_kernel_with(&kernel, telemetry));
+        }
+        Ok(kernel)
+    }
+}
+
+impl Kernel {
+    /// A builder over `registry`.
+    pub fn builder(registry: CapabilityRegistry) -> KernelBuilder {
+        KernelBuilder {
+            registry,
+            policy: None,
+            tokens: None,
+            secret: None,
+            router: None,
+            limits: Budgets::default(),
+            handles: None,
+            traces: None,
+            sessions: None,
+            clock: None,
+            drivers: Vec::new(),
+            caller_ids: CallerIdRecording::AsGiven,
+            telemetry: None,
+        }
+    }
+}
