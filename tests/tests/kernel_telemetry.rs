@@ -1148,3 +1148,54 @@ fn instrumenting_is_idempotent_and_per_kernel() {
         "unhooked kernel reports to the (no-op) globals"
     );
 }
+
+#[test]
+fn a_binding_given_to_the_builder_needs_no_instrument_call() {
+    let cap = Capture::new();
+    let fx = Fixture::with(Options {
+        telemetry: Some(cap.telemetry()),
+        ..Options::default()
+    });
+    assert!(fx.kernel.telemetry().same_binding(&cap.telemetry()));
+    let token = fx.token(LIST, &fx.analyst);
+    let frame = invoke(
+        &fx,
+        InvokeRequest::new(&token, &fx.analyst).with_session("s-built"),
+    )
+    .unwrap();
+    // The whole tree, the per-call metrics and the budget gauge go to the
+    // builder's providers.
+    let all = cap.spans();
+    let root = invoke_span(&all, &frame.action_id);
+    for stage in [
+        k::SPAN_POLICY_EVALUATE,
+        k::SPAN_DRIVER_EXECUTE,
+        k::SPAN_FIREWALL_APPLY,
+    ] {
+        let spans = in_trace(&all, &root.trace_id, stage);
+        assert_eq!(spans.len(), 1, "{stage}: {all:?}");
+        assert!(root.is_parent_of(spans[0]), "{stage}");
+    }
+    let labels = [
+        (k::LABEL_CAPABILITY_ID, LIST),
+        (k::LABEL_SAFETY_CLASS, "READ"),
+        (k::LABEL_STATUS, "success"),
+    ];
+    assert_eq!(cap.count(k::METRIC_INVOCATIONS, &labels), 1);
+    let used = fx.kernel.budget().usage("s-built").unwrap().used;
+    assert_eq!(
+        cap.count(
+            k::METRIC_BUDGET_CONSUMED,
+            &[(k::LABEL_SESSION_ID, "s-built")]
+        ),
+        used
+    );
+    // instrument_kernel_with the same binding is an idempotent rebind: it
+    // returns the builder's hook, and dropping that copy unhooks nothing.
+    let again = instrument_kernel_with(&fx.kernel, cap.telemetry());
+    assert!(again.telemetry().same_binding(&cap.telemetry()));
+    drop(again);
+    assert!(fx.kernel.telemetry().same_binding(&cap.telemetry()));
+    invoke(&fx, InvokeRequest::new(&token, &fx.analyst)).unwrap();
+    assert_eq!(named(&cap.spans(), k::SPAN_INVOKE).len(), 2);
+}

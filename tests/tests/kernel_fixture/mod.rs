@@ -70,6 +70,8 @@ pub struct Options {
     pub budget: BudgetConfig,
     /// How principal and session ids are recorded.
     pub caller_ids: CallerIdRecording,
+    /// A telemetry binding given to the builder (`KernelBuilder::telemetry`).
+    pub telemetry: Option<agent_kernel_otel::Telemetry>,
 }
 
 impl Default for Options {
@@ -78,6 +80,7 @@ impl Default for Options {
             read_limit: 1_000_000,
             budget: BudgetConfig::default(),
             caller_ids: CallerIdRecording::AsGiven,
+            telemetry: None,
         }
     }
 }
@@ -140,7 +143,11 @@ impl Fixture {
                 move |_ctx| Ok::<_, String>(Arc::clone(&rows))
             })
             .with_handler(REFUND, |_ctx| Ok::<_, String>(json!({"refunded": true})));
-        let kernel = Kernel::builder(registry)
+        let builder = match options.telemetry {
+            Some(telemetry) => Kernel::builder(registry).telemetry(telemetry),
+            None => Kernel::builder(registry),
+        };
+        let kernel = builder
             .secret(SECRET)
             .clock(dyn_clock)
             .policy(policy)
