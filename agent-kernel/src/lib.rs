@@ -29,6 +29,7 @@ pub mod policy;
 mod rate;
 mod registry;
 mod router;
+mod stats;
 mod time;
 mod token;
 pub mod trace;
@@ -54,6 +55,7 @@ pub use policy::{
 };
 pub use registry::{CapabilityRegistry, DEFAULT_MAX_RESULTS};
 pub use router::{Router, StaticRouter};
+pub use stats::KernelStats;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use token::{CapabilityToken, DEFAULT_TOKEN_TTL, HmacTokenProvider, SECRET_ENV};
 pub use trace::{DEFAULT_TRACE_CAPACITY, ImportReport, LineError, TraceStore};

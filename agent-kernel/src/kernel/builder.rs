@@ -185,6 +185,7 @@ impl KernelBuilder {
             clock,
             telemetry: Arc::<TelemetrySlot>::default(),
             caller_ids: self.caller_ids,
+            stats: crate::stats::Stats::default(),
             instrumentation: None,
         };
         if let Some(telemetry) = self.telemetry {

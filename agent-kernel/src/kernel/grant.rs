@@ -90,7 +90,7 @@ impl Kernel {
                     target.capability().is_some(),
                     self.clock.now(),
                 );
-                let mut audit = AuditGuard::open(&self.traces, record);
+                let mut audit = AuditGuard::open(self.audit_sink(), record);
                 audit.begin();
                 audit.close(Some(&err));
                 return Err(err);

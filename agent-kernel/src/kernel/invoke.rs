@@ -33,6 +33,8 @@ pub(super) struct Authorization {
     pub(super) reservation: Option<Reservation>,
     /// Notes for the frame about mode changes.
     pub(super) warnings: Vec<String>,
+    /// Whether the mode was escalated because the session's budget runs low.
+    pub(super) escalated: bool,
 }
 
 impl Kernel {
@@ -71,7 +73,7 @@ impl Kernel {
         request: InvokeRequest<'a>,
     ) -> impl Future<Output = Result<Frame>> + Send + 'a {
         let target = self.registry.resolve(&request.token.capability_id);
-        let audit = AuditGuard::invocation(&self.traces, &request, new_id(), self.clock.now());
+        let audit = AuditGuard::invocation(self.audit_sink(), &request, new_id(), self.clock.now());
         self.run_invocation(request, target, audit)
     }
 
@@ -123,6 +125,7 @@ impl Kernel {
             Err(err) => return Err(audit.refused(err, target)),
         };
         audit.set_mode(auth.mode);
+        audit.note(|facts| facts.escalated = auth.escalated);
         let ctx = ExecutionContext {
             capability_id: &request.token.capability_id,
             principal_id: &request.principal.principal_id,
@@ -133,12 +136,16 @@ impl Kernel {
         };
         let served = match self.execute_route(&ctx).await {
             Ok(served) => served,
-            Err(failure) => return Err(audit.failed(failure.error, failure.last_driver)),
+            Err(failure) => {
+                audit.note(|facts| facts.fallbacks = failure.fallbacks);
+                return Err(audit.failed(failure.error, failure.last_driver));
+            }
         };
+        audit.note(|facts| facts.fallbacks = served.fallbacks);
         // The serving driver is known only once the route has run.
         record("driver_id", &served.driver.label);
         let driver_id = served.driver.driver.driver_id();
-        match self.shape(&request, target, auth, &served.raw, &audit) {
+        match self.shape(&request, target, auth, &served.raw, &mut audit) {
             Ok(frame) => {
                 audit.served(&frame, driver_id);
                 Ok(frame)
@@ -186,6 +193,7 @@ impl Kernel {
             warnings.push("raw mode requires admin role; falling back to summary.".to_owned());
             mode = ResponseMode::Summary;
         }
+        let mut escalated = false;
         let reservation = match request.session_id {
             Some(session) => {
                 let suggested = self.sessions.suggested_mode(session, mode);
@@ -194,6 +202,7 @@ impl Kernel {
                         "session budget is running low; response mode escalated from {mode} to {suggested}."
                     ));
                     mode = suggested;
+                    escalated = true;
                 }
                 Some(self.sessions.allocate(session, None)?)
             }
@@ -205,6 +214,7 @@ impl Kernel {
             mode,
             reservation,
             warnings,
+            escalated,
         })
     }
 }

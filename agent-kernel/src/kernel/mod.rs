@@ -95,6 +95,8 @@ pub struct Kernel {
     clock: Arc<dyn Clock>,
     telemetry: Arc<TelemetrySlot>,
     caller_ids: CallerIdRecording,
+    /// Counters of outcomes, counted where the audit guard records.
+    stats: crate::stats::Stats,
     /// The hook of a binding given to the builder, alive as long as the kernel.
     instrumentation: Option<crate::otel::Instrumentation>,
 }
@@ -211,6 +213,20 @@ impl Kernel {
     /// The policy engine.
     pub fn policy(&self) -> &dyn PolicyEngine {
         self.policy.as_ref()
+    }
+
+    /// A snapshot of the kernel's counters (see [`KernelStats`](crate::KernelStats));
+    /// works without the `otel` feature.
+    pub fn stats(&self) -> crate::stats::KernelStats {
+        self.stats.snapshot()
+    }
+
+    /// Where audit records go.
+    fn audit_sink(&self) -> audit::AuditSink<'_> {
+        audit::AuditSink {
+            traces: &self.traces,
+            stats: &self.stats,
+        }
     }
 
     /// The ids of the registered drivers (unordered).
