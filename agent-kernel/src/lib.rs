@@ -48,7 +48,9 @@ pub use error::{DenialCategory, KernelError, Result};
 pub use firewall::{Budgets, Firewall, FirewallOutput, FirewallRequest, FirewallStats};
 pub use handle::{DEFAULT_HANDLE_TTL, DEFAULT_MAX_HANDLES, HandleOwner, HandleStore, StoredResult};
 pub use ids::{INVALID_ID, is_kernel_id};
-pub use kernel::{ExpandQuery, InvokeRequest, Kernel, KernelBuilder, OFFLOAD_WEIGHT, args};
+pub use kernel::{
+    ExpandQuery, InvokeRequest, Kernel, KernelBuilder, MAX_TOOL_CALL_ID_LEN, OFFLOAD_WEIGHT, args,
+};
 pub use policy::{
     DefaultPolicyEngine, DefaultPolicyEngineBuilder, InvokeDecision, PolicyEngine, RateLimit,
     RateLimits,

@@ -121,6 +121,7 @@ impl Kernel {
             capability_id = target.capability_id_attr(),
             decision = |r| crate::otel::decision_label(r),
             reason_category = |r| crate::otel::reason_category_label(r),
+            "openinference.span.kind" = "GUARDRAIL",
         ),
         metrics(counter(
             name = "agent_kernel.policy_denials",

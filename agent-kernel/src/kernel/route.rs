@@ -156,7 +156,11 @@ impl Kernel {
     #[kernel_span(
         name = "agent_kernel.driver.execute",
         kind = internal, // MERGE17: kind = (crate::otel::driver_span_kind(..))
-        attrs(driver_id = driver.label, attempt),
+        attrs(
+            driver_id = driver.label,
+            attempt,
+            fallback = (attempt > 1).then_some(true),
+        ),
     )]
     // `attempt` is only read by the generated span code.
     #[cfg_attr(not(feature = "otel"), allow(unused_variables))]

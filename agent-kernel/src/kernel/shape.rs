@@ -129,6 +129,7 @@ impl Kernel {
             rows_out = |out| out.stats.rows_out,
             redactions = |out| out.stats.redactions,
             chars = |out| out.stats.chars,
+            "openinference.span.kind" = "GUARDRAIL",
         ),
     )]
     // `requested` is only read by the generated span code.
@@ -200,6 +201,7 @@ impl Kernel {
             capability_id = target.capability_id_attr(),
             decision = |r| crate::otel::decision_label(r),
             reason_category = |r| crate::otel::reason_category_label(r),
+            "openinference.span.kind" = "GUARDRAIL",
         ),
         metrics(counter(
             name = "agent_kernel.policy_denials",

@@ -62,6 +62,43 @@ pub const GEN_AI_TOOL_NAME: &str = "gen_ai.tool.name";
 pub const GEN_AI_TOOL_CALL_ID: &str = "gen_ai.tool.call.id";
 /// The value of `gen_ai.operation.name` on invoke spans.
 pub const GEN_AI_OPERATION_EXECUTE_TOOL: &str = "execute_tool";
+/// GenAI semantic conventions: `function` (in-process driver) or `extension` (remote).
+pub const GEN_AI_TOOL_TYPE: &str = "gen_ai.tool.type";
+/// GenAI semantic conventions: the capability's registered description.
+pub const GEN_AI_TOOL_DESCRIPTION: &str = "gen_ai.tool.description";
+/// GenAI semantic conventions: the session, as the caller-id setting records it.
+pub const GEN_AI_CONVERSATION_ID: &str = "gen_ai.conversation.id";
+/// GenAI semantic conventions (content capture only): the arguments as JSON, redacted.
+pub const GEN_AI_TOOL_CALL_ARGUMENTS: &str = "gen_ai.tool.call.arguments";
+/// GenAI semantic conventions (content capture only): the frame as JSON.
+pub const GEN_AI_TOOL_CALL_RESULT: &str = "gen_ai.tool.call.result";
+/// The span name prefix with the GenAI opt-in: `execute_tool {tool}`.
+pub const SPAN_EXECUTE_TOOL_PREFIX: &str = "execute_tool ";
+/// GenAI semantic conventions (opt-in): histogram \[s\] of tool executions.
+pub const METRIC_GEN_AI_EXECUTE_TOOL_DURATION: &str = "gen_ai.execute_tool.duration";
+/// Explicit bucket boundaries of `gen_ai.execute_tool.duration`, in seconds
+/// (the GenAI conventions' advice).
+pub const GEN_AI_DURATION_BUCKETS_S: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+/// OpenInference: `TOOL` on invoke, `GUARDRAIL` on policy and firewall spans.
+pub const OPENINFERENCE_SPAN_KIND: &str = "openinference.span.kind";
+/// OpenInference: the tool's name (as `gen_ai.tool.name`).
+pub const TOOL_NAME: &str = "tool.name";
+/// OpenInference: the tool's description.
+pub const TOOL_DESCRIPTION: &str = "tool.description";
+/// OpenInference: the session (as `gen_ai.conversation.id`).
+pub const OPENINFERENCE_SESSION_ID: &str = "session.id";
+/// OpenInference (content capture only): the arguments as JSON, redacted.
+pub const INPUT_VALUE: &str = "input.value";
+/// OpenInference (content capture only): `application/json`.
+pub const INPUT_MIME_TYPE: &str = "input.mime_type";
+/// OpenInference (content capture only): the frame as JSON.
+pub const OUTPUT_VALUE: &str = "output.value";
+/// OpenInference (content capture only): `application/json`.
+pub const OUTPUT_MIME_TYPE: &str = "output.mime_type";
+/// True on a driver attempt after the first (a fallback).
+pub const FALLBACK: &str = "agent_kernel.fallback";
 /// The stable error kind on failed spans.
 pub const ERROR_TYPE: &str = "error.type";
 

@@ -28,7 +28,7 @@ static_attr_value!(ResponseMode, SafetyClass, SensitivityTag, DenialCategory);
 /// (shared with the registry, not copied) or `_OTHER` when it is not
 /// registered, its safety class and its sensitivity.
 #[cfg_attr(not(feature = "otel"), allow(dead_code))]
-impl Resolved<'_> {
+impl<'a> Resolved<'a> {
     /// `agent_kernel.capability_id` (and `gen_ai.tool.name`).
     pub(crate) fn capability_id_attr(self) -> AttrValue<'static> {
         match self.label() {
@@ -45,6 +45,13 @@ impl Resolved<'_> {
         )
     }
 
+    /// `gen_ai.tool.description` and OpenInference `tool.description`: the
+    /// registered description (none for an unregistered id).
+    pub(crate) fn description_attr(self) -> Option<AttrValue<'a>> {
+        self.capability()
+            .map(|c| AttrValue::Borrowed(c.description.as_str()))
+    }
+
     /// `agent_kernel.sensitivity`.
     pub(crate) fn sensitivity_attr(self) -> AttrValue<'static> {
         AttrValue::Static(
@@ -52,6 +59,17 @@ impl Resolved<'_> {
                 .map_or(keys::OTHER, |c| c.sensitivity.as_str()),
         )
     }
+}
+
+/// `gen_ai.tool.type`: `function` for a driver in the process, `extension`
+/// for one that calls out of it (an HTTP or MCP tool).
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
+pub(crate) fn tool_type(driver: &dyn crate::driver::Driver) -> AttrValue<'static> {
+    AttrValue::Static(if driver.is_remote() {
+        "extension"
+    } else {
+        "function"
+    })
 }
 
 /// `decision` of an `agent_kernel.policy.evaluate` span, from its result.

@@ -21,10 +21,16 @@ use crate::firewall::Redactor;
 mod binding;
 pub mod keys;
 mod labels;
+mod tool_calls;
 
 pub(crate) use binding::TelemetrySlot;
 pub use binding::{Instrumentation, instrument_kernel, instrument_kernel_with};
-pub(crate) use labels::current_span_ids;
+pub(crate) use labels::{current_span_ids, tool_type};
+pub use tool_calls::{
+    CAPTURE_CONTENT_ENV, ContentCapture, DEFAULT_CAPTURE_CHARS, GENAI_OPT_IN, MAX_CAPTURED_TOKEN,
+    SEMCONV_OPT_IN_ENV, TRUNCATION_MARKER, genai_opted_in,
+};
+pub(crate) use tool_calls::{CapturedContent, ToolCallTelemetry};
 // Read by the generated span code only.
 #[cfg_attr(not(feature = "otel"), allow(unused_imports))]
 pub(crate) use labels::{decision_label, reason_category_label};
