@@ -72,16 +72,21 @@ mod error;
 mod gauge;
 mod ids;
 mod propagation;
+mod spec;
 mod switch;
 mod telemetry;
 mod value;
 
+/// What the generated code calls. The name carries the crate's version
+/// (`0.1`) because the macro crate emits exactly this path and is pinned with
+/// `=`: two versions of the runtime in one build never mix their halves.
+#[cfg(feature = "otel")]
 #[doc(hidden)]
 #[path = "private/mod.rs"]
-pub mod __private;
+pub mod __private_v0_1;
 
 #[cfg(feature = "otel")]
-pub(crate) use __private as private;
+pub(crate) use __private_v0_1 as private;
 
 pub use agent_kernel_macros::kernel_span;
 pub use deferred::{record, record_all};
@@ -89,6 +94,7 @@ pub use error::SpanError;
 pub use gauge::{GaugeObserver, GaugeRegistration, GaugeSpec, GaugeValue};
 pub use ids::current_trace_ids;
 pub use propagation::{TRACEPARENT, TRACESTATE, inject_context};
+pub use spec::{CounterSpec, HistogramSpec, SpanKind};
 pub use switch::{disable, enable, is_enabled};
 pub use telemetry::Telemetry;
 pub use value::{AttrValue, ToAttrValue};
