@@ -198,7 +198,6 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
     let output = plan.output.clone();
     let site = site(&rt, &plan);
     let has_metrics = !plan.metrics.is_empty();
-    let n_start = plan.keys.iter().filter(|k| k.place == Place::Start).count();
     // Room for the deferred and returned attributes too: they are appended to
     // the same vector when the span ends, and growing it then would reallocate.
     let capacity = plan.keys.len();
@@ -207,7 +206,6 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
     } else {
         quote!(0)
     };
-    let _ = n_start;
     let pushes = plan.pushes.iter().map(|p| {
         let key = &p.span_key;
         let index = p.index;
@@ -251,7 +249,7 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
     let binding = match &plan.telemetry {
         // In a closure of its own too, like the attribute expressions.
         Some(expr) => quote_spanned! {expr.span()=>
-            ::core::option::Option::Some(#rt::call_once(|| #rt::bind(&(#expr))))
+            ::core::option::Option::Some(#rt::call_once(|| #rt::binding_of(&(#expr))))
         },
         None => quote!(::core::option::Option::None),
     };

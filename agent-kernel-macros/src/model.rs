@@ -31,9 +31,9 @@ pub(crate) struct Plan {
 
 /// The span name.
 pub(crate) enum SpanName {
-    /// A literal or a constant path, placed in the call site's `static`.
+    /// A string literal (checked by `validate`), placed in the call site's `static`.
     Static(TokenStream),
-    /// A constant path: also checked by a `const` assertion.
+    /// A constant path, placed in the `static` and checked by a `const` assertion.
     Const(TokenStream),
     /// Evaluated at each call (`fallback` names the site until then).
     Dynamic { expr: Expr, fallback: LitStr },

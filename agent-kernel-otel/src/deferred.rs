@@ -59,21 +59,17 @@ pub fn record_all(values: &[(&str, &dyn ToAttrValue)]) -> usize {
         if !crate::switch::is_enabled() {
             return 0;
         }
-        // The slot is taken out of the context before any value is converted:
-        // a conversion is user code and must not run inside the borrow of the
-        // thread's context stack.
-        let slot = opentelemetry::Context::map_current(|cx| {
-            cx.get::<crate::private::Scope>()
-                .and_then(|s| s.slot.clone())
-        });
-        let Some(innermost) = slot else {
+        // The values are taken out of the context before any value is
+        // converted: a conversion is user code and must not run inside the
+        // borrow of the thread's context stack.
+        let Some(innermost) = crate::context::current_deferred() else {
             return 0;
         };
         let mut recorded = 0;
         for (key, value) in values {
             let mut current = Some(&*innermost);
-            while let Some(slot) = current {
-                if let Some(i) = slot
+            while let Some(span_values) = current {
+                if let Some(i) = span_values
                     .keys
                     .iter()
                     .position(|k| k.key == *key || k.span_key == *key)
@@ -81,7 +77,7 @@ pub fn record_all(values: &[(&str, &dyn ToAttrValue)]) -> usize {
                     let v = value
                         .to_attr_value()
                         .map(crate::AttrValue::into_otel_shared);
-                    let mut values = slot
+                    let mut values = span_values
                         .values
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -91,7 +87,7 @@ pub fn record_all(values: &[(&str, &dyn ToAttrValue)]) -> usize {
                     recorded += 1;
                     break;
                 }
-                current = slot.parent.as_deref();
+                current = span_values.parent.as_deref();
             }
         }
         recorded

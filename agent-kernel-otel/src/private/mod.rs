@@ -16,8 +16,8 @@ pub use site::{
     TimeUnit, When, check_buckets, check_counter, check_distinct, check_histogram,
     check_metric_name, check_span_name, count_labelled, labelled, labels,
 };
+pub(crate) use span::SiteInstruments;
 pub use span::{ActiveSpan, SyncSpan, enter, start};
-pub(crate) use span::{Scope, SiteInstruments};
 
 use crate::{SpanError, Telemetry, ToAttrValue};
 
@@ -30,7 +30,7 @@ pub fn enabled() -> bool {
 /// `telemetry = <expr>`: accepts `Telemetry` or `&Telemetry` (anything that
 /// borrows as one).
 #[inline]
-pub fn bind<B: std::borrow::Borrow<Telemetry>>(binding: &B) -> Telemetry {
+pub fn binding_of<B: std::borrow::Borrow<Telemetry>>(binding: &B) -> Telemetry {
     binding.borrow().clone()
 }
 

@@ -120,7 +120,7 @@ impl Drop for ActiveSpan {
     }
 }
 
-pub(crate) use imp::{Scope, SiteInstruments};
+pub(crate) use imp::SiteInstruments;
 
 mod imp {
     use std::sync::{Arc, Mutex, PoisonError};
@@ -131,27 +131,11 @@ mod imp {
     use opentelemetry::{Context, Key, KeyValue, Value};
 
     use super::super::{
-        Attrs, DeferredKey, LabelSource, MetricDesc, MetricKind, Outcome, ReturnedValue, Site,
-        Status as Label,
+        Attrs, LabelSource, MetricDesc, MetricKind, Outcome, ReturnedValue, Site, Status as Label,
     };
     use crate::Telemetry;
-    use crate::telemetry::Bound;
-
-    /// What the OpenTelemetry `Context` carries for kernel spans: the binding
-    /// for spans below, and the innermost deferred-attribute slot.
-    #[derive(Clone)]
-    pub(crate) struct Scope {
-        pub(crate) telemetry: Telemetry,
-        pub(crate) slot: Option<Arc<Slot>>,
-    }
-
-    /// Values recorded for a span's deferred keys.
-    pub(crate) struct Slot {
-        pub(crate) keys: &'static [DeferredKey],
-        pub(crate) values: Mutex<Vec<Option<Value>>>,
-        /// The enclosing kernel span's slot: keys this span did not declare go there.
-        pub(crate) parent: Option<Arc<Slot>>,
-    }
+    use crate::context::{DeferredValues, Inherited};
+    use crate::telemetry::Binding;
 
     /// The instruments of one call site for one binding.
     pub(crate) struct SiteInstruments {
@@ -164,27 +148,21 @@ mod imp {
     }
 
     impl Site {
-        /// This site's instruments for `bound`: the site's one-entry cache,
-        /// else the binding's per-site map (created on first use).
-        fn instruments(&'static self, bound: &Bound) -> Arc<SiteInstruments> {
+        /// This site's instruments for `binding`: the site keeps those of the
+        /// binding it last saw (one per process in practice); another binding
+        /// builds its own (the SDK returns the instruments it already has for
+        /// the same names, so alternating bindings cost a rebuild, never data).
+        fn instruments(&'static self, binding: &Binding) -> Arc<SiteInstruments> {
             if let Ok(cache) = self.cache.read() {
                 if let Some((id, inst)) = &*cache {
-                    if *id == bound.id {
+                    if *id == binding.id {
                         return Arc::clone(inst);
                     }
                 }
             }
-            let inst = {
-                let mut sites = bound.sites.lock().unwrap_or_else(PoisonError::into_inner);
-                let key = std::ptr::from_ref(self) as usize;
-                Arc::clone(
-                    sites
-                        .entry(key)
-                        .or_insert_with(|| Arc::new(self.build(&bound.meter))),
-                )
-            };
+            let inst = Arc::new(self.build(&binding.meter));
             if let Ok(mut cache) = self.cache.write() {
-                *cache = Some((bound.id, Arc::clone(&inst)));
+                *cache = Some((binding.id, Arc::clone(&inst)));
             }
             inst
         }
@@ -242,9 +220,9 @@ mod imp {
         site: &'static Site,
         pub(super) on_drop: OnDrop,
         /// Present when the site has metrics.
-        metrics: Option<(Arc<Bound>, Instant)>,
+        metrics: Option<(Arc<Binding>, Instant)>,
         labels: Vec<Option<Value>>,
-        slot: Option<Arc<Slot>>,
+        deferred: Option<Arc<DeferredValues>>,
     }
 
     fn kind(k: crate::SpanKind) -> SpanKind {
@@ -273,8 +251,8 @@ mod imp {
             } = attrs;
             // Everything happens inside a borrow of the current context (no
             // clone of the parent), as `SpanBuilder::start` does.
-            let (cx, telemetry, slot) = Context::map_current(|parent| {
-                let inherited = parent.get::<Scope>();
+            let (cx, telemetry, deferred) = Context::map_current(|parent| {
+                let inherited = parent.get::<Inherited>();
                 let (telemetry, push_binding) = match binding {
                     Some(t) => {
                         let same = match inherited {
@@ -288,7 +266,7 @@ mod imp {
                         false,
                     ),
                 };
-                let inherited_slot = inherited.and_then(|s| s.slot.clone());
+                let inherited_values = inherited.and_then(|s| s.deferred.clone());
 
                 let name = name.unwrap_or(std::borrow::Cow::Borrowed(desc.name));
                 let mut builder = SpanBuilder::from_name(name)
@@ -298,20 +276,20 @@ mod imp {
                 }
                 let mut cx = telemetry.start_span(builder, parent);
 
-                let slot = (!desc.deferred.is_empty()).then(|| {
-                    Arc::new(Slot {
+                let deferred = (!desc.deferred.is_empty()).then(|| {
+                    Arc::new(DeferredValues {
                         keys: desc.deferred,
                         values: Mutex::new(vec![None; desc.deferred.len()]),
-                        parent: inherited_slot.clone(),
+                        parent: inherited_values.clone(),
                     })
                 });
-                if push_binding || slot.is_some() {
-                    cx = cx.with_value(Scope {
+                if push_binding || deferred.is_some() {
+                    cx = cx.with_value(Inherited {
                         telemetry: telemetry.clone(),
-                        slot: slot.clone().or(inherited_slot),
+                        deferred: deferred.clone().or(inherited_values),
                     });
                 }
-                (cx, telemetry, slot)
+                (cx, telemetry, deferred)
             });
             // Instruments are only needed by sites with metrics.
             let metrics = (!desc.metrics.is_empty()).then(|| (telemetry.resolve(), Instant::now()));
@@ -321,22 +299,25 @@ mod imp {
                 on_drop,
                 metrics,
                 labels,
-                slot,
+                deferred,
             }
         }
 
         pub(super) fn end(self, end: End, returned: &[ReturnedValue]) {
             let span = self.cx.span();
-            let deferred: Vec<Option<Value>> = match &self.slot {
-                Some(slot) => {
-                    std::mem::take(&mut *slot.values.lock().unwrap_or_else(PoisonError::into_inner))
-                }
+            let deferred: Vec<Option<Value>> = match &self.deferred {
+                Some(recorded) => std::mem::take(
+                    &mut *recorded
+                        .values
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner),
+                ),
                 None => Vec::new(),
             };
             if !deferred.is_empty() || !returned.is_empty() {
                 // One lock of the span for all of them.
-                let slot_keys = self.slot.as_ref().map_or(&[][..], |s| s.keys);
-                let deferred_attrs = slot_keys.iter().zip(&deferred).filter_map(|(k, v)| {
+                let deferred_keys = self.deferred.as_ref().map_or(&[][..], |s| s.keys);
+                let deferred_attrs = deferred_keys.iter().zip(&deferred).filter_map(|(k, v)| {
                     v.as_ref()
                         .map(|v| KeyValue::new(Key::from_static_str(k.span_key), v.clone()))
                 });
