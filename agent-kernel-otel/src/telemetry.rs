@@ -311,6 +311,15 @@ mod imp {
             }
         }
 
+        /// The meter this binding records with now (for the global binding,
+        /// the global provider's, read again after each
+        /// [`enable`](crate::enable)): for instruments an application
+        /// records by hand beside the generated ones, such as a metric it
+        /// records only under a setting of its own.
+        pub fn meter(&self) -> Meter {
+            self.resolve().meter.clone()
+        }
+
         /// The tracer, meter and instrument cache this binding stands for now.
         pub(crate) fn resolve(&self) -> Arc<Binding> {
             match &self.repr {

@@ -42,7 +42,10 @@ use crate::error::Result;
 use crate::firewall::{Budgets, Firewall};
 use crate::handle::HandleStore;
 use crate::ids;
-use crate::otel::{TelemetrySlot, keys::OTHER};
+use crate::otel::{
+    TelemetrySlot,
+    keys::{self, OTHER},
+};
 use crate::policy::PolicyEngine;
 use crate::registry::CapabilityRegistry;
 use crate::router::Router;
@@ -136,9 +139,9 @@ impl Kernel {
     /// have issued (recorded on the span as `_INVALID`),
     /// [`KernelError::TraceNotFound`].
     #[kernel_span(
-        name = "agent_kernel.explain",
+        name = keys::SPAN_EXPLAIN,
         telemetry = self.telemetry(),
-        attrs(action_id = ids::for_telemetry(action_id)),
+        attrs(keys::ACTION_ID = ids::for_telemetry(action_id)),
     )]
     pub fn explain(&self, action_id: &str) -> Result<Arc<ActionTrace>> {
         ids::check("action", action_id)?;

@@ -72,6 +72,17 @@ pub(crate) fn tool_type(driver: &dyn crate::driver::Driver) -> AttrValue<'static
     })
 }
 
+/// The kind of a driver attempt's span: CLIENT for a driver that calls out
+/// of the process, so that the callee's SERVER span pairs with it.
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
+pub(crate) fn driver_span_kind(driver: &dyn crate::driver::Driver) -> agent_kernel_otel::SpanKind {
+    if driver.is_remote() {
+        agent_kernel_otel::SpanKind::Client
+    } else {
+        agent_kernel_otel::SpanKind::Internal
+    }
+}
+
 /// `decision` of an `agent_kernel.policy.evaluate` span, from its result.
 #[cfg_attr(not(feature = "otel"), allow(dead_code))]
 pub(crate) fn decision_label<T>(outcome: &Result<T, KernelError>) -> AttrValue<'static> {

@@ -113,7 +113,6 @@ pub fn genai_opted_in(value: Option<&str>) -> bool {
 /// A kernel's tool-call telemetry settings, resolved at build.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ToolCallTelemetry {
-    #[allow(dead_code)] // MERGE17
     pub(crate) genai: bool,
     pub(crate) capture: ContentCapture,
 }
@@ -138,7 +137,6 @@ impl ToolCallTelemetry {
 
     /// The invoke span's name: `agent_kernel.invoke`, or with the GenAI
     /// opt-in `execute_tool {tool}` (the registered id, `_OTHER` otherwise).
-    #[allow(dead_code)] // MERGE17: the invoke span's run-time name
     pub(crate) fn invoke_span_name(&self, target: Resolved<'_>) -> Cow<'static, str> {
         if self.genai {
             Cow::Owned(format!(
