@@ -219,7 +219,10 @@ use proc_macro::TokenStream;
 /// one exists: unknown parameters (with the nearest valid name), a missing or
 /// empty `name`, an `attrs` entry naming no parameter (with the nearest
 /// parameter), control flow that would leave an attribute expression, a
-/// label that is no declared attribute, a bad `kind`, malformed `metrics`,
+/// label that is no declared attribute, a bad `kind` (a misspelled keyword
+/// that names no parameter), a metric name or buckets that are neither
+/// literals nor constants, parameters beside a metric constant, a
+/// SCREAMING_CASE key (write the constant as a path), malformed `metrics`,
 /// or the attribute on something other than a function with a body
 /// (a struct, a trait method without a body, a `const fn`, an `extern` fn).
 #[proc_macro_attribute]
