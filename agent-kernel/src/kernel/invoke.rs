@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use agent_kernel_otel::{kernel_span, record_all};
+use agent_kernel_otel::{AttrValue, kernel_span, record_all};
 
 use super::Kernel;
 use super::audit::AuditGuard;
@@ -148,7 +148,11 @@ impl Kernel {
                 return Err(audit.failed(failure.error, failure.last_driver));
             }
         };
-        audit.note(|facts| facts.fallbacks = served.fallbacks);
+        let served_as = tool_type(served.driver.driver.as_ref());
+        audit.note(|facts| {
+            facts.fallbacks = served.fallbacks;
+            facts.tool_type = Some(served_as);
+        });
         let driver_id = served.driver.driver.driver_id();
         match self.shape(&request, target, auth, &served.raw, &mut audit) {
             Ok(frame) => {
@@ -159,10 +163,7 @@ impl Kernel {
                 let result = content.result(&frame);
                 record_all(&[
                     ("driver_id", &served.driver.label),
-                    (
-                        "gen_ai.tool.type",
-                        &tool_type(served.driver.driver.as_ref()),
-                    ),
+                    ("gen_ai.tool.type", &AttrValue::Static(served_as)),
                     ("gen_ai.tool.call.result", &result),
                     ("output.value", &result),
                 ]);

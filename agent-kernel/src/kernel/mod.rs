@@ -42,10 +42,11 @@ use crate::error::Result;
 use crate::firewall::{Budgets, Firewall};
 use crate::handle::HandleStore;
 use crate::ids;
-use crate::otel::{
-    TelemetrySlot,
-    keys::{self, OTHER},
-};
+use crate::otel::TelemetrySlot;
+use crate::otel::keys::OTHER;
+// Read by the generated span code only.
+#[cfg_attr(not(feature = "otel"), allow(unused_imports))]
+use crate::otel::keys;
 use crate::policy::PolicyEngine;
 use crate::registry::CapabilityRegistry;
 use crate::router::Router;
@@ -231,6 +232,8 @@ impl Kernel {
         audit::AuditSink {
             traces: &self.traces,
             stats: &self.stats,
+            tool_calls: &self.tool_calls,
+            telemetry: &self.telemetry,
         }
     }
 

@@ -64,12 +64,12 @@ impl<'a> Resolved<'a> {
 /// `gen_ai.tool.type`: `function` for a driver in the process, `extension`
 /// for one that calls out of it (an HTTP or MCP tool).
 #[cfg_attr(not(feature = "otel"), allow(dead_code))]
-pub(crate) fn tool_type(driver: &dyn crate::driver::Driver) -> AttrValue<'static> {
-    AttrValue::Static(if driver.is_remote() {
+pub(crate) fn tool_type(driver: &dyn crate::driver::Driver) -> &'static str {
+    if driver.is_remote() {
         "extension"
     } else {
         "function"
-    })
+    }
 }
 
 /// The kind of a driver attempt's span: CLIENT for a driver that calls out
