@@ -9,7 +9,8 @@
 //! it holds one of:
 //! - an ASCII digit, or a non-ASCII numeric character (full-width digits:
 //!   the passes' `\d` is Unicode);
-//! - `@`, `=` or `:` (e-mail addresses, credentialed URLs, assignments);
+//! - `@`, `=`, `:` or `"` (e-mail addresses, credentialed URLs,
+//!   assignments, quoted local parts);
 //! - a fixed prefix of a well-known secret format, `bearer`, or an
 //!   `api key`/`access key` name, found by one Aho-Corasick automaton
 //!   (ASCII case folded: it finds more, never less).
@@ -23,8 +24,9 @@
 //! abc` reaches two tokens past its operator. Three shapes reach further and
 //! are held whole: a quoted assignment value (`secret = "a b c"`: from the
 //! operator to the closing quote), a quoted e-mail local part (`"a b"@x`:
-//! 400 bytes before the `@`, beyond its 64 characters) and a private-key
-//! block (from `-----BEGIN` to the end of the text). So running the passes
+//! every `"` holds the window to the next `"` within 400 bytes, beyond the
+//! 64 characters a quoted local part may have) and a private-key block (from
+//! `-----BEGIN` to the end of the text). So running the passes
 //! on each window alone, with the cold gap around it standing for "the start
 //! (or end) of the text", finds what they find on the whole text; the oracle
 //! test (`tests/redaction_oracle.rs`) checks it against the pre-windows
@@ -42,7 +44,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 /// ASCII white space: the only bytes that separate tokens (`\s` in the
 /// passes also matches non-ASCII white space, which stays inside a token).
 const C_SPACE: u8 = 1;
-/// A digit, `@`, `=` or `:`.
+/// A digit, `@`, `=`, `:` or `"`.
 const C_HOT: u8 = 1 << 1;
 /// A byte of a non-ASCII character (decoded to see whether it is numeric).
 const C_NON_ASCII: u8 = 1 << 2;
@@ -53,8 +55,9 @@ const C_TRIGGER: u8 = C_HOT | C_NON_ASCII;
 /// How many tokens on each side of a hot token a window takes.
 const RADIUS: u8 = 2;
 
-/// How far before an `@` that follows a `"` a quoted local part can begin
-/// (64 characters of up to 4 bytes, each possibly escaped, and the quotes).
+/// How far a `"` may be from the next one for the two to enclose a quoted
+/// e-mail local part (64 characters of up to 4 bytes, each possibly
+/// escaped, and the quotes).
 const QUOTED_LOCAL_PART_BYTES: usize = 400;
 
 static CLASS: [u8; 256] = {
@@ -64,7 +67,7 @@ static CLASS: [u8; 256] = {
         let b = i as u8;
         table[i] = if matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C) {
             C_SPACE
-        } else if b.is_ascii_digit() || matches!(b, b'@' | b'=' | b':') {
+        } else if b.is_ascii_digit() || matches!(b, b'@' | b'=' | b':' | b'"') {
             C_HOT
         } else if b >= 0x80 {
             C_NON_ASCII
@@ -140,6 +143,7 @@ pub(crate) fn each_window(text: &str, mut each: impl FnMut(usize, usize)) {
     let mut scan = Scan {
         bytes: text.as_bytes(),
         held: None,
+        reported: 0,
         open: None,
         need: 0,
         hold_until: 0,
@@ -189,8 +193,16 @@ pub(crate) fn each_window(text: &str, mut each: impl FnMut(usize, usize)) {
         }
         if hot {
             match b {
-                b'@' if i > 0 && scan.bytes.get(i - 1) == Some(&b'"') => {
-                    scan.hot_at(i.saturating_sub(QUOTED_LOCAL_PART_BYTES), &mut each);
+                b'"' => {
+                    // A quoted e-mail local part may start here: hold the
+                    // window to the next `"` when it is close enough.
+                    let next = scan.bytes.get(i + 1..).and_then(|rest| {
+                        let window = rest.get(..QUOTED_LOCAL_PART_BYTES).unwrap_or(rest);
+                        memchr::memchr(b'"', window)
+                    });
+                    if let Some(k) = next {
+                        scan.hold_until = scan.hold_until.max(i + 1 + k);
+                    }
                 }
                 b'=' | b':' => {
                     if let Some(close) = quoted_value_end(scan.bytes, i) {
@@ -233,6 +245,8 @@ struct Scan<'t> {
     bytes: &'t [u8],
     /// The last window found, not yet reported (the next may merge with it).
     held: Option<(usize, usize)>,
+    /// The end of the last window reported: no window starts before it.
+    reported: usize,
     /// The start of the window being built.
     open: Option<usize>,
     /// Token ends still to take into the open window.
@@ -247,7 +261,7 @@ impl Scan<'_> {
     /// A hot byte at `at` (inside a token): opens a window reaching
     /// [`RADIUS`] tokens back, or keeps the open one going.
     fn hot_at(&mut self, at: usize, each: &mut impl FnMut(usize, usize)) {
-        let floor = self.held.map_or(0, |(_, end)| end);
+        let floor = self.held.map_or(self.reported, |(_, end)| end);
         let start = self.back(at, floor);
         match self.open {
             Some(open) if open <= start => {}
@@ -262,6 +276,7 @@ impl Scan<'_> {
                     Some(held) => {
                         self.held = None;
                         each(held.0, held.1);
+                        self.reported = held.1;
                         start
                     }
                     None => start,
@@ -375,6 +390,12 @@ mod tests {
         assert_eq!(windows(text), ["z secret = \"a b c d e f g h\" i j "]);
         let text = "w x y z -----BEGIN RSA PRIVATE KEY----- a b c d e f";
         assert_eq!(windows(text), ["y z -----BEGIN RSA PRIVATE KEY----- a b c d e f"]);
+    }
+
+    #[test]
+    fn a_quoted_local_part_is_held_whole() {
+        let text = "k l m \"a b c d e f g h\"@example.com n o p q";
+        assert_eq!(windows(text), ["l m \"a b c d e f g h\"@example.com n o "]);
     }
 
     #[test]
