@@ -52,6 +52,17 @@ const C_NON_ASCII: u8 = 1 << 2;
 /// Bytes the fast skip stops at.
 const C_TRIGGER: u8 = C_HOT | C_NON_ASCII;
 
+/// Windows closer than this many bytes are confirmed as one: each call of
+/// the passes has a fixed cost (a few thousand instructions) that a short
+/// cold stretch does not outweigh. Merging is always sound: the stretch
+/// between two windows holds no match, whichever way it is cut.
+const MERGE_GAP: usize = 64;
+
+/// A window that grows past this many bytes takes the rest of the text: in
+/// text that dense (logs, tables of numbers) the walk would only add its
+/// cost to the passes'.
+const DENSE_RUN: usize = 4096;
+
 /// How many tokens on each side of a hot token a window takes.
 const RADIUS: u8 = 2;
 
@@ -79,17 +90,17 @@ static CLASS: [u8; 256] = {
     table
 };
 
-/// Literals that make a token hot: the well-known formats' fixed prefixes
-/// (`A3T` holds a digit, so it needs no entry), the bearer scheme, the
-/// white-space API-key names, and the start of a private-key block (which
-/// is held to the end of the text: [`BEGIN_BLOCK`]).
-const KEYWORDS: [&str; 29] = [
-    "-----begin",
-    "akia",
-    "asia",
-    "abia",
-    "acca",
-    "aiza",
+/// The well-known formats' fixed prefixes, case-sensitive as their patterns
+/// are (`A3T` holds a digit and the Slack webhook a `:`, so neither needs an
+/// entry), and the start of a private-key block, which is held to the end of
+/// the text ([`BEGIN_BLOCK`]). Few enough for the automaton's SIMD prefilter.
+const PREFIXES: [&str; 18] = [
+    "-----BEGIN",
+    "AKIA",
+    "ASIA",
+    "ABIA",
+    "ACCA",
+    "AIza",
     "ghp_",
     "gho_",
     "ghu_",
@@ -98,35 +109,151 @@ const KEYWORDS: [&str; 29] = [
     "github_pat_",
     "xox",
     "xapp-",
-    "hooks.slack.com",
     "sk_",
     "rk_",
     "sk-",
-    "eyj",
-    "bearer",
-    "apikey",
-    "api_key",
-    "api-key",
-    "apitoken",
-    "api_token",
-    "api-token",
-    "accesskey",
-    "access_key",
-    "access-key",
+    "eyJ",
 ];
 
-/// The index in [`KEYWORDS`] of the private-key block's start.
+/// The index in [`PREFIXES`] of the private-key block's start.
 const BEGIN_BLOCK: usize = 0;
 
 /// The automaton; `None` if it could not be built (then every text is one
 /// window: fail closed).
 static AUTOMATON: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
     AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostFirst)
-        .build(KEYWORDS)
+        .build(PREFIXES)
         .ok()
 });
+
+/// The names matched ASCII-case-insensitively (the bearer scheme and the
+/// white-space API-key names): each holds a `b` or a `k`, so they are found
+/// from those letters (two `memchr2` scans) and checked around them.
+/// (offset of the letter, name) pairs, lower case.
+const FOLDED: [(usize, &[u8]); 10] = [
+    (0, b"bearer"),
+    (3, b"apikey"),
+    (4, b"api_key"),
+    (4, b"api-key"),
+    (5, b"apitoken"),
+    (6, b"api_token"),
+    (6, b"api-token"),
+    (6, b"accesskey"),
+    (7, b"access_key"),
+    (7, b"access-key"),
+];
+
+/// Whether a case-folded name of [`FOLDED`] holds its `b` or `k` at `at`.
+fn folded_name_at(bytes: &[u8], at: usize) -> bool {
+    let letter = bytes.get(at).map(|b| b | 0x20);
+    FOLDED.iter().any(|(offset, name)| {
+        name.get(*offset).map(|b| b | 0x20) == letter
+            && at
+                .checked_sub(*offset)
+                .and_then(|start| bytes.get(start..start + name.len()))
+                .is_some_and(|window| window.eq_ignore_ascii_case(name))
+    })
+}
+
+/// Keyword hits in order: the automaton's (with whether it is a private-key
+/// block) merged with the folded names'.
+struct Hits<'t, I: Iterator<Item = aho_corasick::Match>> {
+    bytes: &'t [u8],
+    prefixes: I,
+    next_prefix: Option<(usize, bool)>,
+    b_letters: memchr::Memchr2<'t>,
+    next_b: Option<usize>,
+    k_letters: memchr::Memchr2<'t>,
+    next_k: Option<usize>,
+}
+
+impl<'t, I: Iterator<Item = aho_corasick::Match>> Hits<'t, I> {
+    fn new(bytes: &'t [u8], prefixes: I) -> Self {
+        let mut hits = Self {
+            bytes,
+            prefixes,
+            next_prefix: None,
+            b_letters: memchr::memchr2_iter(b'b', b'B', bytes),
+            next_b: None,
+            k_letters: memchr::memchr2_iter(b'k', b'K', bytes),
+            next_k: None,
+        };
+        hits.advance_prefix();
+        hits.next_b = Self::folded(bytes, &mut hits.b_letters);
+        hits.next_k = Self::folded(bytes, &mut hits.k_letters);
+        hits
+    }
+
+    fn advance_prefix(&mut self) {
+        self.next_prefix = self
+            .prefixes
+            .next()
+            .map(|m| (m.start(), m.pattern().as_usize() == BEGIN_BLOCK));
+    }
+
+    fn folded(bytes: &[u8], letters: &mut memchr::Memchr2<'_>) -> Option<usize> {
+        letters.find(|&at| folded_name_at(bytes, at))
+    }
+
+    /// The next hit at or after `from`: (position, private-key block).
+    fn peek(&mut self, from: usize) -> Option<(usize, bool)> {
+        while self.next_prefix.is_some_and(|(at, _)| at < from) {
+            self.advance_prefix();
+        }
+        while self.next_b.is_some_and(|at| at < from) {
+            self.next_b = Self::folded(self.bytes, &mut self.b_letters);
+        }
+        while self.next_k.is_some_and(|at| at < from) {
+            self.next_k = Self::folded(self.bytes, &mut self.k_letters);
+        }
+        let folded = match (self.next_b, self.next_k) {
+            (Some(b), Some(k)) => Some(b.min(k)),
+            (b, k) => b.or(k),
+        };
+        match (self.next_prefix, folded) {
+            (Some(p), Some(f)) if f < p.0 => Some((f, false)),
+            (Some(p), _) => Some(p),
+            (None, f) => f.map(|at| (at, false)),
+        }
+    }
+}
+
+/// The first index in `from..to` holding a byte the walk must look at (a
+/// digit, `:`, `;`, `<`, `=`, `>`, `?`, `@`, `"` or a non-ASCII byte: the
+/// range 0x30..=0x40 is tested as a whole, eight bytes at a time), or `to`.
+fn skip_cold(bytes: &[u8], from: usize, to: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
+    let Some(span) = bytes.get(from..to) else {
+        return to;
+    };
+    let mut chunks = span.chunks_exact(8);
+    let mut at = from;
+    for chunk in &mut chunks {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let x = u64::from_ne_bytes(word);
+        let low = x & !HIGH; // bytes 0x80 and up are caught by `x & HIGH`
+        // Bytes of `low` in 0x30..=0x40 (Bit Twiddling Hacks, `hasbetween`).
+        let between =
+            (ONES * (127 + 0x41)).wrapping_sub(low) & !low & (low + ONES * (127 - 0x2F)) & HIGH;
+        let quote = (x ^ QUOTES).wrapping_sub(ONES) & !(x ^ QUOTES) & HIGH;
+        if (x & HIGH) | between | quote != 0 {
+            break;
+        }
+        at += 8;
+    }
+    bytes
+        .get(at..to)
+        .and_then(|rest| {
+            rest.iter()
+                .position(|&b| CLASS[usize::from(b)] & C_TRIGGER != 0)
+        })
+        .map_or(to, |k| at + k)
+}
 
 /// Calls `each(start, end)` for every window of `text`, in order; windows
 /// are disjoint, start at a token and end after a gap (or at the end), so
@@ -139,9 +266,10 @@ pub(crate) fn each_window(text: &str, mut each: impl FnMut(usize, usize)) {
         }
         return;
     };
-    let mut hits = automaton.find_iter(text);
+    let bytes = text.as_bytes();
+    let mut hits = Hits::new(bytes, automaton.find_iter(text));
     let mut scan = Scan {
-        bytes: text.as_bytes(),
+        bytes,
         held: None,
         reported: 0,
         open: None,
@@ -150,31 +278,27 @@ pub(crate) fn each_window(text: &str, mut each: impl FnMut(usize, usize)) {
         in_gap: false,
     };
     let n = text.len();
-    let mut next_hit = hits.next();
     let mut i = 0;
+    let mut next_hit = hits.peek(0);
     while i < n {
         // Keyword hits behind the walk are inside a window already.
-        while next_hit.is_some_and(|m| m.start() < i) {
-            next_hit = hits.next();
+        if next_hit.is_some_and(|(at, _)| at < i) {
+            next_hit = hits.peek(i);
         }
-        let hit_at = next_hit.map_or(n, |m| m.start());
+        let hit_at = next_hit.map_or(n, |(at, _)| at);
         if scan.open.is_none() {
             // Outside a window: skip to the next trigger byte or keyword.
-            let limit = hit_at.min(n);
-            let skipped = scan
-                .bytes
-                .get(i..limit)
-                .and_then(|rest| {
-                    rest.iter()
-                        .position(|&b| CLASS[usize::from(b)] & C_TRIGGER != 0)
-                })
-                .unwrap_or(limit.saturating_sub(i));
-            i += skipped;
+            i = skip_cold(bytes, i, hit_at.min(n));
             if i >= n {
                 break;
             }
         }
-        let Some(&b) = scan.bytes.get(i) else { break };
+        if scan.open.is_some_and(|start| i - start > DENSE_RUN) {
+            // Dense text: the rest is one window (windows may always grow).
+            scan.hold_until = n;
+            break;
+        }
+        let Some(&b) = bytes.get(i) else { break };
         let class = CLASS[usize::from(b)];
         let mut step = 1;
         let mut hot = class & C_HOT != 0;
@@ -184,12 +308,11 @@ pub(crate) fn each_window(text: &str, mut each: impl FnMut(usize, usize)) {
             step = c.map_or(1, char::len_utf8);
             hot = c.is_some_and(char::is_numeric);
         }
-        if let Some(m) = next_hit.filter(|m| m.start() == i) {
+        if let Some((_, block)) = next_hit.filter(|(at, _)| *at == i) {
             hot = true;
-            if m.pattern().as_usize() == BEGIN_BLOCK {
+            if block {
                 scan.hold_until = n;
             }
-            next_hit = hits.next();
         }
         if hot {
             match b {
@@ -261,31 +384,26 @@ impl Scan<'_> {
     /// A hot byte at `at` (inside a token): opens a window reaching
     /// [`RADIUS`] tokens back, or keeps the open one going.
     fn hot_at(&mut self, at: usize, each: &mut impl FnMut(usize, usize)) {
-        let floor = self.held.map_or(self.reported, |(_, end)| end);
-        let start = self.back(at, floor);
-        match self.open {
-            Some(open) if open <= start => {}
-            _ => {
-                // A new window, or one reaching further back (a quoted
-                // local part): merge with the held one if they touch.
-                let start = match self.held {
-                    Some((held_start, held_end)) if start <= held_end => {
-                        self.held = None;
-                        held_start
-                    }
-                    Some(held) => {
-                        self.held = None;
-                        each(held.0, held.1);
-                        self.reported = held.1;
-                        start
-                    }
-                    None => start,
-                };
-                self.open = Some(self.open.map_or(start, |open| open.min(start)));
-            }
-        }
         self.need = RADIUS + 1;
         self.in_gap = false;
+        if self.open.is_some() {
+            // The walk only moves forward: the open window already reaches
+            // back far enough.
+            return;
+        }
+        let floor = self.held.map_or(self.reported, |(_, end)| end);
+        let start = self.back(at, floor);
+        let start = match self.held.take() {
+            // Close to the last window: one window.
+            Some((held_start, held_end)) if start <= held_end + MERGE_GAP => held_start,
+            Some((held_start, held_end)) => {
+                each(held_start, held_end);
+                self.reported = held_end;
+                start
+            }
+            None => start,
+        };
+        self.open = Some(start);
     }
 
     /// The start of the token [`RADIUS`] tokens before the one holding
@@ -367,6 +485,38 @@ mod tests {
     }
 
     #[test]
+    fn the_word_skip_stops_where_the_byte_walk_does() {
+        let bytes: Vec<u8> = (0..=255u8).collect();
+        for b in 0..=255u8 {
+            for pad in 0..17 {
+                let mut text = vec![b'a'; pad];
+                text.push(b);
+                text.extend_from_slice(b"bbbbbbbbbbbbbbbb");
+                let want = text
+                    .iter()
+                    .position(|&c| CLASS[usize::from(c)] & C_TRIGGER != 0)
+                    .unwrap_or(text.len());
+                assert_eq!(
+                    skip_cold(&text, 0, text.len()),
+                    want,
+                    "byte {b} after {pad}"
+                );
+            }
+        }
+        assert_eq!(skip_cold(&bytes, 10, 20), 20);
+    }
+
+    #[test]
+    fn folded_names_are_found_at_their_letter() {
+        let text = b"x BeArEr y ACCESS_KEY z api-token";
+        assert!(folded_name_at(text, 2));
+        assert!(folded_name_at(text, 11 + 7));
+        assert!(folded_name_at(text, 24 + 6));
+        assert!(!folded_name_at(text, 0));
+        assert!(!folded_name_at(b"beare", 0));
+    }
+
+    #[test]
     fn prose_without_triggers_has_no_window() {
         assert!(windows("The quick brown fox jumps over the lazy dog.").is_empty());
         assert!(windows("").is_empty());
@@ -381,7 +531,18 @@ mod tests {
     #[test]
     fn close_windows_merge() {
         let text = "a b c 1 d e f 2 g h i j k l m n 3 o p q";
-        assert_eq!(windows(text), ["b c 1 d e f 2 g h ", "m n 3 o p "]);
+        assert_eq!(windows(text), ["b c 1 d e f 2 g h i j k l m n 3 o p "]);
+        let far = format!("a b c 1 d e {} m n 3 o p q", "w ".repeat(MERGE_GAP));
+        let w = windows(&far);
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0], "b c 1 d e ");
+        assert_eq!(w[1], "m n 3 o p ");
+    }
+
+    #[test]
+    fn dense_text_is_one_window_to_the_end() {
+        let text = format!("a b c d {} e f g h", "1 x ".repeat(DENSE_RUN));
+        assert_eq!(windows(&text), [&text[4..]]);
     }
 
     #[test]
@@ -389,7 +550,10 @@ mod tests {
         let text = "x y z secret = \"a b c d e f g h\" i j k l m";
         assert_eq!(windows(text), ["z secret = \"a b c d e f g h\" i j "]);
         let text = "w x y z -----BEGIN RSA PRIVATE KEY----- a b c d e f";
-        assert_eq!(windows(text), ["y z -----BEGIN RSA PRIVATE KEY----- a b c d e f"]);
+        assert_eq!(
+            windows(text),
+            ["y z -----BEGIN RSA PRIVATE KEY----- a b c d e f"]
+        );
     }
 
     #[test]
