@@ -880,6 +880,11 @@ impl Kernel {
             return Err(err);
         };
 
+        // issue 19: a result cut by `driver::CappedDriver` says so in the frame.
+        if let Some(warning) = crate::driver::cut_warning(&raw.metadata) {
+            warnings.push(warning);
+        }
+
         // Stage 3: handle, then firewall.
         let handle = (effective_mode != ResponseMode::Raw).then(|| {
             self.handles.store(
