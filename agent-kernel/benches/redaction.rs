@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use agent_kernel::firewall::Redactor;
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use serde_json::Value;
 
 const CORPORA: [&str; 3] = ["prose", "logs", "fullwidth"];
@@ -87,8 +87,10 @@ fn redact_text(c: &mut Criterion) {
             group.throughput(Throughput::Bytes(input.len() as u64));
             if size >= 1 << 20 {
                 group.sample_size(10);
+                group.sampling_mode(SamplingMode::Flat);
                 group.measurement_time(Duration::from_secs(4));
             } else {
+                group.sampling_mode(SamplingMode::Auto);
                 group.sample_size(30);
                 group.measurement_time(Duration::from_secs(2));
             }
@@ -111,6 +113,11 @@ fn redact_rows(c: &mut Criterion) {
         let data = rows(n);
         group.throughput(Throughput::Elements(n as u64));
         group.sample_size(if n >= 20_000 { 10 } else { 30 });
+        group.sampling_mode(if n >= 20_000 {
+            SamplingMode::Flat
+        } else {
+            SamplingMode::Auto
+        });
         group.measurement_time(Duration::from_secs(3));
         group.bench_with_input(BenchmarkId::new(n.to_string(), "new"), &data, |b, data| {
             b.iter(|| redactor.redact(black_box(data), Some(&allowed)).counts);
