@@ -44,8 +44,13 @@ pub const RESULT_CUT_KEY: &str = "agent_kernel.result_cut";
 /// anyway).
 const MAX_WALK_DEPTH: usize = 128;
 
-/// A driver whose results are cut to `max_result_bytes` of text (see the
-/// [module documentation](self)).
+/// A driver whose results are cut to `max_result_bytes` of text: strings
+/// and keys as UTF-8, numbers as their JSON text, 4 or 5 bytes per literal,
+/// 2 per array or object. A larger result keeps its leading values in
+/// document order; the string that crosses the cap goes through
+/// [`cut_text`] (cut with a [`CUT_MARGIN`], redacted, cut to the cap), later
+/// values are dropped, and the metadata records the cut under
+/// [`RESULT_CUT_KEY`] for the frame's warning ([`cut_warning`]).
 ///
 /// ```
 /// use agent_kernel::InMemoryDriver;
@@ -237,7 +242,9 @@ fn cut_value(value: &Value, left: &mut usize, redactor: &Redactor, depth: usize)
 }
 
 /// `text` cut to at most `cap` bytes without leaving a fragment of a
-/// secret that straddles the cut (see the module documentation).
+/// secret that straddles the cut: cut to `cap` + [`CUT_MARGIN`], redacted
+/// with `redactor`, then cut to `cap` on a character boundary, before a
+/// [`REDACTED`] marker rather than through it.
 pub fn cut_text(text: &str, cap: usize, redactor: &Redactor) -> String {
     if text.len() <= cap {
         return text.to_owned();
