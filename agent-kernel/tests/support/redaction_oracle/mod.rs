@@ -23,5 +23,8 @@ pub fn redact_str(text: &str) -> Cow<'_, str> {
 /// The names of the kinds found (`PatternKind::as_str`), in pass order.
 pub fn redact_str_with_kinds(text: &str) -> (Cow<'_, str>, Vec<&'static str>) {
     let (out, kinds) = patterns::PATTERNS.scrub(text);
-    (out, kinds.iter().map(patterns::PatternKind::as_str).collect())
+    (
+        out,
+        kinds.iter().map(patterns::PatternKind::as_str).collect(),
+    )
 }
