@@ -554,6 +554,22 @@ mod tests {
     }
 
     #[test]
+    fn a_long_text_is_copied_only_when_something_is_redacted() {
+        use std::borrow::Cow;
+
+        use super::super::patterns::{PATTERNS, PatternKind};
+        let text = "order 12 shipped: see \"notes\" = fine, ＃３ too. ".repeat(40);
+        let (out, kinds) = PATTERNS.scrub(&text);
+        assert!(matches!(out, Cow::Borrowed(_)), "{out}");
+        assert!(kinds.is_empty());
+        let mixed = format!("{text}mail bob@example.com now {text}");
+        let (out, kinds) = PATTERNS.scrub(&mixed);
+        assert!(matches!(out, Cow::Owned(_)));
+        assert_eq!(out, format!("{text}mail [REDACTED] now {text}"));
+        assert!(kinds.contains(PatternKind::Email) && kinds.len() == 1);
+    }
+
+    #[test]
     fn prose_without_triggers_has_no_window() {
         assert!(windows("The quick brown fox jumps over the lazy dog.").is_empty());
         assert!(windows("").is_empty());
