@@ -32,6 +32,8 @@ use crate::otel::{CapabilityLabels, TelemetrySlot, keys::OTHER};
 use crate::policy::{DefaultPolicyEngine, PolicyEngine};
 use crate::registry::{CapabilityRegistry, DEFAULT_MAX_RESULTS};
 use crate::router::{Router, StaticRouter};
+use crate::store::sink::{AuditSink, SinkSlot}; // issue 21
+use crate::store::{AuditAck, AuditLog, MemoryRevocations, RevocationStore, Stores}; // issue 21
 use crate::time::{Clock, SystemClock};
 use crate::token::{CapabilityToken, HmacTokenProvider};
 use crate::trace::TraceStore;
@@ -191,6 +193,9 @@ pub struct KernelBuilder {
     clock: Option<Arc<dyn Clock>>,
     drivers: Vec<Arc<dyn Driver>>,
     caller_ids: CallerIdRecording,
+    // issue 21: the durable stores (default: in memory)
+    audit_log: Option<Arc<dyn AuditLog>>,
+    revocations: Option<Arc<dyn RevocationStore>>,
 }
 
 impl fmt::Debug for KernelBuilder {
@@ -252,6 +257,36 @@ impl KernelBuilder {
         self
     }
 
+    // issue 21
+    /// The durable audit log every record is appended to, besides the
+    /// in-memory [`trace_store`](Self::trace_store) window (default: none, the
+    /// window is the audit trail). An invocation is refused before its tool
+    /// acts when the log cannot take its record; with a log that acknowledges
+    /// writes, `invoke` returns once its record is durable.
+    #[must_use]
+    pub fn audit_log(mut self, log: Arc<dyn AuditLog>) -> Self {
+        self.audit_log = Some(log);
+        self
+    }
+
+    // issue 21
+    /// Where revocations are made durable (default: in memory). They are
+    /// loaded by [`build`](Self::build) and written through by
+    /// [`Kernel::revoke_token`] and [`Kernel::revoke_all`].
+    #[must_use]
+    pub fn revocation_store(mut self, store: Arc<dyn RevocationStore>) -> Self {
+        self.revocations = Some(store);
+        self
+    }
+
+    // issue 21
+    /// Both stores at once (see [`Stores`]).
+    #[must_use]
+    pub fn stores(self, stores: Stores) -> Self {
+        self.audit_log(stores.audit)
+            .revocation_store(stores.revocations)
+    }
+
     /// The session budget manager (default: 100 000 tokens per session).
     #[must_use]
     pub fn budget_manager(mut self, budget: BudgetManager) -> Self {
@@ -303,6 +338,19 @@ impl KernelBuilder {
                 });
             }
         }
+        // issue 21: the chain key is not the token secret; revocations made
+        // durable before are back in force before the first verify.
+        if let Some(key) = self.audit_log.as_ref().and_then(|log| log.chain_key()) {
+            if tokens.signs_with_audit_key(key) {
+                return Err(KernelError::invalid_config(
+                    "the audit chain key must not be the token-signing secret",
+                ));
+            }
+        }
+        let revocations = self
+            .revocations
+            .unwrap_or_else(|| Arc::new(MemoryRevocations::new()));
+        tokens.restore(&revocations.load(clock.now())?);
         let policy: Arc<dyn PolicyEngine> = match self.policy {
             Some(p) => p,
             None => Arc::new(
@@ -326,7 +374,8 @@ impl KernelBuilder {
             handles: self
                 .handles
                 .unwrap_or_else(|| HandleStore::new().with_clock(Arc::clone(&clock))),
-            traces: self.traces.unwrap_or_default(),
+            audit: AuditSink::new(self.traces.unwrap_or_default(), self.audit_log), // issue 21
+            revocations,                                                            // issue 21
             budget: self.budget.unwrap_or_default(),
             drivers: RwLock::new(drivers),
             clock,
@@ -377,7 +426,8 @@ pub struct Kernel {
     firewall: Firewall,
     budgets: Budgets,
     handles: HandleStore,
-    traces: TraceStore,
+    audit: AuditSink,                      // issue 21
+    revocations: Arc<dyn RevocationStore>, // issue 21
     budget: BudgetManager,
     drivers: RwLock<HashMap<String, RegisteredDriver>>,
     clock: Arc<dyn Clock>,
@@ -401,7 +451,7 @@ impl fmt::Debug for Kernel {
             .field("router", &self.router)
             .field("drivers", &drivers)
             .field("handles", &self.handles.len())
-            .field("traces", &self.traces.len())
+            .field("traces", &self.audit.window().len())
             .field("caller_ids", &self.caller_ids)
             .finish_non_exhaustive()
     }
@@ -410,7 +460,8 @@ impl fmt::Debug for Kernel {
 /// The audit record of an invocation in flight: recorded exactly once, by
 /// `finish`, or as `cancelled` if the invocation future is dropped first.
 struct PendingTrace<'k> {
-    traces: &'k TraceStore,
+    audit: &'k AuditSink,   // issue 21
+    slot: Option<SinkSlot>, // issue 21: reserved before the driver runs
     started: Instant,
     trace: Option<ActionTrace>,
 }
@@ -423,11 +474,15 @@ impl PendingTrace<'_> {
             .map_or_else(|| EMPTY.get_or_init(Args::new), |t| &t.args)
     }
 
-    fn finish(mut self, update: impl FnOnce(&mut ActionTrace)) {
-        if let Some(mut t) = self.trace.take() {
-            update(&mut t);
-            t.duration = Some(self.started.elapsed());
-            self.traces.record(t);
+    // issue 21: returns the acknowledgement of the durable copy.
+    fn finish(mut self, update: impl FnOnce(&mut ActionTrace)) -> AuditAck {
+        match (self.trace.take(), self.slot.take()) {
+            (Some(mut t), Some(slot)) => {
+                update(&mut t);
+                t.duration = Some(self.started.elapsed());
+                self.audit.record(slot, t)
+            }
+            _ => AuditAck::ready(Ok(())),
         }
     }
 }
@@ -438,7 +493,10 @@ impl Drop for PendingTrace<'_> {
             t.outcome = TraceOutcome::Cancelled;
             t.error = Some("invocation was cancelled before it completed".to_owned());
             t.duration = Some(self.started.elapsed());
-            self.traces.record(t);
+            // issue 21: not awaited (a drop cannot wait); the writer reports a failure.
+            if let Some(slot) = self.slot.take() {
+                drop(self.audit.record(slot, t));
+            }
         }
     }
 }
@@ -459,6 +517,8 @@ impl Kernel {
             clock: None,
             drivers: Vec::new(),
             caller_ids: CallerIdRecording::AsGiven,
+            audit_log: None,   // issue 21
+            revocations: None, // issue 21
         }
     }
 
@@ -554,7 +614,8 @@ impl Kernel {
         err: &KernelError,
     ) {
         let registered = self.registry.get(&request.capability_id).is_ok();
-        self.traces.record(ActionTrace {
+        // issue 21: no slot was reserved for a grant; one is taken now.
+        self.audit.record_unreserved(ActionTrace {
             action_id: new_id(),
             capability_id: if registered {
                 request.capability_id.clone()
@@ -635,14 +696,27 @@ impl Kernel {
             .map(|(_, token, _)| token)
     }
 
-    /// Revokes one token (idempotent).
-    pub fn revoke_token(&self, token_id: &str) {
-        self.tokens.revoke(token_id);
+    // issue 21: written through to the revocation store before returning.
+    /// Revokes one token (idempotent) and makes the revocation durable in the
+    /// [revocation store](KernelBuilder::revocation_store) before returning.
+    ///
+    /// Errors: [`KernelError::StoreUnavailable`] when the store cannot take
+    /// it; the token is refused by this kernel all the same, but a kernel
+    /// built after a restart would not know.
+    pub fn revoke_token(&self, token_id: &str) -> Result<()> {
+        let revocation = self.tokens.revoke(token_id);
+        self.revocations
+            .persist(std::slice::from_ref(&revocation), self.clock.now())
     }
 
-    /// Revokes every token issued to `principal_id`; returns how many were newly revoked.
-    pub fn revoke_all(&self, principal_id: &str) -> usize {
-        self.tokens.revoke_all(principal_id)
+    // issue 21: written through to the revocation store before returning.
+    /// Revokes every token issued to `principal_id`, durably (as
+    /// [`revoke_token`](Self::revoke_token)); returns how many were newly revoked.
+    pub fn revoke_all(&self, principal_id: &str) -> Result<usize> {
+        let (newly, revocation) = self.tokens.revoke_all_recorded(principal_id);
+        self.revocations
+            .persist(std::slice::from_ref(&revocation), self.clock.now())?;
+        Ok(newly)
     }
 
     // ── Invocation ──────────────────────────────────────────────────────────
@@ -770,6 +844,24 @@ impl Kernel {
             span_id,
         };
 
+        // issue 21: the audit slot, before anything acts. A store that cannot
+        // take the record refuses the invocation; the refusal stays in memory.
+        let slot = match self.audit.reserve() {
+            Ok(slot) => slot,
+            Err(err) => {
+                trace.token_id = ids::for_telemetry(&trace.token_id).to_owned();
+                if self.registry.get(&trace.capability_id).is_err() {
+                    OTHER.clone_into(&mut trace.capability_id);
+                }
+                trace.error = Some(err.to_string());
+                trace.outcome = TraceOutcome::Denied;
+                trace.duration = Some(started.elapsed());
+                log::error!("invoke_refused_audit_unavailable error={err}");
+                self.audit.window().record(trace);
+                return Err(err);
+            }
+        };
+
         let auth = match self.authorize_traced(token, principal, response_mode, session_id, labels)
         {
             Ok(auth) => auth,
@@ -788,7 +880,8 @@ impl Kernel {
                 trace.denial_category = err.denial_category();
                 trace.outcome = TraceOutcome::Denied;
                 trace.duration = Some(started.elapsed());
-                self.traces.record(trace);
+                // issue 21: the refusal's own error is returned, durable or not.
+                let _ = self.audit.record(slot, trace).await;
                 return Err(err);
             }
         };
@@ -803,7 +896,8 @@ impl Kernel {
         trace.response_mode = effective_mode;
         let action_id = trace.action_id.clone();
         let pending = PendingTrace {
-            traces: &self.traces,
+            audit: &self.audit,
+            slot: Some(slot), // issue 21
             started,
             trace: Some(trace),
         };
@@ -872,11 +966,13 @@ impl Kernel {
                 status,
             };
             let text = err.to_string();
-            pending.finish(|t| {
-                t.outcome = TraceOutcome::DriverError;
-                t.driver_id = last_driver;
-                t.error = Some(text);
-            });
+            let _ = pending
+                .finish(|t| {
+                    t.outcome = TraceOutcome::DriverError;
+                    t.driver_id = last_driver;
+                    t.error = Some(text);
+                })
+                .await; // issue 21
             return Err(err);
         };
 
@@ -944,12 +1040,14 @@ impl Kernel {
                 Ok(frame) => frame,
                 Err(err) => {
                     let text = err.to_string();
-                    pending.finish(|t| {
-                        t.outcome = TraceOutcome::Denied;
-                        t.denial_category = err.denial_category();
-                        t.driver_id = served_by.driver.driver_id().to_owned();
-                        t.error = Some(text);
-                    });
+                    let _ = pending
+                        .finish(|t| {
+                            t.outcome = TraceOutcome::Denied;
+                            t.denial_category = err.denial_category();
+                            t.driver_id = served_by.driver.driver_id().to_owned();
+                            t.error = Some(text);
+                        })
+                        .await; // issue 21
                     return Err(err);
                 }
             },
@@ -963,11 +1061,15 @@ impl Kernel {
                 ("effective_response_mode", &mode),
             ]);
         }
-        pending.finish(|t| {
-            t.driver_id = served_by.driver.driver_id().to_owned();
-            t.handle_id = handle_id;
-            t.response_mode = mode;
-        });
+        // issue 21: with an acknowledging store, the frame is returned only
+        // once its record is durable.
+        pending
+            .finish(|t| {
+                t.driver_id = served_by.driver.driver_id().to_owned();
+                t.handle_id = handle_id;
+                t.response_mode = mode;
+            })
+            .await?;
         Ok(frame)
     }
 
@@ -1172,6 +1274,7 @@ impl Kernel {
         principal: &Principal,
     ) -> Result<Frame> {
         let started = Instant::now();
+        let slot = self.audit.reserve()?; // issue 21: before the stored result is read
         let mut audit = self.expand_record(handle, query, principal);
         let result = self.expand_authorized(handle, query, principal, &mut audit);
         if let Err(err) = &result {
@@ -1180,7 +1283,8 @@ impl Kernel {
             audit.error = Some(err.to_string());
         }
         audit.duration = Some(started.elapsed());
-        self.traces.record(audit);
+        // issue 21: not awaited (expand is synchronous); the writer reports a failure.
+        drop(self.audit.record(slot, audit));
         result
     }
 
@@ -1462,7 +1566,7 @@ impl Kernel {
     )]
     pub fn explain(&self, action_id: &str) -> Result<Arc<ActionTrace>> {
         ids::check("action", action_id)?;
-        self.traces.get(action_id)
+        self.audit.get(action_id) // issue 21: the window, then the durable log
     }
 
     // ── Accessors ───────────────────────────────────────────────────────────
@@ -1490,9 +1594,23 @@ impl Kernel {
         &self.handles
     }
 
-    /// The trace store.
+    /// The trace store: the in-memory window of recent records (the whole
+    /// audit trail unless a durable [`audit_log`](Self::audit_log) is set).
     pub fn traces(&self) -> &TraceStore {
-        &self.traces
+        self.audit.window() // issue 21
+    }
+
+    // issue 21
+    /// The durable audit log, when one was set
+    /// ([`KernelBuilder::audit_log`]).
+    pub fn audit_log(&self) -> Option<&Arc<dyn AuditLog>> {
+        self.audit.durable()
+    }
+
+    // issue 21
+    /// The revocation store.
+    pub fn revocation_store(&self) -> &Arc<dyn RevocationStore> {
+        &self.revocations
     }
 
     /// The session budget manager.

@@ -1,0 +1,171 @@
+//! The acknowledgement of one appended audit record: resolved by the store's
+//! writer once the record is durable (or could not be made so), awaited by an
+//! async caller or waited for by a blocking one.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+#[cfg(test)]
+use crate::error::KernelError;
+use crate::error::Result;
+
+/// Resolves to `Ok(())` once the appended record is durable, or to the
+/// [`KernelError::StoreUnavailable`] that kept it from being so (see
+/// [`AuditLog::append`](super::AuditLog::append)). Dropping it does not
+/// withdraw the record.
+#[must_use = "an acknowledgement says whether the record is durable"]
+pub struct AuditAck {
+    state: AckState,
+}
+
+enum AckState {
+    Ready(Option<Result<()>>),
+    Waiting(Arc<AckCell>),
+}
+
+/// The writer's side of a pending acknowledgement.
+#[derive(Default)]
+pub(crate) struct AckCell {
+    inner: Mutex<CellInner>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct CellInner {
+    result: Option<Result<()>>,
+    waker: Option<Waker>,
+}
+
+impl AckCell {
+    /// Resolves the acknowledgement (the first call wins).
+    pub(crate) fn resolve(&self, result: Result<()>) {
+        let waker = {
+            let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            if inner.result.is_some() {
+                return;
+            }
+            inner.result = Some(result);
+            inner.waker.take()
+        };
+        self.done.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl AuditAck {
+    /// An acknowledgement that is already settled.
+    pub fn ready(result: Result<()>) -> Self {
+        Self {
+            state: AckState::Ready(Some(result)),
+        }
+    }
+
+    /// A pending acknowledgement and the cell its writer resolves.
+    pub(crate) fn pending() -> (Self, Arc<AckCell>) {
+        let cell = Arc::new(AckCell::default());
+        (
+            Self {
+                state: AckState::Waiting(Arc::clone(&cell)),
+            },
+            cell,
+        )
+    }
+
+    /// Blocks the calling thread until the record is durable (for callers
+    /// outside an async runtime).
+    pub fn wait_blocking(self) -> Result<()> {
+        match self.state {
+            AckState::Ready(result) => result.unwrap_or(Ok(())),
+            AckState::Waiting(cell) => {
+                let mut inner = cell.inner.lock().unwrap_or_else(PoisonError::into_inner);
+                loop {
+                    if let Some(result) = inner.result.take() {
+                        return result;
+                    }
+                    inner = cell
+                        .done
+                        .wait(inner)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+        }
+    }
+}
+
+impl Future for AuditAck {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        match &mut this.state {
+            AckState::Ready(result) => Poll::Ready(result.take().unwrap_or(Ok(()))),
+            AckState::Waiting(cell) => {
+                let mut inner = cell.inner.lock().unwrap_or_else(PoisonError::into_inner);
+                match inner.result.take() {
+                    Some(result) => {
+                        // Polled again after completion: settled, say so.
+                        inner.result = Some(result.clone());
+                        Poll::Ready(result)
+                    }
+                    None => {
+                        inner.waker = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for AuditAck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let settled = match &self.state {
+            AckState::Ready(_) => true,
+            AckState::Waiting(cell) => cell
+                .inner
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .result
+                .is_some(),
+        };
+        f.debug_struct("AuditAck")
+            .field("settled", &settled)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_once_for_blocking_and_async_waiters() {
+        let (ack, cell) = AuditAck::pending();
+        let writer = std::thread::spawn(move || {
+            cell.resolve(Ok(()));
+            cell.resolve(Err(KernelError::invalid_argument("late")));
+        });
+        assert_eq!(ack.wait_blocking(), Ok(()));
+        writer.join().unwrap();
+
+        let (ack, cell) = AuditAck::pending();
+        cell.resolve(Err(KernelError::StoreUnavailable {
+            store: "audit log",
+            path: "/db".into(),
+            fault: crate::StoreFault::NotAcknowledged,
+            message: "writer stopped".into(),
+        }));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let err = rt.block_on(ack).unwrap_err();
+        assert_eq!(err.kind(), "store_unavailable");
+        assert!(err.to_string().contains("/db"));
+        assert_eq!(rt.block_on(AuditAck::ready(Ok(()))), Ok(()));
+    }
+}
