@@ -167,6 +167,9 @@ impl AuditLog for SqliteAuditLog {
     }
 
     fn reserve(&self) -> Result<AuditSlot> {
+        // A deleted, replaced or read-only file is seen before the tool acts
+        // (one `stat`), not at the commit after it.
+        self.shared.db.check_file("audit log")?;
         let mut q = self.shared.lock();
         if let Some(failure) = &q.failure {
             return Err(failure.clone());
