@@ -23,6 +23,12 @@ use crate::types::ActionTrace;
 const MAX_BATCH: usize = 1024;
 /// Configured retention runs after this many records written.
 const RETENTION_EVERY: u64 = 1000;
+/// In `Buffered` mode the writer waits this long for more records before a
+/// commit that is not full: fewer, larger transactions (each commit rewrites
+/// the table's and every index's last pages), at no cost to the caller.
+const BUFFERED_LINGER: Duration = Duration::from_millis(2);
+/// A `Buffered` commit waits for no more once it has this many records.
+const LINGER_UNTIL: usize = 256;
 /// Retry delays after a failed write: from the first to the longest.
 const FIRST_RETRY: Duration = Duration::from_millis(20);
 const LONGEST_RETRY: Duration = Duration::from_secs(1);
@@ -44,12 +50,17 @@ struct Queue {
     /// The last write's failure, until a write succeeds.
     failure: Option<KernelError>,
     shutdown: bool,
+    /// The writer is waiting for work (an append must wake it).
+    writer_idle: bool,
 }
 
 struct Shared {
     db: Arc<Db>,
     queue: Mutex<Queue>,
-    wake: Condvar,
+    /// The writer waits here for records (and between retries).
+    work: Condvar,
+    /// [`SqliteAuditLog::flush`] waits here for commits.
+    done: Condvar,
     capacity: usize,
 }
 
@@ -90,16 +101,18 @@ impl SqliteAuditLog {
         let shared = Arc::new(Shared {
             db,
             queue: Mutex::new(Queue::default()),
-            wake: Condvar::new(),
+            work: Condvar::new(),
+            done: Condvar::new(),
             capacity: options.queue_capacity,
         });
         let writer = {
             let shared = Arc::clone(&shared);
             let retention = options.retention;
             let raw = options.raw_arguments;
+            let linger = (options.mode == WriteMode::Buffered).then_some(BUFFERED_LINGER);
             std::thread::Builder::new()
                 .name("agent-kernel-audit".to_owned())
-                .spawn(move || write_loop(&shared, head, retention, raw))
+                .spawn(move || write_loop(&shared, head, retention, raw, linger))
                 .map_err(|e| {
                     KernelError::invalid_config(format!("cannot start the audit writer: {e}"))
                 })?
@@ -141,7 +154,7 @@ impl SqliteAuditLog {
             }
             q = self
                 .shared
-                .wake
+                .done
                 .wait(q)
                 .unwrap_or_else(PoisonError::into_inner);
         }
@@ -221,8 +234,12 @@ impl AuditLog for SqliteAuditLog {
             row: None,
             ack: cell,
         });
+        // A busy writer takes this record with its next batch: no wake-up.
+        let wake = std::mem::take(&mut q.writer_idle);
         drop(q);
-        self.shared.wake.notify_all();
+        if wake {
+            self.shared.work.notify_one();
+        }
         ack
     }
 
@@ -255,7 +272,7 @@ impl Drop for SqliteAuditLog {
     /// Writes what is queued, then stops the writer.
     fn drop(&mut self) {
         self.shared.lock().shutdown = true;
-        self.shared.wake.notify_all();
+        self.shared.work.notify_all();
         let writer = self
             .writer
             .lock()
@@ -273,17 +290,31 @@ impl Drop for SqliteAuditLog {
 /// A failed batch goes back to the head of the queue (its acknowledgements
 /// resolved with the error) and is retried with a growing delay; while it
 /// fails, reservations are refused.
-fn write_loop(shared: &Shared, mut head: Head, retention: Option<Retention>, raw: bool) {
+fn write_loop(
+    shared: &Shared,
+    mut head: Head,
+    retention: Option<Retention>,
+    raw: bool,
+    linger: Option<Duration>,
+) {
     let mut retry = FIRST_RETRY;
     let mut since_retention: u64 = 0;
     loop {
         let mut batch: Vec<Item> = {
             let mut q = shared.lock();
             while q.items.is_empty() && !q.shutdown {
-                q = shared.wake.wait(q).unwrap_or_else(PoisonError::into_inner);
+                q.writer_idle = true;
+                q = shared.work.wait(q).unwrap_or_else(PoisonError::into_inner);
             }
+            q.writer_idle = false;
             if q.items.is_empty() {
                 return;
+            }
+            if let Some(linger) = linger.filter(|_| q.items.len() < LINGER_UNTIL && !q.shutdown) {
+                // Appends do not wake a lingering writer: it looks again after `linger`.
+                drop(q);
+                std::thread::sleep(linger);
+                q = shared.lock();
             }
             let n = q.items.len().min(MAX_BATCH);
             q.in_flight = n;
@@ -308,7 +339,7 @@ fn write_loop(shared: &Shared, mut head: Head, retention: Option<Retention>, raw
                 head = next;
                 q.failure = None;
                 drop(q);
-                shared.wake.notify_all();
+                shared.done.notify_all();
                 for item in batch {
                     if let Some(ack) = item.ack {
                         ack.resolve(Ok(()));
@@ -337,7 +368,7 @@ fn write_loop(shared: &Shared, mut head: Head, retention: Option<Retention>, raw
                             ack.resolve(Err(err.clone()));
                         }
                     }
-                    shared.wake.notify_all();
+                    shared.done.notify_all();
                     return;
                 }
                 log::error!(
@@ -351,9 +382,9 @@ fn write_loop(shared: &Shared, mut head: Head, retention: Option<Retention>, raw
                     }
                     q.items.push_front(item);
                 }
-                shared.wake.notify_all();
+                shared.done.notify_all();
                 let (q, _) = shared
-                    .wake
+                    .work
                     .wait_timeout_while(q, retry, |q| !q.shutdown)
                     .unwrap_or_else(PoisonError::into_inner);
                 drop(q);
