@@ -617,3 +617,62 @@ fn the_audit_key_must_not_be_the_token_secret() {
         .unwrap_err();
     assert_eq!(err.kind(), "invalid_config");
 }
+
+#[derive(Debug)]
+struct Slow;
+
+#[async_trait]
+impl Driver for Slow {
+    fn driver_id(&self) -> &str {
+        "slow"
+    }
+    async fn execute(
+        &self,
+        ctx: &ExecutionContext<'_>,
+    ) -> std::result::Result<RawResult, DriverError> {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok(RawResult::new(ctx.capability_id, json!("late")))
+    }
+}
+
+/// A dropped invocation's record (written from `Drop`) reaches the durable
+/// log, as `cancelled`, and gives its queue place back.
+#[tokio::test]
+async fn a_dropped_invocation_is_written_as_cancelled() {
+    let dir = TempDir::new("cancel");
+    let store = SqliteStore::open(dir.db(), SqliteOptions::new(key()).queue_capacity(1)).unwrap();
+    let kernel = Kernel::builder(registry())
+        .secret(SECRET)
+        .router(router().with_route(SUMMARY, ["slow"]))
+        .driver(Slow)
+        .stores(Stores {
+            audit: store.audit_log(),
+            revocations: store.revocation_store(),
+        })
+        .build()
+        .unwrap();
+    let p = reader();
+    let token = kernel
+        .get_token(&CapabilityRequest::new(SUMMARY, "s"), &p, "")
+        .unwrap();
+    let invoke = kernel.invoke(
+        &token,
+        &p,
+        common::op("summarize_spend"),
+        ResponseMode::Summary,
+    );
+    tokio::time::timeout(Duration::from_millis(50), invoke)
+        .await
+        .expect_err("the invocation is cut off");
+    store.audit_log().flush().unwrap();
+    let records = store
+        .audit_log()
+        .query(&AuditQuery::all().outcome(TraceOutcome::Cancelled))
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        store.audit_log().pending(),
+        0,
+        "the queue place was given back"
+    );
+}

@@ -13,7 +13,7 @@ use crate::error::KernelError;
 use crate::error::Result;
 
 /// Resolves to `Ok(())` once the appended record is durable, or to the
-/// [`KernelError::StoreUnavailable`] that kept it from being so (see
+/// [`KernelError::StoreUnavailable`](crate::KernelError::StoreUnavailable) that kept it from being so (see
 /// [`AuditLog::append`](super::AuditLog::append)). Dropping it does not
 /// withdraw the record.
 #[must_use = "an acknowledgement says whether the record is durable"]

@@ -4,7 +4,7 @@
 //!
 //! - [`AuditLog`]: the audit trail. A slot is [reserved](AuditLog::reserve)
 //!   before the tool acts (a store that cannot take the record refuses the
-//!   invocation then, with [`KernelError::StoreUnavailable`]); the finished
+//!   invocation then, with [`KernelError::StoreUnavailable`](crate::KernelError::StoreUnavailable)); the finished
 //!   record is [appended](AuditLog::append) synchronously (usable from `Drop`),
 //!   and the returned [`AuditAck`] resolves once the record is durable.
 //! - [`RevocationStore`]: revocations, written through before `revoke`
