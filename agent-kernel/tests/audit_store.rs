@@ -454,6 +454,13 @@ async fn a_file_made_read_only_or_deleted_mid_run_refuses_before_the_tool_acts()
     let w = world_at(open(&dir.db(), SqliteOptions::new(key())), clock());
     let t = token(&w, LIST);
     let first = list(&w, &t).await.unwrap().action_id;
+    let wal = dir.0.join("audit.db-wal");
+    let wal_mode = std::fs::metadata(&wal).unwrap().permissions().mode();
+    assert_eq!(
+        wal_mode & 0o777,
+        0o600,
+        "the WAL file is 0600 like the database"
+    );
 
     std::fs::set_permissions(dir.db(), std::fs::Permissions::from_mode(0o400)).unwrap();
     let err = list(&w, &t).await.unwrap_err();
@@ -675,4 +682,64 @@ async fn a_dropped_invocation_is_written_as_cancelled() {
         0,
         "the queue place was given back"
     );
+}
+
+/// `Acknowledged`: a record whose `invoke` returned survives `kill -9` of the
+/// process (the child below invokes and prints each acknowledged action id;
+/// it is killed mid-run).
+#[test]
+fn acknowledged_records_survive_kill_9() {
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new("kill9");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "acknowledging_child", "--ignored", "--nocapture"])
+        .env("AK_AUDIT_DB", dir.db())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut acknowledged = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(id) = line.strip_prefix("ACK ") {
+            acknowledged.push(id.to_owned());
+            if acknowledged.len() == 200 {
+                child.kill().unwrap(); // SIGKILL
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    assert_eq!(
+        acknowledged.len(),
+        200,
+        "the child acknowledged 200 records"
+    );
+    let store = SqliteStore::open(dir.db(), SqliteOptions::new(key())).unwrap();
+    let log = store.audit_log();
+    for id in &acknowledged {
+        log.get(id)
+            .unwrap_or_else(|e| panic!("acknowledged {id} lost to kill -9: {e}"));
+    }
+    assert!(log.verify().unwrap().is_intact());
+}
+
+/// Run by `acknowledged_records_survive_kill_9` in a child process: invokes
+/// until killed, printing each acknowledged action id.
+#[tokio::test]
+#[ignore = "run as a child process by acknowledged_records_survive_kill_9"]
+async fn acknowledging_child() {
+    let path = std::env::var("AK_AUDIT_DB").expect("AK_AUDIT_DB names the database");
+    let clock = clock();
+    let w = world_at(
+        open(Path::new(&path), SqliteOptions::new(key())),
+        clock.clone(),
+    );
+    let t = token(&w, LIST);
+    loop {
+        // Past the READ rate limit (60 a minute), within the token's hour.
+        clock.advance(Duration::from_secs(2));
+        let frame = list(&w, &t).await.unwrap();
+        println!("ACK {}", frame.action_id);
+    }
 }
