@@ -8,8 +8,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-#[cfg(test)]
-use crate::error::KernelError;
 use crate::error::Result;
 
 /// Resolves to `Ok(())` once the appended record is durable, or to the
@@ -26,9 +24,9 @@ enum AckState {
     Waiting(Arc<AckCell>),
 }
 
-/// The writer's side of a pending acknowledgement.
+/// The shared state of a pending acknowledgement.
 #[derive(Default)]
-pub(crate) struct AckCell {
+struct AckCell {
     inner: Mutex<CellInner>,
     done: Condvar,
 }
@@ -39,18 +37,30 @@ struct CellInner {
     waker: Option<Waker>,
 }
 
-impl AckCell {
+/// The store's side of a pending [`AuditAck`]: resolved by the store's writer
+/// once the record is durable (or cannot be made so). Dropping it unresolved
+/// resolves the acknowledgement with a `not_acknowledged` error, so a waiter
+/// never waits forever.
+pub struct AckResolver {
+    cell: Arc<AckCell>,
+}
+
+impl AckResolver {
     /// Resolves the acknowledgement (the first call wins).
-    pub(crate) fn resolve(&self, result: Result<()>) {
+    pub fn resolve(&self, result: Result<()>) {
         let waker = {
-            let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut inner = self
+                .cell
+                .inner
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if inner.result.is_some() {
                 return;
             }
             inner.result = Some(result);
             inner.waker.take()
         };
-        self.done.notify_all();
+        self.cell.done.notify_all();
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -65,14 +75,16 @@ impl AuditAck {
         }
     }
 
-    /// A pending acknowledgement and the cell its writer resolves.
-    pub(crate) fn pending() -> (Self, Arc<AckCell>) {
+    /// A pending acknowledgement and its resolver, for a store whose writes
+    /// complete later (an [`AuditLog`](super::AuditLog) implementation hands
+    /// the acknowledgement to the caller and keeps the resolver).
+    pub fn pending() -> (Self, AckResolver) {
         let cell = Arc::new(AckCell::default());
         (
             Self {
                 state: AckState::Waiting(Arc::clone(&cell)),
             },
-            cell,
+            AckResolver { cell },
         )
     }
 
@@ -122,6 +134,23 @@ impl Future for AuditAck {
     }
 }
 
+impl Drop for AckResolver {
+    fn drop(&mut self) {
+        self.resolve(Err(crate::error::KernelError::StoreUnavailable {
+            store: "audit log",
+            path: String::new(),
+            fault: crate::error::StoreFault::NotAcknowledged,
+            message: "the store dropped the record's acknowledgement unresolved".to_owned(),
+        }));
+    }
+}
+
+impl fmt::Debug for AckResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AckResolver").finish_non_exhaustive()
+    }
+}
+
 impl fmt::Debug for AuditAck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let settled = match &self.state {
@@ -148,13 +177,13 @@ mod tests {
         let (ack, cell) = AuditAck::pending();
         let writer = std::thread::spawn(move || {
             cell.resolve(Ok(()));
-            cell.resolve(Err(KernelError::invalid_argument("late")));
+            cell.resolve(Err(crate::KernelError::invalid_argument("late")));
         });
         assert_eq!(ack.wait_blocking(), Ok(()));
         writer.join().unwrap();
 
         let (ack, cell) = AuditAck::pending();
-        cell.resolve(Err(KernelError::StoreUnavailable {
+        cell.resolve(Err(crate::KernelError::StoreUnavailable {
             store: "audit log",
             path: "/db".into(),
             fault: crate::StoreFault::NotAcknowledged,
@@ -167,5 +196,13 @@ mod tests {
         assert_eq!(err.kind(), "store_unavailable");
         assert!(err.to_string().contains("/db"));
         assert_eq!(rt.block_on(AuditAck::ready(Ok(()))), Ok(()));
+
+        // A resolver dropped unresolved does not leave its waiter hanging.
+        let (ack, cell) = AuditAck::pending();
+        drop(cell);
+        assert_eq!(
+            ack.wait_blocking().unwrap_err().store_fault(),
+            Some(crate::StoreFault::NotAcknowledged)
+        );
     }
 }

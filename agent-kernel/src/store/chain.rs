@@ -15,8 +15,8 @@ type HmacSha256 = Hmac<Sha256>;
 /// Shortest [`AuditKey`] accepted, in bytes.
 pub const MIN_AUDIT_KEY_LEN: usize = 16;
 
-/// The link before the first record.
-pub(crate) const GENESIS: [u8; 32] = [0; 32];
+/// The link before the first record of a chain.
+pub const GENESIS_LINK: [u8; 32] = [0; 32];
 
 /// The application's key for the audit chain. It must not be the
 /// token-signing secret (the builder refuses it): whoever can verify the
@@ -42,8 +42,10 @@ impl AuditKey {
         Ok(Self { mac })
     }
 
-    /// The link of record `seq` with bytes `record` after `prev`.
-    pub(crate) fn link(&self, prev: &[u8; 32], seq: i64, record: &[u8]) -> [u8; 32] {
+    /// The link of record `seq` whose stored bytes are `record`, after the
+    /// link `prev` ([`GENESIS_LINK`] for the first record): what an external
+    /// verifier recomputes.
+    pub fn link(&self, prev: &[u8; 32], seq: i64, record: &[u8]) -> [u8; 32] {
         let mut mac = self.mac.clone();
         mac.update(prev);
         mac.update(&seq.to_be_bytes());
@@ -53,6 +55,7 @@ impl AuditKey {
 
     /// A MAC over a labelled value kept beside the chain (the anchor left by
     /// retention, the key check).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn tag(&self, label: &[u8], value: &[u8]) -> [u8; 32] {
         let mut mac = self.mac.clone();
         mac.update(label);
@@ -121,11 +124,11 @@ mod tests {
     fn links_depend_on_every_input_and_the_key() {
         let key = AuditKey::new(b"0123456789abcdef").unwrap();
         let other = AuditKey::new(b"fedcba9876543210").unwrap();
-        let a = key.link(&GENESIS, 1, b"{}");
-        assert_ne!(a, key.link(&GENESIS, 2, b"{}"));
+        let a = key.link(&GENESIS_LINK, 1, b"{}");
+        assert_ne!(a, key.link(&GENESIS_LINK, 2, b"{}"));
         assert_ne!(a, key.link(&a, 1, b"{}"));
-        assert_ne!(a, key.link(&GENESIS, 1, b"{ }"));
-        assert_ne!(a, other.link(&GENESIS, 1, b"{}"));
+        assert_ne!(a, key.link(&GENESIS_LINK, 1, b"{ }"));
+        assert_ne!(a, other.link(&GENESIS_LINK, 1, b"{}"));
         assert_eq!(
             AuditKey::new(b"short").unwrap_err().kind(),
             "invalid_config"

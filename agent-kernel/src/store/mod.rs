@@ -27,8 +27,8 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use ack::AuditAck;
-pub use chain::{AuditKey, BrokenLink, MIN_AUDIT_KEY_LEN, VerifyReport};
+pub use ack::{AckResolver, AuditAck};
+pub use chain::{AuditKey, BrokenLink, GENESIS_LINK, MIN_AUDIT_KEY_LEN, VerifyReport};
 pub use memory::MemoryRevocations;
 
 use crate::error::Result;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params, params_from_iter};
 
 use crate::error::{KernelError, Result, StoreFault};
-use crate::store::chain::GENESIS;
+use crate::store::chain::GENESIS_LINK as GENESIS;
 use crate::store::{AuditKey, AuditQuery, BrokenLink, Retention, VerifyReport};
 use crate::time::Timestamp;
 use crate::trace::parse_jsonl_record;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::db::{Db, Head, Row, unavailable};
 use super::{SqliteOptions, WriteMode};
 use crate::error::{KernelError, Result, StoreFault};
-use crate::store::ack::AckCell;
+use crate::store::ack::AckResolver;
 use crate::store::{
     AuditAck, AuditKey, AuditLog, AuditQuery, AuditSlot, Retention, SlotPool, VerifyReport,
 };
@@ -37,7 +37,7 @@ const LONGEST_RETRY: Duration = Duration::from_secs(1);
 struct Item {
     trace: Option<ActionTrace>,
     row: Option<Row>,
-    ack: Option<Arc<AckCell>>,
+    ack: Option<AckResolver>,
 }
 
 #[derive(Default)]
