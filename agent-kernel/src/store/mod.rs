@@ -12,7 +12,7 @@
 //!   cover have expired.
 //!
 //! In memory ([`TraceStore`], [`MemoryRevocations`]; the builder's default)
-//! and in SQLite ([`sqlite`], feature `sqlite`). The guarantees, the modes and
+//! and in SQLite (`store::sqlite`, feature `sqlite`). The guarantees, the modes and
 //! the faults are described in `docs/audit.md`.
 
 mod ack;
