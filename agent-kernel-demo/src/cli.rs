@@ -40,6 +40,9 @@ pub struct DemoArgs {
     pub remote_tool: Option<String>,
     /// `--verbose`: print every repetition in full, not only the first.
     pub verbose: bool,
+    /// `--store-dir PATH`: where the SQLite audit log and revocations live
+    /// (default: a new directory under the system temp dir, printed).
+    pub store_dir: Option<PathBuf>,
 }
 
 impl Default for DemoArgs {
@@ -51,6 +54,7 @@ impl Default for DemoArgs {
             data: None,
             remote_tool: None,
             verbose: false,
+            store_dir: None,
         }
     }
 }
@@ -74,6 +78,8 @@ OPTIONS:
     --remote-tool URL       base URL of a running `tool-server` (else one is started
                             in-process on 127.0.0.1)
     --verbose               print every repetition in full (default: only the first)
+    --store-dir PATH        where the SQLite audit log and revocations live
+                            [default: a new directory under the temp dir, printed]
     -h, --help              print this help
     -V, --version           print the version
 
@@ -260,13 +266,14 @@ fn unknown(name: &str, known: &[&str]) -> InputError {
 pub fn parse_demo(
     args: impl IntoIterator<Item = OsString>,
 ) -> Result<Command<DemoArgs>, InputError> {
-    const KNOWN: [&str; 6] = [
+    const KNOWN: [&str; 7] = [
         "--invocations",
         "--metrics-addr",
         "--hold-secs",
         "--data",
         "--remote-tool",
         "--verbose",
+        "--store-dir",
     ];
     let mut out = DemoArgs::default();
     let mut flags = Flags::new(args)?;
@@ -295,6 +302,7 @@ pub fn parse_demo(
                 no_value(&name, inline)?;
                 out.verbose = true;
             }
+            "--store-dir" => out.store_dir = Some(PathBuf::from(flags.value(&name, inline)?)),
             other => return Err(unknown(other, &KNOWN)),
         }
     }

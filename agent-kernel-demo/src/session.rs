@@ -290,8 +290,9 @@ pub fn session_budget(data: &BillingData) -> u64 {
 /// Builds the demo's kernel: the registry, the three drivers (the
 /// collections tool at `collections_url`), the router, the default policy
 /// with room for `repetitions` sets of principals in its rate limiter, and a
-/// small session budget ([`session_budget`]). The HMAC secret comes from
-/// `AGENT_KERNEL_SECRET`, else a random one per run.
+/// small session budget ([`session_budget`]), on `stores` (the audit log and
+/// the revocations). The HMAC secret comes from `AGENT_KERNEL_SECRET`, else
+/// a random one per run.
 ///
 /// # Errors
 /// An invalid configuration (never, for valid inputs).
@@ -299,6 +300,7 @@ pub fn build_kernel(
     data: &BillingData,
     collections_url: &str,
     repetitions: u32,
+    stores: agent_kernel::store::Stores,
 ) -> Result<Kernel, KernelError> {
     let repetitions = usize::try_from(repetitions).unwrap_or(usize::MAX);
     let policy = DefaultPolicyEngine::builder()
@@ -316,6 +318,7 @@ pub fn build_kernel(
         .driver(billing_driver(data))
         .driver(warehouse_driver())
         .driver(collections_driver(collections_url)?)
+        .stores(stores)
         .build()
 }
 
