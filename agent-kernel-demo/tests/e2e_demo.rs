@@ -4,12 +4,23 @@
 //!   OTLP/HTTP into Arize Phoenix (a project of its own); read back through
 //!   `GET /v1/projects/{project}/spans`, every invoke tree has the telemetry
 //!   contract's span names, attributes, parent ids and error statuses, and
-//!   nothing personal leaks into a span.
+//!   nothing personal leaks into a span; invoke spans are Phoenix `TOOL`s,
+//!   `policy.evaluate` and `firewall.apply` `GUARDRAIL`s, and no content is
+//!   recorded by default.
+//! - `e2e_demo_genai_names_and_redacted_content_in_phoenix`: two runs, the
+//!   opt-ins once through the demo's flags (`--genai-conventions
+//!   --capture-content`) and once through `OTEL_SEMCONV_STABILITY_OPT_IN` and
+//!   `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`: invoke spans named
+//!   `execute_tool <capability>`, their input and output present and
+//!   redacted, no e-mail address or phone number of the data in any span.
 //! - `e2e_demo_metrics_in_prometheus`: the demo serves `/metrics`
 //!   (`--metrics-addr 127.0.0.1:0 --hold-secs`), Prometheus scrapes it
 //!   through a file_sd target of this test's own, and PromQL returns exactly
 //!   the invocation, duration-count, denial and budget numbers that the demo
-//!   says it produced AND that the scripted session implies.
+//!   says it produced AND that the scripted session implies;
+//!   `e2e_demo_genai_metrics_in_prometheus`: the same with
+//!   `--genai-conventions`, plus `gen_ai_execute_tool_duration_seconds`
+//!   per tool with the GenAI conventions' labels and buckets.
 //! - `e2e_two_processes_one_trace`: `tool-server` runs as a second process
 //!   exporting to Phoenix; the demo calls it through `HttpDriver`
 //!   (`--remote-tool`); both processes' spans share one trace id and the
