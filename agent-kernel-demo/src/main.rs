@@ -78,7 +78,11 @@ async fn demo(args: &DemoArgs, data: BillingData, telemetry: &Telemetry) -> anyh
         }
     };
 
-    let kernel = session::build_kernel(&data, &remote_url, args.invocations)
+    let opt_ins = session::TelemetryOptIns {
+        genai_conventions: args.genai_conventions,
+        capture_content: args.capture_content,
+    };
+    let kernel = session::build_kernel(&data, &remote_url, args.invocations, opt_ins)
         .context("cannot build the kernel")?;
     let instrumentation = instrumentation::instrument(&kernel);
 
