@@ -29,6 +29,7 @@ pub mod policy;
 mod rate;
 mod registry;
 mod router;
+mod stats;
 mod time;
 mod token;
 pub mod trace;
@@ -47,13 +48,16 @@ pub use error::{DenialCategory, KernelError, Result};
 pub use firewall::{Budgets, Firewall, FirewallOutput, FirewallRequest, FirewallStats};
 pub use handle::{DEFAULT_HANDLE_TTL, DEFAULT_MAX_HANDLES, HandleOwner, HandleStore, StoredResult};
 pub use ids::{INVALID_ID, is_kernel_id};
-pub use kernel::{ExpandQuery, InvokeRequest, Kernel, KernelBuilder, OFFLOAD_WEIGHT, args};
+pub use kernel::{
+    ExpandQuery, InvokeRequest, Kernel, KernelBuilder, MAX_TOOL_CALL_ID_LEN, OFFLOAD_WEIGHT, args,
+};
 pub use policy::{
     DefaultPolicyEngine, DefaultPolicyEngineBuilder, InvokeDecision, PolicyEngine, RateLimit,
     RateLimits,
 };
 pub use registry::{CapabilityRegistry, DEFAULT_MAX_RESULTS};
 pub use router::{Router, StaticRouter};
+pub use stats::KernelStats;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use token::{CapabilityToken, DEFAULT_TOKEN_TTL, HmacTokenProvider, SECRET_ENV};
 pub use trace::{DEFAULT_TRACE_CAPACITY, ImportReport, LineError, TraceStore};

@@ -1199,3 +1199,92 @@ fn a_binding_given_to_the_builder_needs_no_instrument_call() {
     invoke(&fx, InvokeRequest::new(&token, &fx.analyst)).unwrap();
     assert_eq!(named(&cap.spans(), k::SPAN_INVOKE).len(), 2);
 }
+
+#[test]
+fn content_is_captured_only_when_switched_on_and_after_the_firewall() {
+    let capture_keys = [
+        k::GEN_AI_TOOL_CALL_ARGUMENTS,
+        k::GEN_AI_TOOL_CALL_RESULT,
+        k::INPUT_VALUE,
+        k::OUTPUT_VALUE,
+        k::INPUT_MIME_TYPE,
+        k::OUTPUT_MIME_TYPE,
+    ];
+    // Off (the default): none of the content keys, whatever the call.
+    let (fx, cap, _hook) = instrumented(Options::default());
+    let token = fx.token(LIST, &fx.analyst);
+    let frame = invoke(
+        &fx,
+        InvokeRequest::new(&token, &fx.analyst)
+            .with_arg("status", "open")
+            .with_mode(ResponseMode::Table),
+    )
+    .unwrap();
+    let root = invoke_span(&cap.spans(), &frame.action_id);
+    for key in capture_keys {
+        assert_eq!(root.attr(key), None, "{key} recorded with capture off");
+    }
+    assert_eq!(root.attr(k::OPENINFERENCE_SPAN_KIND), Some("TOOL"));
+    assert_eq!(root.attr(k::GEN_AI_TOOL_TYPE), Some("function"));
+
+    // On: the arguments (redacted; free text withheld) and the frame.
+    let (fx, cap, _hook) = instrumented(Options {
+        capture: agent_kernel::otel::ContentCapture::on(),
+        ..Options::default()
+    });
+    let token = fx.token(LIST, &fx.analyst);
+    let frame = invoke(
+        &fx,
+        InvokeRequest::new(&token, &fx.analyst)
+            .with_arg("status", "open")
+            .with_arg("contact", "jane.doe@example.com")
+            .with_arg("note", "call her back about the refund")
+            .with_mode(ResponseMode::Table)
+            .with_tool_call_id("call_9f2Kx"),
+    )
+    .unwrap();
+    let root = invoke_span(&cap.spans(), &frame.action_id);
+    assert_eq!(root.attr(k::GEN_AI_TOOL_CALL_ID), Some("call_9f2Kx"));
+    let input: serde_json::Value =
+        serde_json::from_str(root.attr(k::INPUT_VALUE).unwrap()).unwrap();
+    assert_eq!(input["status"], "open");
+    assert_eq!(input["contact"], "[REDACTED]");
+    assert_eq!(input["note"], "[WITHHELD: 30 chars]");
+    assert_eq!(
+        root.attr(k::GEN_AI_TOOL_CALL_ARGUMENTS),
+        root.attr(k::INPUT_VALUE)
+    );
+    let output: serde_json::Value =
+        serde_json::from_str(root.attr(k::OUTPUT_VALUE).unwrap()).unwrap();
+    assert_eq!(output["action_id"], frame.action_id.as_str());
+    assert_eq!(output["response_mode"], "table");
+    assert_eq!(
+        output["table_preview"].as_array().map(Vec::len),
+        Some(frame.table_preview.len())
+    );
+    assert!(
+        output.get("provenance").is_none(),
+        "no caller ids in the capture"
+    );
+    assert_eq!(
+        root.attr(k::GEN_AI_TOOL_CALL_RESULT),
+        root.attr(k::OUTPUT_VALUE)
+    );
+    assert_eq!(root.attr(k::INPUT_MIME_TYPE), Some("application/json"));
+    assert_eq!(root.attr(k::OUTPUT_MIME_TYPE), Some("application/json"));
+    let all = cap.spans();
+    for span in all.iter().filter(|s| s.trace_id == root.trace_id) {
+        let text = format!("{span:?}");
+        assert!(!text.contains("jane.doe"), "{text}");
+        assert!(!text.contains("refund"), "{text}");
+    }
+
+    // A tool-call id that is not an id: refused before any driver runs.
+    let err = invoke(
+        &fx,
+        InvokeRequest::new(&token, &fx.analyst).with_tool_call_id("call 1; DROP TABLE"),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), "invalid_argument");
+    assert!(!err.to_string().contains("DROP"), "{err}");
+}

@@ -8,7 +8,8 @@
 //! secret. Everything the telemetry pipeline saw — every span (name,
 //! attributes, status, events, links, scope), the resource, every metric data
 //! point and label, and every `log` line — is serialised into one string and
-//! searched: none of the secrets may appear.
+//! searched: none of the secrets may appear. Content capture is on, so the
+//! arguments and frames recorded on the invoke spans are searched too.
 //!
 //! Spans are captured by a recording `SpanExporter` (it keeps `SpanData`
 //! whole, links and resource included); metrics by the SDK's
@@ -724,7 +725,10 @@ fn world(s: &Secrets, ids: Ids) -> World {
         .with_endpoint(HTTP_TEXT, endpoint("/text"))
         .with_endpoint(HTTP_OK, endpoint("/ok"))
         .with_endpoint(HTTP_DOWN, down);
+    // Content capture on: the arguments and frames recorded on the invoke
+    // spans hold no secret either.
     let kernel = Kernel::builder(registry)
+        .capture_content(agent_kernel::otel::ContentCapture::on())
         .secret(&s.hmac)
         .clock(dyn_clock)
         .policy(policy)

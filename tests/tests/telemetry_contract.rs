@@ -367,8 +367,11 @@ fn emitted_telemetry_equals_the_documented_tables() {
             .unwrap();
         CharsOverFour.count(&FramePayload::of(&frame))
     };
+    // Content capture on, so that every documented key is emitted (the
+    // capture keys are checked off in kernel_telemetry.rs).
     let fx = Fixture::with(Options {
         read_limit: READ_LIMIT,
+        capture: agent_kernel::otel::ContentCapture::on(),
         budget: BudgetConfig {
             total_budget: table_cost,
             default_request: table_cost,
@@ -896,6 +899,20 @@ fn emitted_telemetry_equals_the_documented_tables() {
         k::GEN_AI_OPERATION_NAME,
         k::GEN_AI_TOOL_NAME,
         k::GEN_AI_TOOL_CALL_ID,
+        k::GEN_AI_TOOL_TYPE,
+        k::GEN_AI_TOOL_DESCRIPTION,
+        k::GEN_AI_CONVERSATION_ID,
+        k::GEN_AI_TOOL_CALL_ARGUMENTS,
+        k::GEN_AI_TOOL_CALL_RESULT,
+        k::OPENINFERENCE_SPAN_KIND,
+        k::TOOL_NAME,
+        k::TOOL_DESCRIPTION,
+        k::OPENINFERENCE_SESSION_ID,
+        k::INPUT_VALUE,
+        k::INPUT_MIME_TYPE,
+        k::OUTPUT_VALUE,
+        k::OUTPUT_MIME_TYPE,
+        k::FALLBACK,
     ]
     .into();
     let emitted_keys: BTreeSet<&str> = emitted

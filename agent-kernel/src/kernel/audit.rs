@@ -13,12 +13,32 @@ use crate::error::KernelError;
 use crate::ids;
 use crate::otel::keys::OTHER;
 use crate::registry::Resolved;
+use crate::stats::{CallFacts, Stats};
 use crate::trace::TraceStore;
 use crate::types::{ActionTrace, Args, Frame, ResponseMode, TraceOutcome};
 
+/// Where finished records go: the trace store, and the counters of
+/// [`Kernel::stats`](crate::Kernel::stats), counted here so that they never
+/// disagree with the audit trail.
+#[derive(Clone, Copy)]
+pub(super) struct AuditSink<'k> {
+    pub(super) traces: &'k TraceStore,
+    pub(super) stats: &'k Stats,
+}
+
+/// What kind of call a record is of.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CallKind {
+    Invocation,
+    /// A refused grant or an expansion.
+    Other,
+}
+
 /// An audit record in flight (see the [module docs](self)).
 pub(super) struct AuditGuard<'k> {
-    sink: &'k TraceStore,
+    sink: AuditSink<'k>,
+    kind: CallKind,
+    facts: CallFacts,
     started: Instant,
     record: Option<ActionTrace>,
     /// Whether the call has begun: a call dropped before it began (an
@@ -31,12 +51,12 @@ impl<'k> AuditGuard<'k> {
     /// own copy (the store redacts them as it records); drivers read the
     /// request's.
     pub(super) fn invocation(
-        sink: &'k TraceStore,
+        sink: AuditSink<'k>,
         request: &InvokeRequest<'_>,
         action_id: String,
         invoked_at: crate::time::Timestamp,
     ) -> Self {
-        Self::open(
+        let mut guard = Self::open(
             sink,
             ActionTrace {
                 action_id,
@@ -57,14 +77,18 @@ impl<'k> AuditGuard<'k> {
                 trace_id: None,
                 span_id: None,
             },
-        )
+        );
+        guard.kind = CallKind::Invocation;
+        guard
     }
 
     /// Opens a record that is not an invocation's (a refused grant, an
     /// expansion), already filled in.
-    pub(super) fn open(sink: &'k TraceStore, record: ActionTrace) -> Self {
+    pub(super) fn open(sink: AuditSink<'k>, record: ActionTrace) -> Self {
         AuditGuard {
             sink,
+            kind: CallKind::Other,
+            facts: CallFacts::default(),
             started: Instant::now(),
             record: Some(record),
             begun: false,
@@ -130,6 +154,11 @@ impl<'k> AuditGuard<'k> {
         err
     }
 
+    /// Notes what an invocation did on its way, for the counters.
+    pub(super) fn note(&mut self, update: impl FnOnce(&mut CallFacts)) {
+        update(&mut self.facts);
+    }
+
     /// Records the mode decided by authorization (before the driver runs,
     /// so that a cancelled call's record has it too).
     pub(super) fn set_mode(&mut self, mode: ResponseMode) {
@@ -170,9 +199,23 @@ impl<'k> AuditGuard<'k> {
                 record.denial_category = err.denial_category();
             }
             update(&mut record);
-            record.duration = Some(self.started.elapsed());
-            self.sink.record(record);
+            self.deliver(record);
         }
+    }
+
+    /// The one place a record leaves: counted, then stored.
+    fn deliver(&self, mut record: ActionTrace) {
+        record.duration = Some(self.started.elapsed());
+        match self.kind {
+            CallKind::Invocation => self.sink.stats.invocation(
+                &record.capability_id,
+                record.outcome,
+                record.denial_category,
+                self.facts,
+            ),
+            CallKind::Other => self.sink.stats.refusal(record.denial_category),
+        }
+        self.sink.traces.record(record);
     }
 }
 
@@ -184,8 +227,7 @@ impl Drop for AuditGuard<'_> {
         if let Some(mut record) = self.record.take() {
             record.outcome = TraceOutcome::Cancelled;
             record.error = Some("invocation was cancelled before it completed".to_owned());
-            record.duration = Some(self.started.elapsed());
-            self.sink.record(record);
+            self.deliver(record);
         }
     }
 }

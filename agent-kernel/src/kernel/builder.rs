@@ -13,7 +13,7 @@ use crate::driver::Driver;
 use crate::error::{KernelError, Result};
 use crate::firewall::{Budgets, Firewall};
 use crate::handle::HandleStore;
-use crate::otel::TelemetrySlot;
+use crate::otel::{ContentCapture, TelemetrySlot, ToolCallTelemetry};
 use crate::policy::{DefaultPolicyEngine, PolicyEngine};
 use crate::registry::CapabilityRegistry;
 use crate::router::{Router, StaticRouter};
@@ -36,6 +36,8 @@ pub struct KernelBuilder {
     drivers: Vec<Arc<dyn Driver>>,
     caller_ids: CallerIdRecording,
     telemetry: Option<Telemetry>,
+    genai_conventions: Option<bool>,
+    capture_content: Option<ContentCapture>,
 }
 
 impl fmt::Debug for KernelBuilder {
@@ -135,6 +137,26 @@ impl KernelBuilder {
         self
     }
 
+    /// Names the invoke span `execute_tool {tool}` and records the
+    /// `gen_ai.execute_tool.duration` histogram, as the OpenTelemetry GenAI
+    /// conventions do (default: on when `OTEL_SEMCONV_STABILITY_OPT_IN`
+    /// lists `gen_ai_latest_experimental`; this option wins).
+    #[must_use]
+    pub fn genai_conventions(mut self, on: bool) -> Self {
+        self.genai_conventions = Some(on);
+        self
+    }
+
+    /// Records the tool call's arguments and result on the invoke span,
+    /// after the firewall (see [`ContentCapture`]; default: on when
+    /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` is `true`,
+    /// `span_only` or `span_and_event`; this option wins).
+    #[must_use]
+    pub fn capture_content(mut self, capture: ContentCapture) -> Self {
+        self.capture_content = Some(capture);
+        self
+    }
+
     /// Registers a driver at construction.
     #[must_use]
     pub fn driver(mut self, driver: impl Driver + 'static) -> Self {
@@ -185,6 +207,8 @@ impl KernelBuilder {
             clock,
             telemetry: Arc::<TelemetrySlot>::default(),
             caller_ids: self.caller_ids,
+            tool_calls: ToolCallTelemetry::resolve(self.genai_conventions, self.capture_content),
+            stats: crate::stats::Stats::default(),
             instrumentation: None,
         };
         if let Some(telemetry) = self.telemetry {
@@ -211,6 +235,8 @@ impl Kernel {
             drivers: Vec::new(),
             caller_ids: CallerIdRecording::AsGiven,
             telemetry: None,
+            genai_conventions: None,
+            capture_content: None,
         }
     }
 }

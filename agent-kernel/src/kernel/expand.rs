@@ -58,8 +58,10 @@ impl Kernel {
         query: &ExpandQuery,
         principal: &Principal,
     ) -> Result<Frame> {
-        let mut audit =
-            AuditGuard::open(&self.traces, self.expand_record(handle, query, principal));
+        let mut audit = AuditGuard::open(
+            self.audit_sink(),
+            self.expand_record(handle, query, principal),
+        );
         audit.begin();
         let result = self.expand_authorized(handle, query, principal, &mut audit);
         audit.close(result.as_ref().err());

@@ -90,7 +90,7 @@ impl Kernel {
                     target.capability().is_some(),
                     self.clock.now(),
                 );
-                let mut audit = AuditGuard::open(&self.traces, record);
+                let mut audit = AuditGuard::open(self.audit_sink(), record);
                 audit.begin();
                 audit.close(Some(&err));
                 return Err(err);
@@ -121,6 +121,7 @@ impl Kernel {
             capability_id = target.capability_id_attr(),
             decision = |r| crate::otel::decision_label(r),
             reason_category = |r| crate::otel::reason_category_label(r),
+            "openinference.span.kind" = "GUARDRAIL",
         ),
         metrics(counter(
             name = "agent_kernel.policy_denials",

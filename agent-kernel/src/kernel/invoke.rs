@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use agent_kernel_otel::{kernel_span, record};
+use agent_kernel_otel::{kernel_span, record_all};
 
 use super::Kernel;
 use super::audit::AuditGuard;
@@ -16,6 +16,7 @@ use crate::budget::Reservation;
 use crate::driver::ExecutionContext;
 use crate::error::Result;
 use crate::ids::new_id;
+use crate::otel::{CapturedContent, tool_type};
 use crate::registry::Resolved;
 use crate::token::CapabilityToken;
 use crate::types::{Args, Capability, Frame, Principal, ResponseMode};
@@ -33,6 +34,8 @@ pub(super) struct Authorization {
     pub(super) reservation: Option<Reservation>,
     /// Notes for the frame about mode changes.
     pub(super) warnings: Vec<String>,
+    /// Whether the mode was escalated because the session's budget runs low.
+    pub(super) escalated: bool,
 }
 
 impl Kernel {
@@ -47,13 +50,11 @@ impl Kernel {
         args: Args,
         response_mode: ResponseMode,
     ) -> impl Future<Output = Result<Frame>> + Send + 'a {
-        self.invoke_with(InvokeRequest {
-            token,
-            principal,
-            args,
-            response_mode,
-            session_id: None,
-        })
+        self.invoke_with(
+            InvokeRequest::new(token, principal)
+                .with_args(args)
+                .with_mode(response_mode),
+        )
     }
 
     /// Invokes with every option (see [`InvokeRequest`]).
@@ -71,8 +72,9 @@ impl Kernel {
         request: InvokeRequest<'a>,
     ) -> impl Future<Output = Result<Frame>> + Send + 'a {
         let target = self.registry.resolve(&request.token.capability_id);
-        let audit = AuditGuard::invocation(&self.traces, &request, new_id(), self.clock.now());
-        self.run_invocation(request, target, audit)
+        let audit = AuditGuard::invocation(self.audit_sink(), &request, new_id(), self.clock.now());
+        let content = self.tool_calls.content(&request.args);
+        self.run_invocation(request, target, audit, content)
     }
 
     /// The pipeline of one invocation, under its `agent_kernel.invoke` span.
@@ -91,7 +93,20 @@ impl Kernel {
             effective_response_mode = |out| out.as_ref().ok().map(|f| f.response_mode),
             "gen_ai.operation.name" = "execute_tool",
             "gen_ai.tool.name" = target.capability_id_attr(),
-            "gen_ai.tool.call.id" = audit.action_id(),
+            "gen_ai.tool.call.id" = request.tool_call_id.unwrap_or(audit.action_id()),
+            "gen_ai.tool.type" = deferred,
+            "gen_ai.tool.description" = target.description_attr(),
+            "gen_ai.conversation.id" = request.session_id.and_then(|s| self.caller_ids.render(s)),
+            "gen_ai.tool.call.arguments" = content.arguments(),
+            "gen_ai.tool.call.result" = deferred,
+            "openinference.span.kind" = "TOOL",
+            "tool.name" = target.capability_id_attr(),
+            "tool.description" = target.description_attr(),
+            "session.id" = request.session_id.and_then(|s| self.caller_ids.render(s)),
+            "input.value" = content.arguments(),
+            "input.mime_type" = content.mime_type(),
+            "output.value" = deferred,
+            "output.mime_type" = content.mime_type(),
         ),
         metrics(
             counter(
@@ -116,13 +131,18 @@ impl Kernel {
         request: InvokeRequest<'_>,
         target: Resolved<'_>,
         mut audit: AuditGuard<'_>,
+        content: CapturedContent,
     ) -> Result<Frame> {
         audit.begin();
-        let auth = match self.authorize(&request, target) {
+        let auth = match request
+            .check()
+            .and_then(|()| self.authorize(&request, target))
+        {
             Ok(auth) => auth,
             Err(err) => return Err(audit.refused(err, target)),
         };
         audit.set_mode(auth.mode);
+        audit.note(|facts| facts.escalated = auth.escalated);
         let ctx = ExecutionContext {
             capability_id: &request.token.capability_id,
             principal_id: &request.principal.principal_id,
@@ -133,14 +153,29 @@ impl Kernel {
         };
         let served = match self.execute_route(&ctx).await {
             Ok(served) => served,
-            Err(failure) => return Err(audit.failed(failure.error, failure.last_driver)),
+            Err(failure) => {
+                audit.note(|facts| facts.fallbacks = failure.fallbacks);
+                return Err(audit.failed(failure.error, failure.last_driver));
+            }
         };
-        // The serving driver is known only once the route has run.
-        record("driver_id", &served.driver.label);
+        audit.note(|facts| facts.fallbacks = served.fallbacks);
         let driver_id = served.driver.driver.driver_id();
-        match self.shape(&request, target, auth, &served.raw, &audit) {
+        match self.shape(&request, target, auth, &served.raw, &mut audit) {
             Ok(frame) => {
                 audit.served(&frame, driver_id);
+                // What served and what the model received: the frame names
+                // neither the driver nor this call's capture settings, so a
+                // closure over the return value cannot record them.
+                let result = content.result(&frame);
+                record_all(&[
+                    ("driver_id", &served.driver.label),
+                    (
+                        "gen_ai.tool.type",
+                        &tool_type(served.driver.driver.as_ref()),
+                    ),
+                    ("gen_ai.tool.call.result", &result),
+                    ("output.value", &result),
+                ]);
                 Ok(frame)
             }
             Err(err) => Err(audit.failed(err, driver_id.to_owned())),
@@ -157,6 +192,7 @@ impl Kernel {
             capability_id = target.capability_id_attr(),
             decision = |r| crate::otel::decision_label(r),
             reason_category = |r| crate::otel::reason_category_label(r),
+            "openinference.span.kind" = "GUARDRAIL",
         ),
         metrics(counter(
             name = "agent_kernel.policy_denials",
@@ -186,6 +222,7 @@ impl Kernel {
             warnings.push("raw mode requires admin role; falling back to summary.".to_owned());
             mode = ResponseMode::Summary;
         }
+        let mut escalated = false;
         let reservation = match request.session_id {
             Some(session) => {
                 let suggested = self.sessions.suggested_mode(session, mode);
@@ -194,6 +231,7 @@ impl Kernel {
                         "session budget is running low; response mode escalated from {mode} to {suggested}."
                     ));
                     mode = suggested;
+                    escalated = true;
                 }
                 Some(self.sessions.allocate(session, None)?)
             }
@@ -205,6 +243,7 @@ impl Kernel {
             mode,
             reservation,
             warnings,
+            escalated,
         })
     }
 }

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use agent_kernel_otel::{Telemetry, kernel_span};
 
 pub use builder::KernelBuilder;
-pub use request::{ExpandQuery, InvokeRequest, args};
+pub use request::{ExpandQuery, InvokeRequest, MAX_TOOL_CALL_ID_LEN, args};
 pub use shape::OFFLOAD_WEIGHT;
 
 use crate::budget::BudgetManager;
@@ -95,6 +95,10 @@ pub struct Kernel {
     clock: Arc<dyn Clock>,
     telemetry: Arc<TelemetrySlot>,
     caller_ids: CallerIdRecording,
+    /// How tool calls show in telemetry (GenAI opt-in, content capture).
+    tool_calls: crate::otel::ToolCallTelemetry,
+    /// Counters of outcomes, counted where the audit guard records.
+    stats: crate::stats::Stats,
     /// The hook of a binding given to the builder, alive as long as the kernel.
     instrumentation: Option<crate::otel::Instrumentation>,
 }
@@ -211,6 +215,20 @@ impl Kernel {
     /// The policy engine.
     pub fn policy(&self) -> &dyn PolicyEngine {
         self.policy.as_ref()
+    }
+
+    /// A snapshot of the kernel's counters (see [`KernelStats`](crate::KernelStats));
+    /// works without the `otel` feature.
+    pub fn stats(&self) -> crate::stats::KernelStats {
+        self.stats.snapshot()
+    }
+
+    /// Where audit records go.
+    fn audit_sink(&self) -> audit::AuditSink<'_> {
+        audit::AuditSink {
+            traces: &self.traces,
+            stats: &self.stats,
+        }
     }
 
     /// The ids of the registered drivers (unordered).

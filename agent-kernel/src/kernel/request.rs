@@ -8,6 +8,9 @@ use crate::error::{KernelError, Result};
 use crate::token::CapabilityToken;
 use crate::types::{Args, Principal, ResponseMode};
 
+/// The longest tool-call id [`InvokeRequest::check`] accepts.
+pub const MAX_TOOL_CALL_ID_LEN: usize = 128;
+
 /// One invocation: the token, who presents it, the driver arguments, the
 /// requested response mode and, optionally, the session to charge.
 ///
@@ -35,6 +38,9 @@ pub struct InvokeRequest<'a> {
     pub response_mode: ResponseMode,
     /// Session whose budget the invocation is charged to.
     pub session_id: Option<&'a str>,
+    /// The model's id for this tool call (`gen_ai.tool.call.id`), linking the
+    /// LLM's request to the execution; checked by [`check`](Self::check).
+    pub tool_call_id: Option<&'a str>,
 }
 
 impl<'a> InvokeRequest<'a> {
@@ -46,6 +52,7 @@ impl<'a> InvokeRequest<'a> {
             args: Args::new(),
             response_mode: ResponseMode::Summary,
             session_id: None,
+            tool_call_id: None,
         }
     }
 
@@ -75,6 +82,43 @@ impl<'a> InvokeRequest<'a> {
     pub fn with_session(mut self, session_id: &'a str) -> Self {
         self.session_id = Some(session_id);
         self
+    }
+
+    /// The model's tool-call id (for example `call_3x9…` or `toolu_01…`),
+    /// recorded as `gen_ai.tool.call.id` instead of the action id.
+    #[must_use]
+    pub fn with_tool_call_id(mut self, tool_call_id: &'a str) -> Self {
+        self.tool_call_id = Some(tool_call_id);
+        self
+    }
+
+    /// Checks what the caller supplied beyond the token: a tool-call id is 1
+    /// to [`MAX_TOOL_CALL_ID_LEN`] characters of `A-Z a-z 0-9 _ . : -`
+    /// (telemetry records it, so it must be an id, not text). Otherwise
+    /// [`KernelError::InvalidArgument`], which does not quote it.
+    ///
+    /// ```
+    /// # use agent_kernel::*;
+    /// # fn demo(token: &CapabilityToken, principal: &Principal) {
+    /// assert!(InvokeRequest::new(token, principal).with_tool_call_id("call_abc-123").check().is_ok());
+    /// assert!(InvokeRequest::new(token, principal).with_tool_call_id("a b").check().is_err());
+    /// # }
+    /// ```
+    pub fn check(&self) -> Result<()> {
+        match self.tool_call_id {
+            Some(id)
+                if id.is_empty()
+                    || id.len() > MAX_TOOL_CALL_ID_LEN
+                    || !id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b)) =>
+            {
+                Err(KernelError::invalid_argument(format!(
+                    "a tool-call id is 1 to {MAX_TOOL_CALL_ID_LEN} characters of A-Z a-z 0-9 _ . : -"
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 }
 

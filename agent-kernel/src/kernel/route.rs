@@ -76,6 +76,8 @@ impl RegisteredDriver {
 pub(super) struct Served {
     pub(super) raw: RawResult,
     pub(super) driver: RegisteredDriver,
+    /// Attempts before the one that served.
+    pub(super) fallbacks: u64,
 }
 
 /// Every driver on the route failed (or none is registered): the error for
@@ -83,6 +85,8 @@ pub(super) struct Served {
 pub(super) struct RouteFailure {
     pub(super) error: KernelError,
     pub(super) last_driver: String,
+    /// Attempts after the first.
+    pub(super) fallbacks: u64,
 }
 
 impl Kernel {
@@ -103,7 +107,13 @@ impl Kernel {
             };
             attempt += 1;
             match self.execute_attempt(&driver, ctx, attempt).await {
-                Ok(raw) => return Ok(Served { raw, driver }),
+                Ok(raw) => {
+                    return Ok(Served {
+                        raw,
+                        driver,
+                        fallbacks: u64::from(attempt - 1),
+                    });
+                }
                 Err(err) => {
                     log::warn!(
                         "driver_failure action_id={} capability_id={} driver_id={driver_id} attempt={attempt}",
@@ -136,6 +146,7 @@ impl Kernel {
                 status,
             },
             last_driver,
+            fallbacks: u64::from(attempt.saturating_sub(1)),
         })
     }
 
@@ -145,7 +156,11 @@ impl Kernel {
     #[kernel_span(
         name = "agent_kernel.driver.execute",
         kind = internal, // MERGE17: kind = (crate::otel::driver_span_kind(..))
-        attrs(driver_id = driver.label, attempt),
+        attrs(
+            driver_id = driver.label,
+            attempt,
+            fallback = (attempt > 1).then_some(true),
+        ),
     )]
     // `attempt` is only read by the generated span code.
     #[cfg_attr(not(feature = "otel"), allow(unused_variables))]

@@ -38,7 +38,7 @@ impl Kernel {
         target: Resolved<'_>,
         auth: Authorization,
         raw: &RawResult,
-        audit: &AuditGuard<'_>,
+        audit: &mut AuditGuard<'_>,
     ) -> Result<Frame> {
         let action_id = audit.action_id();
         let Authorization {
@@ -47,6 +47,7 @@ impl Kernel {
             mode,
             reservation,
             mut warnings,
+            ..
         } = auth;
         let token = request.token;
         let handle = (mode != ResponseMode::Raw).then(|| {
@@ -70,6 +71,7 @@ impl Kernel {
                 max_rows,
             )
         });
+        let redactions = fw.stats.redactions as u64;
         warnings.extend(fw.warnings);
         let frame = Frame {
             action_id: action_id.to_owned(),
@@ -87,6 +89,7 @@ impl Kernel {
             },
             raw_data: fw.raw_data,
         };
+        audit.note(|facts| facts.redactions = redactions);
         match reservation {
             Some(reservation) => self
                 .charge_frame(reservation, frame)
@@ -126,6 +129,7 @@ impl Kernel {
             rows_out = |out| out.stats.rows_out,
             redactions = |out| out.stats.redactions,
             chars = |out| out.stats.chars,
+            "openinference.span.kind" = "GUARDRAIL",
         ),
     )]
     // `requested` is only read by the generated span code.
@@ -197,6 +201,7 @@ impl Kernel {
             capability_id = target.capability_id_attr(),
             decision = |r| crate::otel::decision_label(r),
             reason_category = |r| crate::otel::reason_category_label(r),
+            "openinference.span.kind" = "GUARDRAIL",
         ),
         metrics(counter(
             name = "agent_kernel.policy_denials",

@@ -72,6 +72,10 @@ pub struct Options {
     pub caller_ids: CallerIdRecording,
     /// A telemetry binding given to the builder (`KernelBuilder::telemetry`).
     pub telemetry: Option<agent_kernel_otel::Telemetry>,
+    /// `KernelBuilder::capture_content` (default: off, whatever the environment says).
+    pub capture: agent_kernel::otel::ContentCapture,
+    /// `KernelBuilder::genai_conventions` (default: off, whatever the environment says).
+    pub genai: bool,
 }
 
 impl Default for Options {
@@ -81,6 +85,8 @@ impl Default for Options {
             budget: BudgetConfig::default(),
             caller_ids: CallerIdRecording::AsGiven,
             telemetry: None,
+            capture: agent_kernel::otel::ContentCapture::off(),
+            genai: false,
         }
     }
 }
@@ -148,6 +154,8 @@ impl Fixture {
             None => Kernel::builder(registry),
         };
         let kernel = builder
+            .capture_content(options.capture)
+            .genai_conventions(options.genai)
             .secret(SECRET)
             .clock(dyn_clock)
             .policy(policy)
