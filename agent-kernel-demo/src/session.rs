@@ -25,12 +25,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agent_kernel::otel::ContentCapture;
 use agent_kernel::{
     Args, BudgetConfig, BudgetManager, Capability, CapabilityRegistry, CapabilityRequest,
-    CapabilityToken, CharsOverFour, ContentCapture, DEFAULT_MAX_SESSIONS, DEFAULT_REQUEST,
-    DefaultPolicyEngine, DenialCategory, ExpandQuery, Frame, FramePayload, HttpDriver,
-    HttpEndpoint, InMemoryDriver, InvokeRequest, Kernel, KernelBuilder, KernelError, Principal,
-    ResponseMode, SafetyClass, SensitivityTag, StaticRouter, TokenCounter as _,
+    CapabilityToken, CharsOverFour, DEFAULT_MAX_SESSIONS, DEFAULT_REQUEST, DefaultPolicyEngine,
+    DenialCategory, ExpandQuery, Frame, FramePayload, HttpDriver, HttpEndpoint, InMemoryDriver,
+    InvokeRequest, Kernel, KernelBuilder, KernelError, Principal, ResponseMode, SafetyClass,
+    SensitivityTag, StaticRouter, TokenCounter as _,
 };
 use agent_kernel_otel::opentelemetry;
 use opentelemetry::context::FutureExt as _;
