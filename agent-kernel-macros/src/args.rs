@@ -30,8 +30,8 @@ pub(crate) const TIME_UNITS: &[&str] = &["s", "ms", "us", "ns"];
 
 /// Everything inside `#[kernel_span(...)]`.
 pub(crate) struct Args {
-    pub name: LitStr,
-    pub kind: Option<Ident>,
+    pub name: Name,
+    pub kind: Option<KindArg>,
     pub telemetry: Option<Expr>,
     /// `result` (true) or `no_result` (false), with the flag's token.
     pub result: Option<(bool, Ident)>,
@@ -39,29 +39,59 @@ pub(crate) struct Args {
     pub metrics: Vec<Metric>,
 }
 
-/// An attribute key as written.
+/// The span name.
+pub(crate) enum Name {
+    /// `name = "agent_kernel.invoke"`: checked here.
+    Lit(LitStr),
+    /// `name = keys::SPAN_INVOKE` (a path with `::`, or a SCREAMING_CASE
+    /// identifier): a `&'static str` constant, checked by a `const` assertion.
+    Const(syn::Path),
+    /// Anything else: evaluated at each call while telemetry is on.
+    Expr(Expr),
+}
+
+/// The span kind as written.
+pub(crate) enum KindArg {
+    /// One of the five keywords.
+    Keyword(Ident),
+    /// Another bare identifier: a parameter holding a `SpanKind`, else a
+    /// misspelled keyword (`validate` decides).
+    Ident(Ident),
+    /// Any other expression (`(client)`, `driver.span_kind()`), evaluated at
+    /// each call while telemetry is on.
+    Expr(Expr),
+}
+
+/// An attribute key or a label as written.
 #[derive(Clone)]
 pub(crate) enum Key {
     /// `principal_id`: namespaced as `agent_kernel.principal_id`.
     Ident(Ident),
     /// `"gen_ai.tool.name"`: verbatim.
     Lit(LitStr),
+    /// `keys::CAPABILITY_ID`: a `&'static str` constant (a path containing
+    /// `::`). As an attribute key it is the span key; as a label it is the
+    /// bare label key.
+    Path(syn::Path),
 }
 
 impl Key {
-    /// The key as written: what labels and `record` refer to.
+    /// The key as written: what labels and `record` refer to (for a path,
+    /// its tokens: only used to compare paths with each other).
     pub fn written(&self) -> String {
         match self {
             Key::Ident(i) => i.unraw().to_string(),
             Key::Lit(l) => l.value(),
+            Key::Path(p) => quote::ToTokens::to_token_stream(p).to_string(),
         }
     }
 
-    /// The span attribute key.
-    pub fn span_key(&self) -> String {
+    /// The span attribute key, when known here.
+    pub fn span_key(&self) -> Option<String> {
         match self {
-            Key::Ident(i) => format!("agent_kernel.{}", i.unraw()),
-            Key::Lit(l) => l.value(),
+            Key::Ident(i) => Some(format!("agent_kernel.{}", i.unraw())),
+            Key::Lit(l) => Some(l.value()),
+            Key::Path(_) => None,
         }
     }
 
@@ -69,7 +99,13 @@ impl Key {
         match self {
             Key::Ident(i) => i.span(),
             Key::Lit(l) => l.span(),
+            Key::Path(p) => p.span(),
         }
+    }
+
+    /// Whether this is the built-in `status` label.
+    pub fn is_status(&self) -> bool {
+        matches!(self, Key::Ident(i) if i == "status")
     }
 }
 
@@ -99,16 +135,50 @@ pub(crate) enum MetricKind {
     Histogram,
 }
 
-pub(crate) struct Metric {
+/// A `&'static str` given as a literal or a constant path.
+pub(crate) enum Text {
+    Lit(LitStr),
+    Path(syn::Path),
+}
+
+/// Explicit histogram buckets.
+pub(crate) enum Buckets {
+    /// `[0.1, 1, 10]`: with the span of each literal (checked here).
+    Lit(Vec<(f64, Span)>),
+    /// `keys::DURATION_BUCKETS_MS`: a `[f64; N]` or `&[f64]` constant.
+    Path(syn::Path),
+}
+
+/// One entry of `metrics(...)`.
+pub(crate) enum Metric {
+    /// `counter(name = .., ..)`: declared here.
+    Inline(InlineMetric),
+    /// `counter(PATH, when = ..)`: a `CounterSpec` / `HistogramSpec` constant.
+    Const {
+        kind: MetricKind,
+        path: syn::Path,
+        when: Option<Ident>,
+    },
+}
+
+pub(crate) struct InlineMetric {
     pub kind: MetricKind,
-    pub name: LitStr,
+    pub name: Text,
     pub unit: Option<LitStr>,
-    pub description: Option<LitStr>,
-    /// Bucket boundaries with the span of each literal.
-    pub buckets: Option<(Span, Vec<(f64, Span)>)>,
+    pub description: Option<Text>,
+    pub buckets: Option<Buckets>,
     /// `labels(...)`: keys as written (`status` is the built-in outcome label).
     pub labels: Vec<Key>,
     pub when: Option<Ident>,
+}
+
+impl Metric {
+    pub fn when(&self) -> Option<&Ident> {
+        match self {
+            Metric::Inline(m) => m.when.as_ref(),
+            Metric::Const { when, .. } => when.as_ref(),
+        }
+    }
 }
 
 fn expect_eq(input: ParseStream, key: &Ident, what: &str) -> syn::Result<()> {
@@ -178,7 +248,7 @@ fn parens<'a>(
 
 impl Parse for Args {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let mut name: Option<LitStr> = None;
+        let mut name: Option<Name> = None;
         let mut kind = None;
         let mut telemetry = None;
         let mut result: Option<(bool, Ident)> = None;
@@ -210,41 +280,15 @@ impl Parse for Args {
                     if name.is_some() {
                         return Err(duplicate(&key));
                     }
-                    let lit = parse_lit_str(input, &key, "\"agent_kernel.operation\"")?;
-                    if lit.value().trim().is_empty() {
-                        return Err(syn::Error::new(
-                            lit.span(),
-                            "the span name must not be empty, as in `name = \"agent_kernel.invoke\"`",
-                        ));
-                    }
-                    name = Some(lit);
+                    expect_eq(input, &key, "\"agent_kernel.operation\"")?;
+                    name = Some(parse_name(input)?);
                 }
                 "kind" => {
                     if kind.is_some() {
                         return Err(duplicate(&key));
                     }
                     expect_eq(input, &key, "internal")?;
-                    let value = input.call(Ident::parse_any).map_err(|e| {
-                        syn::Error::new(
-                            e.span(),
-                            format!(
-                                "expected a span kind: one of {}",
-                                list(KINDS.iter().copied())
-                            ),
-                        )
-                    })?;
-                    let text = value.to_string();
-                    if !KINDS.contains(&text.as_str()) {
-                        return Err(syn::Error::new(
-                            value.span(),
-                            format!(
-                                "unknown span kind `{text}`{}; expected one of {}",
-                                did_you_mean(&text, KINDS.iter().copied()),
-                                list(KINDS.iter().copied())
-                            ),
-                        ));
-                    }
-                    kind = Some(value);
+                    kind = Some(parse_kind(input)?);
                 }
                 "telemetry" => {
                     if telemetry.is_some() {
@@ -325,6 +369,119 @@ impl Parse for Args {
     }
 }
 
+/// A constant as the grammar tells it from an expression: a path containing
+/// `::` (`keys::SPAN_INVOKE`, `self::NAME`), or a SCREAMING_CASE identifier.
+pub(crate) fn is_const_path(path: &syn::Path) -> bool {
+    path.leading_colon.is_some()
+        || path.segments.len() > 1
+        || path
+            .segments
+            .first()
+            .is_some_and(|s| s.arguments.is_empty() && is_screaming(&s.ident))
+}
+
+/// `NAME`, `KEY_2`: uppercase letters, digits and underscores, at least one letter.
+pub(crate) fn is_screaming(ident: &Ident) -> bool {
+    let s = ident.unraw().to_string();
+    s.chars().any(|c| c.is_ascii_uppercase())
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// A path as written, without the spaces of its tokens (`keys::ID`).
+pub(crate) fn path_text(path: &syn::Path) -> String {
+    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    let lead = if path.leading_colon.is_some() {
+        "::"
+    } else {
+        ""
+    };
+    format!("{lead}{}", segments.join("::"))
+}
+
+/// Whether the next token ends the current list entry.
+fn at_end(input: ParseStream) -> bool {
+    input.is_empty() || input.peek(Token![,])
+}
+
+/// Whether a path (`a::b`, `::a`) starts here.
+fn peek_path(input: ParseStream) -> bool {
+    input.peek(Token![::]) || (input.peek(Ident::peek_any) && input.peek2(Token![::]))
+}
+
+fn parse_name(input: ParseStream) -> syn::Result<Name> {
+    if input.peek(LitStr) {
+        let fork = input.fork();
+        fork.parse::<LitStr>()?;
+        if at_end(&fork) {
+            let lit: LitStr = input.parse()?;
+            if lit.value().trim().is_empty() {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    "the span name must not be empty, as in `name = \"agent_kernel.invoke\"`",
+                ));
+            }
+            return Ok(Name::Lit(lit));
+        }
+    }
+    Ok(match input.parse::<Expr>()? {
+        Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() && is_const_path(&p.path) => {
+            Name::Const(p.path)
+        }
+        other => Name::Expr(other),
+    })
+}
+
+fn parse_kind(input: ParseStream) -> syn::Result<KindArg> {
+    if input.peek(Ident::peek_any) {
+        let fork = input.fork();
+        fork.call(Ident::parse_any)?;
+        if at_end(&fork) {
+            let ident = input.call(Ident::parse_any)?;
+            return Ok(if KINDS.contains(&ident.to_string().as_str()) {
+                KindArg::Keyword(ident)
+            } else {
+                KindArg::Ident(ident)
+            });
+        }
+    }
+    if input.peek(syn::Lit) || at_end(input) {
+        let span = if input.is_empty() {
+            input.span()
+        } else {
+            input.parse::<proc_macro2::TokenTree>()?.span()
+        };
+        return Err(syn::Error::new(
+            span,
+            format!(
+                "expected a span kind: one of {}",
+                list(KINDS.iter().copied())
+            ),
+        ));
+    }
+    Ok(KindArg::Expr(input.parse()?))
+}
+
+/// `key = "literal"` or `key = CONSTANT`.
+fn parse_text(input: ParseStream, key: &Ident, what: &str) -> syn::Result<Text> {
+    expect_eq(input, key, what)?;
+    if input.peek(LitStr) {
+        return Ok(Text::Lit(input.parse()?));
+    }
+    let expr: Expr = input.parse()?;
+    match expr {
+        Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() && is_const_path(&p.path) => {
+            Ok(Text::Path(p.path))
+        }
+        other => Err(syn::Error::new(
+            other.span(),
+            format!(
+                "`{key}` must be a string literal or a constant (a path with `::` or a SCREAMING_CASE name), as in `{key} = {what}`"
+            ),
+        )),
+    }
+}
+
 fn parse_attr(input: ParseStream) -> syn::Result<Attr> {
     let key = if input.peek(LitStr) {
         let lit: LitStr = input.parse()?;
@@ -336,8 +493,28 @@ fn parse_attr(input: ParseStream) -> syn::Result<Attr> {
             ));
         }
         Key::Lit(lit)
+    } else if peek_path(input) {
+        let path = input.call(syn::Path::parse_mod_style)?;
+        if !input.peek(Token![=]) {
+            return Err(syn::Error::new(
+                path.span(),
+                format!(
+                    "a constant key needs a value, as in `{} = expr`",
+                    path_text(&path)
+                ),
+            ));
+        }
+        Key::Path(path)
     } else if input.peek(Ident::peek_any) {
         let ident = input.call(Ident::parse_any)?;
+        if is_screaming(&ident) {
+            return Err(syn::Error::new(
+                ident.span(),
+                format!(
+                    "an identifier key is namespaced (`agent_kernel.{ident}`); to use the constant `{ident}` as the key write a path, as in `self::{ident} = expr`"
+                ),
+            ));
+        }
         if ident == "self" {
             return Err(syn::Error::new(
                 ident.span(),
@@ -385,6 +562,8 @@ fn parse_attr(input: ParseStream) -> syn::Result<Attr> {
                     lit.value()
                 ),
             )),
+            // A path key is refused above when no `=` follows.
+            Key::Path(path) => Err(syn::Error::new(path.span(), "a constant key needs a value")),
         };
     }
     input.parse::<Token![=]>()?;
@@ -458,6 +637,9 @@ fn parse_metric(input: ParseStream) -> syn::Result<Metric> {
         &kind_token,
         "name = \"agent_kernel.invocations\", labels(status)",
     )?;
+    if starts_with_constant(&content) {
+        return parse_const_metric(&content, kind);
+    }
     let mut name = None;
     let mut unit = None;
     let mut description = None;
@@ -465,23 +647,17 @@ fn parse_metric(input: ParseStream) -> syn::Result<Metric> {
     let mut labels: Option<Vec<Key>> = None;
     let mut when = None;
     comma_list(&content, |input| {
-        let key = input.call(Ident::parse_any).map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                format!(
-                    "expected a metric parameter: one of {}",
-                    list(METRIC_PARAMS.iter().copied())
-                ),
-            )
-        })?;
+        let key = metric_param(input)?;
         match key.to_string().as_str() {
             "name" => {
                 if name.is_some() {
                     return Err(duplicate(&key));
                 }
-                let lit = parse_lit_str(input, &key, "\"agent_kernel.invocations\"")?;
-                check_metric_name(&lit)?;
-                name = Some(lit);
+                let text = parse_text(input, &key, "\"agent_kernel.invocations\"")?;
+                if let Text::Lit(lit) = &text {
+                    check_metric_name(lit)?;
+                }
+                name = Some(text);
             }
             "unit" => {
                 if unit.is_some() {
@@ -503,7 +679,7 @@ fn parse_metric(input: ParseStream) -> syn::Result<Metric> {
                 if description.is_some() {
                     return Err(duplicate(&key));
                 }
-                description = Some(parse_lit_str(input, &key, "\"...\"")?);
+                description = Some(parse_text(input, &key, "\"...\"")?);
             }
             "buckets" => {
                 if buckets.is_some() {
@@ -527,6 +703,8 @@ fn parse_metric(input: ParseStream) -> syn::Result<Metric> {
                 comma_list(&content, |input| {
                     if input.peek(LitStr) {
                         list.push(Key::Lit(input.parse()?));
+                    } else if peek_path(input) {
+                        list.push(Key::Path(input.call(syn::Path::parse_mod_style)?));
                     } else {
                         let ident = input.call(Ident::parse_any).map_err(|e| {
                             syn::Error::new(
@@ -550,36 +728,9 @@ fn parse_metric(input: ParseStream) -> syn::Result<Metric> {
                 if when.is_some() {
                     return Err(duplicate(&key));
                 }
-                expect_eq(input, &key, "denied")?;
-                let value = input.call(Ident::parse_any).map_err(|e| {
-                    syn::Error::new(
-                        e.span(),
-                        format!("expected one of {}", list(WHENS.iter().copied())),
-                    )
-                })?;
-                let text = value.to_string();
-                if !WHENS.contains(&text.as_str()) {
-                    return Err(syn::Error::new(
-                        value.span(),
-                        format!(
-                            "unknown condition `{text}`{}; expected one of {}",
-                            did_you_mean(&text, WHENS.iter().copied()),
-                            list(WHENS.iter().copied())
-                        ),
-                    ));
-                }
-                when = Some(value);
+                when = Some(parse_when(input, &key)?);
             }
-            other => {
-                return Err(syn::Error::new(
-                    key.span(),
-                    format!(
-                        "unknown metric parameter `{other}`{}; valid parameters: {}",
-                        did_you_mean(other, METRIC_PARAMS.iter().copied()),
-                        list(METRIC_PARAMS.iter().copied())
-                    ),
-                ));
-            }
+            other => return Err(unknown_metric_param(&key, other)),
         }
         Ok(())
     })?;
@@ -595,7 +746,7 @@ fn parse_metric(input: ParseStream) -> syn::Result<Metric> {
             "a histogram records the span's duration: add `unit = \"ms\"` (or \"s\", \"us\", \"ns\")",
         ));
     }
-    Ok(Metric {
+    Ok(Metric::Inline(InlineMetric {
         kind,
         name,
         unit,
@@ -603,7 +754,94 @@ fn parse_metric(input: ParseStream) -> syn::Result<Metric> {
         buckets,
         labels: labels.unwrap_or_default(),
         when,
+    }))
+}
+
+/// Whether `counter(...)` starts with a constant (`counter(keys::DENIALS, ..)`)
+/// rather than a parameter.
+fn starts_with_constant(input: ParseStream) -> bool {
+    let fork = input.fork();
+    match fork.call(syn::Path::parse_mod_style) {
+        Ok(path) => at_end(&fork) && is_const_path(&path),
+        Err(_) => false,
+    }
+}
+
+/// `counter(PATH, when = ..)`: everything else is in the constant.
+fn parse_const_metric(input: ParseStream, kind: MetricKind) -> syn::Result<Metric> {
+    let path = input.call(syn::Path::parse_mod_style)?;
+    let mut when = None;
+    if input.peek(Token![,]) {
+        input.parse::<Token![,]>()?;
+    }
+    comma_list(input, |input| {
+        let key = metric_param(input)?;
+        match key.to_string().as_str() {
+            "when" => {
+                if when.is_some() {
+                    return Err(duplicate(&key));
+                }
+                when = Some(parse_when(input, &key)?);
+            }
+            other if METRIC_PARAMS.contains(&other) => {
+                return Err(syn::Error::new(
+                    key.span(),
+                    format!(
+                        "`{other}` is part of the constant `{}`; beside a constant only `when` may be given",
+                        path_text(&path)
+                    ),
+                ));
+            }
+            other => return Err(unknown_metric_param(&key, other)),
+        }
+        Ok(())
+    })?;
+    Ok(Metric::Const { kind, path, when })
+}
+
+fn metric_param(input: ParseStream) -> syn::Result<Ident> {
+    input.call(Ident::parse_any).map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!(
+                "expected a metric parameter: one of {}",
+                list(METRIC_PARAMS.iter().copied())
+            ),
+        )
     })
+}
+
+fn unknown_metric_param(key: &Ident, other: &str) -> syn::Error {
+    syn::Error::new(
+        key.span(),
+        format!(
+            "unknown metric parameter `{other}`{}; valid parameters: {}",
+            did_you_mean(other, METRIC_PARAMS.iter().copied()),
+            list(METRIC_PARAMS.iter().copied())
+        ),
+    )
+}
+
+fn parse_when(input: ParseStream, key: &Ident) -> syn::Result<Ident> {
+    expect_eq(input, key, "denied")?;
+    let value = input.call(Ident::parse_any).map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!("expected one of {}", list(WHENS.iter().copied())),
+        )
+    })?;
+    let text = value.to_string();
+    if !WHENS.contains(&text.as_str()) {
+        return Err(syn::Error::new(
+            value.span(),
+            format!(
+                "unknown condition `{text}`{}; expected one of {}",
+                did_you_mean(&text, WHENS.iter().copied()),
+                list(WHENS.iter().copied())
+            ),
+        ));
+    }
+    Ok(value)
 }
 
 /// OpenTelemetry instrument-name rules: an ASCII letter first, then letters,
@@ -624,11 +862,20 @@ fn check_metric_name(lit: &LitStr) -> syn::Result<()> {
     }
 }
 
-fn parse_buckets(input: ParseStream, key: &Ident) -> syn::Result<(Span, Vec<(f64, Span)>)> {
+fn parse_buckets(input: ParseStream, key: &Ident) -> syn::Result<Buckets> {
+    if peek_path(input) || input.peek(Ident) {
+        let fork = input.fork();
+        if let Ok(path) = fork.call(syn::Path::parse_mod_style) {
+            if at_end(&fork) && is_const_path(&path) {
+                input.call(syn::Path::parse_mod_style)?;
+                return Ok(Buckets::Path(path));
+            }
+        }
+    }
     if !input.peek(syn::token::Bracket) {
         return Err(syn::Error::new(
             key.span(),
-            "`buckets` takes a list of numbers, as in `buckets = [0.01, 0.1, 1.0]`",
+            "`buckets` takes a list of numbers or a constant, as in `buckets = [0.01, 0.1, 1.0]`",
         ));
     }
     let content;
@@ -666,5 +913,5 @@ fn parse_buckets(input: ParseStream, key: &Ident) -> syn::Result<(Span, Vec<(f64
             "`buckets` must list at least one boundary; leave it out for the SDK default",
         ));
     }
-    Ok((bracket.span.join(), values))
+    Ok(Buckets::Lit(values))
 }

@@ -1,99 +1,226 @@
-//! Code generation (feature `otel`): the function, wrapped in span and metric
-//! code that calls `::agent_kernel_otel::__private`.
+//! Code generation (feature `otel`): prints a checked [`Plan`] as the
+//! function wrapped in span and metric code that calls the runtime's
+//! versioned private module. Every decision was taken in `validate`.
 
-use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{AttrStyle, Expr, ItemFn, Stmt, Type};
 
-use crate::args::{Args, Key, MetricKind, Value};
-use crate::item::{self, Func, Shape};
-use crate::validate::{self, Param};
+use crate::item::{self, Shape};
+use crate::model::{
+    Buckets, DeclaredKey, LabelList, MetricDesc, MetricPlan, Place, Plan, PushValue, SpanKind,
+    SpanName,
+};
+
+/// The runtime's private module. Its name carries the runtime's version,
+/// which is this crate's (the two are released together, pinned with `=`).
+pub(crate) const PRIVATE: &str = "__private_v0_1";
 
 fn rt() -> TokenStream {
-    quote!(::agent_kernel_otel::__private)
+    rt_at(Span::call_site())
 }
 
-/// Whether `ty` is spelled `&'static str`.
-fn is_static_str(ty: &Type) -> bool {
-    match ty {
-        Type::Reference(r) => {
-            r.mutability.is_none()
-                && r.lifetime.as_ref().is_some_and(|l| l.ident == "static")
-                && matches!(&*r.elem, Type::Path(p) if p.qself.is_none() && p.path.is_ident("str"))
-        }
-        Type::Paren(p) => is_static_str(&p.elem),
-        Type::Group(g) => is_static_str(&g.elem),
-        _ => false,
+/// The private module's path with every token at `span`: a `const`
+/// assertion built from it points at the offending argument, not at the
+/// whole attribute.
+fn rt_at(span: Span) -> TokenStream {
+    let krate = syn::Ident::new("agent_kernel_otel", span);
+    let module = syn::Ident::new(PRIVATE, span);
+    quote_spanned!(span=> ::#krate::#module)
+}
+
+/// The `DeclaredKey` descriptor of a key.
+fn declared_key(rt: &TokenStream, key: &DeclaredKey) -> TokenStream {
+    let span_key = &key.span_key;
+    let place = match key.place {
+        Place::Start => quote!(Start),
+        Place::Deferred => quote!(Deferred),
+        Place::Returned => quote!(Returned),
+    };
+    if key.namespaced {
+        quote!(#rt::DeclaredKey::namespaced(#span_key, #rt::Place::#place))
+    } else {
+        quote!(#rt::DeclaredKey::verbatim(#span_key, #rt::Place::#place))
     }
 }
 
-/// Keys (as written) that some metric uses as a label, in first-use order.
-fn label_keys(args: &Args) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for m in &args.metrics {
-        for l in &m.labels {
-            let w = l.written();
-            if !matches!(l, Key::Ident(i) if i == "status") && !out.contains(&w) {
-                out.push(w);
+/// The site's `const` items (label tables, assertions about constants) and
+/// its `static` descriptor.
+fn site(rt: &TokenStream, plan: &Plan) -> TokenStream {
+    let mut items = Vec::new();
+    let n_start = plan.keys.iter().filter(|k| k.place == Place::Start).count();
+    let keys: Vec<TokenStream> = plan.keys.iter().map(|k| declared_key(rt, k)).collect();
+    if plan.keys.iter().any(|k| k.is_const) {
+        items.push(quote!(const _: () = #rt::check_distinct(&[#(#keys),*]);));
+    }
+    match &plan.name {
+        SpanName::Const(path) => {
+            let rt = rt_at(path.span());
+            items.push(quote_spanned!(path.span()=> const _: () = #rt::check_span_name(#path);))
+        }
+        SpanName::Static(_) | SpanName::Dynamic { .. } => {}
+    }
+    if !plan.metrics.is_empty() {
+        let lists = plan.metrics.iter().map(label_list);
+        items.push(quote! {
+            const __AK_KEYS: &[#rt::DeclaredKey] = &[#(#keys),*];
+            const __AK_LABELLED: [bool; #n_start] = #rt::labelled::<#n_start>(__AK_KEYS, &[#(#lists),*]);
+        });
+    }
+    let mut metric_descs = Vec::new();
+    for (i, m) in plan.metrics.iter().enumerate() {
+        let labels_const = format_ident!("__AK_LABELS_{}", i);
+        let list = label_list(m);
+        let len = match &m.labels {
+            LabelList::Inline(l) => {
+                let n = l.len();
+                quote!(#n)
+            }
+            LabelList::Const(path) => quote!(#path.labels().len()),
+        };
+        let rt_here = rt_at(m.span);
+        items.push(quote_spanned! {m.span=>
+            const #labels_const: [#rt::Label; #len] =
+                #rt_here::labels::<{ #len }>(#list, __AK_KEYS, &__AK_LABELLED);
+        });
+        metric_descs.push(metric_desc(rt, m, &labels_const, &mut items));
+    }
+
+    let name = match &plan.name {
+        SpanName::Static(t) | SpanName::Const(t) => t.clone(),
+        SpanName::Dynamic { fallback, .. } => quote!(#fallback),
+    };
+    let kind = match &plan.kind {
+        SpanKind::Static(variant) => quote!(#rt::SpanKind::#variant),
+        SpanKind::Dynamic(_) => quote!(#rt::SpanKind::Internal),
+    };
+    let deferred = plan
+        .keys
+        .iter()
+        .filter(|k| k.place == Place::Deferred)
+        .map(|k| {
+            let (key, span_key) = (&k.record_key, &k.span_key);
+            quote!(#rt::DeferredKey { key: #key, span_key: #span_key })
+        });
+    let returned = plan
+        .keys
+        .iter()
+        .filter(|k| k.place == Place::Returned)
+        .map(|k| {
+            let (key, span_key) = (&k.record_key, &k.span_key);
+            quote!(#rt::DeferredKey { key: #key, span_key: #span_key })
+        });
+    quote! {
+        #(#items)*
+        static __AK_SITE: #rt::Site = #rt::Site::new(#rt::SiteDesc {
+            name: #name,
+            kind: #kind,
+            deferred: &[#(#deferred),*],
+            returned: &[#(#returned),*],
+            metrics: &[#(#metric_descs),*],
+        });
+    }
+}
+
+/// The bare label keys of a metric, as a `&[&str]` expression.
+fn label_list(m: &MetricPlan) -> TokenStream {
+    match &m.labels {
+        LabelList::Inline(list) => quote!(&[#(#list),*]),
+        LabelList::Const(path) => quote!(#path.labels()),
+    }
+}
+
+fn metric_desc(
+    rt: &TokenStream,
+    m: &MetricPlan,
+    labels: &syn::Ident,
+    items: &mut Vec<TokenStream>,
+) -> TokenStream {
+    let when = &m.when;
+    let rt_here = rt_at(m.span);
+    match &m.desc {
+        MetricDesc::Counter(path) => {
+            items
+                .push(quote_spanned!(path.span()=> const _: () = #rt_here::check_counter(&#path);));
+            quote!(#rt::MetricDesc::counter(&#path, #rt::When::#when, &#labels))
+        }
+        MetricDesc::Histogram(path) => {
+            items.push(
+                quote_spanned!(path.span()=> const _: () = #rt_here::check_histogram(&#path);),
+            );
+            quote!(#rt::MetricDesc::histogram(&#path, #rt::When::#when, &#labels))
+        }
+        MetricDesc::Inline {
+            name,
+            name_is_const,
+            histogram,
+            unit,
+            description,
+            buckets,
+        } => {
+            if *name_is_const {
+                items.push(
+                    quote_spanned!(m.span=> const _: () = #rt_here::check_metric_name(#name);),
+                );
+            }
+            let kind = match histogram {
+                Some(unit) => quote!(#rt::MetricKind::Histogram(#rt::TimeUnit::#unit)),
+                None => quote!(#rt::MetricKind::Counter),
+            };
+            let buckets = match buckets {
+                Buckets::None => quote!(&[]),
+                Buckets::Lit(values) => quote!(&[#(#values),*]),
+                Buckets::Const(path) => {
+                    items.push(quote_spanned!(path.span()=> const _: () = #rt_here::check_buckets(&#path);));
+                    quote!(&#path)
+                }
+            };
+            quote! {
+                #rt::MetricDesc {
+                    name: #name,
+                    kind: #kind,
+                    unit: #unit,
+                    description: #description,
+                    buckets: #buckets,
+                    labels: &#labels,
+                    when: #rt::When::#when,
+                }
             }
         }
     }
-    out
 }
 
-pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
+pub(crate) fn expand(plan: Plan) -> TokenStream {
     let rt = rt();
-    let shape = func.shape();
-    let is_result = validate::returns_result(args, &func);
-    let params = validate::params(&func);
-    let output = func.output();
-
-    // Deferred keys, in declaration order.
-    let deferred: Vec<&Key> = args
-        .attrs
-        .iter()
-        .filter(|a| matches!(a.value, Value::Deferred))
-        .map(|a| &a.key)
-        .collect();
-    // Keys computed from the return value, in declaration order.
-    let returned: Vec<(&Key, &syn::ExprClosure)> = args
-        .attrs
-        .iter()
-        .filter_map(|a| match &a.value {
-            Value::Returned(c) => Some((&a.key, c)),
-            _ => None,
-        })
-        .collect();
-    // Attributes set at span start that are labels get a label slot, in push order.
-    let labels = label_keys(args);
-    let mut label_slots: Vec<String> = Vec::new();
-
-    let mut pushes = Vec::new();
-    let mut n_attrs = 0usize;
-    for attr in &args.attrs {
-        let span_key = attr.key.span_key();
-        let written = attr.key.written();
-        let is_label = labels.contains(&written);
-        if is_label && !matches!(attr.value, Value::Deferred | Value::Returned(_)) {
-            label_slots.push(written.clone());
-        }
-        let (plain, stat) = if is_label {
-            (quote!(label_attr), quote!(static_label_attr))
+    let shape = plan.shape;
+    let is_result = plan.returns_result;
+    let output = plan.output.clone();
+    let site = site(&rt, &plan);
+    let has_metrics = !plan.metrics.is_empty();
+    // Room for the deferred and returned attributes too: they are appended to
+    // the same vector when the span ends, and growing it then would reallocate.
+    let capacity = plan.keys.len();
+    let n_labels = if has_metrics {
+        quote!(#rt::count_labelled(&__AK_LABELLED))
+    } else {
+        quote!(0)
+    };
+    let pushes = plan.pushes.iter().map(|p| {
+        let key = &p.span_key;
+        let index = p.index;
+        let label = if has_metrics {
+            quote!(__AK_LABELLED[#index])
         } else {
-            (quote!(attr), quote!(static_attr))
+            quote!(false)
         };
-        let push = match &attr.value {
-            Value::Deferred | Value::Returned(_) => continue,
-            Value::Lit(lit) => quote!(__ak_attrs.#stat(#span_key, #lit);),
-            Value::Param(ident) => {
-                let name = syn::ext::IdentExt::unraw(ident).to_string();
-                let param: Option<&Param> = params.iter().find(|p| p.name == name);
-                if param.and_then(|p| p.ty.as_ref()).is_some_and(is_static_str) {
-                    quote_spanned!(ident.span()=> __ak_attrs.#stat(#span_key, #ident);)
-                } else {
-                    quote_spanned!(ident.span()=> __ak_attrs.#plain(#span_key, &#ident);)
-                }
+        match &p.value {
+            PushValue::Lit(lit) => quote!(__ak_attrs.push_static(#key, #lit, #label);),
+            PushValue::StaticParam(ident) => {
+                quote_spanned!(ident.span()=> __ak_attrs.push_static(#key, #ident, #label);)
+            }
+            PushValue::Param(ident) => {
+                quote_spanned!(ident.span()=> __ak_attrs.push(#key, &#ident, #label);)
             }
             // Evaluated inside a closure of its own, so that control flow
             // the validator cannot see (inside a macro call) ends the closure,
@@ -101,101 +228,28 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
             // `?`, `.await`, `break` or a `return` with a value do not compile.
             // The push sits inside too, so the expression is borrowed in
             // place, never moved into the closure.
-            Value::Expr(expr) => quote_spanned! {expr.span()=>
-                #rt::call_once(|| __ak_attrs.#plain(#span_key, &(#expr)));
+            PushValue::Expr(expr) => quote_spanned! {expr.span()=>
+                #rt::call_once(|| __ak_attrs.push(#key, &(#expr), #label));
             },
-        };
-        n_attrs += 1;
-        pushes.push(push);
-    }
-    let n_labels = label_slots.len();
-    // Room for the deferred and returned attributes too: they are appended to
-    // the same vector when the span ends, and growing it then would reallocate.
-    let capacity = n_attrs + deferred.len() + returned.len();
-
-    let name = &args.name;
-    let kind = match args.kind.as_ref().map(ToString::to_string).as_deref() {
-        Some("client") => quote!(#rt::Kind::Client),
-        Some("server") => quote!(#rt::Kind::Server),
-        Some("producer") => quote!(#rt::Kind::Producer),
-        Some("consumer") => quote!(#rt::Kind::Consumer),
-        _ => quote!(#rt::Kind::Internal),
-    };
-    let deferred_desc = deferred.iter().map(|k| {
-        let key = k.written();
-        let span_key = k.span_key();
-        quote!(#rt::DeferredKey { key: #key, span_key: #span_key })
-    });
-    let returned_desc = returned.iter().map(|(k, _)| {
-        let key = k.written();
-        let span_key = k.span_key();
-        quote!(#rt::DeferredKey { key: #key, span_key: #span_key })
-    });
-    let metrics_desc = args.metrics.iter().map(|m| {
-        let mname = &m.name;
-        let mkind = match m.kind {
-            MetricKind::Counter => quote!(#rt::MetricKind::Counter),
-            MetricKind::Histogram => {
-                let unit = match m.unit.as_ref().map(syn::LitStr::value).as_deref() {
-                    Some("s") => quote!(Seconds),
-                    Some("us") => quote!(Micros),
-                    Some("ns") => quote!(Nanos),
-                    _ => quote!(Millis),
-                };
-                quote!(#rt::MetricKind::Histogram(#rt::TimeUnit::#unit))
-            }
-        };
-        let unit = m.unit.as_ref().map_or_else(String::new, syn::LitStr::value);
-        let description = m
-            .description
-            .as_ref()
-            .map_or_else(String::new, syn::LitStr::value);
-        let buckets = m
-            .buckets
-            .as_ref()
-            .map(|(_, b)| b.iter().map(|(v, _)| *v).collect::<Vec<f64>>())
-            .unwrap_or_default();
-        let label_desc = m.labels.iter().map(|l| {
-            let written = l.written();
-            let source = if matches!(l, Key::Ident(i) if i == "status") {
-                quote!(#rt::LabelSource::Status)
-            } else if let Some(i) = deferred.iter().position(|k| k.written() == written) {
-                quote!(#rt::LabelSource::Deferred(#i))
-            } else if let Some(i) = returned.iter().position(|(k, _)| k.written() == written) {
-                quote!(#rt::LabelSource::Returned(#i))
-            } else {
-                let i = label_slots
-                    .iter()
-                    .position(|w| *w == written)
-                    .unwrap_or(usize::MAX);
-                quote!(#rt::LabelSource::Attr(#i))
-            };
-            quote!(#rt::Label { key: #written, source: #source })
-        });
-        let when = match m.when.as_ref().map(ToString::to_string).as_deref() {
-            Some("success") => quote!(Success),
-            Some("error") => quote!(Error),
-            Some("denied") => quote!(Denied),
-            Some("failure") => quote!(Failure),
-            _ => quote!(Always),
-        };
-        quote! {
-            #rt::MetricDesc {
-                name: #mname,
-                kind: #mkind,
-                unit: #unit,
-                description: #description,
-                buckets: &[#(#buckets),*],
-                labels: &[#(#label_desc),*],
-                when: #rt::When::#when,
-            }
         }
     });
+    let set_name = match &plan.name {
+        SpanName::Dynamic { expr, .. } => quote_spanned! {expr.span()=>
+            __ak_attrs.set_name(#rt::call_once(|| #expr));
+        },
+        SpanName::Static(_) | SpanName::Const(_) => quote!(),
+    };
+    let set_kind = match &plan.kind {
+        SpanKind::Dynamic(expr) => quote_spanned! {expr.span()=>
+            __ak_attrs.set_kind(#rt::call_once(|| #expr));
+        },
+        SpanKind::Static(_) => quote!(),
+    };
 
-    let binding = match &args.telemetry {
+    let binding = match &plan.telemetry {
         // In a closure of its own too, like the attribute expressions.
         Some(expr) => quote_spanned! {expr.span()=>
-            ::core::option::Option::Some(#rt::call_once(|| #rt::bind(&(#expr))))
+            ::core::option::Option::Some(#rt::call_once(|| #rt::binding_of(&(#expr))))
         },
         None => quote!(::core::option::Option::None),
     };
@@ -205,21 +259,18 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
     };
     let start = quote! {
         let __ak_span = if #rt::enabled() {
-            static __AK_SITE: #rt::Site = #rt::Site::new(#rt::SiteDesc {
-                name: #name,
-                kind: #kind,
-                deferred: &[#(#deferred_desc),*],
-                returned: &[#(#returned_desc),*],
-                metrics: &[#(#metrics_desc),*],
-            });
+            #site
             #[allow(unused_mut)]
             let mut __ak_attrs = #rt::Attrs::new(#capacity, #n_labels);
+            #set_name
+            #set_kind
             #(#pushes)*
             ::core::option::Option::Some(#rt::#start_fn(&__AK_SITE, #binding, __ak_attrs))
         } else {
             ::core::option::Option::None
         };
     };
+    let returned = &plan.returned;
 
     let classify_match = |value: TokenStream| {
         quote! {
@@ -237,7 +288,7 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
     let returned_values = |out: TokenStream| {
         // The grammar needs a closure (a bare path is a parameter), so
         // `|r| f(r)` must not be linted as a redundant closure.
-        let values = returned.iter().map(|(_, closure)| {
+        let values = returned.iter().map(|closure| {
             quote_spanned! {closure.span()=> {
                 #[allow(clippy::redundant_closure)]
                 let __ak_v = #rt::returned(#out, #closure);
@@ -279,7 +330,7 @@ pub(crate) fn expand(args: &Args, func: Func) -> TokenStream {
         vis,
         sig,
         block,
-    } = func.item;
+    } = plan.func;
     let (outer, inner): (Vec<_>, Vec<_>) = attrs
         .into_iter()
         .partition(|a| matches!(a.style, AttrStyle::Outer));

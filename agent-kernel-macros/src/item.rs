@@ -12,6 +12,7 @@ pub(crate) struct Func {
 }
 
 /// How the body runs.
+#[derive(Clone, Copy)]
 pub(crate) enum Shape {
     /// A plain function.
     Sync,
@@ -27,13 +28,54 @@ fn is_named(attr: &Attribute, name: &str) -> bool {
     attr.path().segments.last().is_some_and(|s| s.ident == name)
 }
 
+/// The annotated item, parsed.
+pub(crate) enum Parsed {
+    /// A function whose body parses.
+    Func(Func),
+    /// A function whose body does not parse (yet): its signature, with an
+    /// empty body, so the arguments can still be checked against it.
+    Unparsed(Func),
+}
+
+/// A function whose body is kept as tokens (what tracing-attributes calls
+/// `MaybeItemFn`).
+struct MaybeFn {
+    attrs: Vec<Attribute>,
+    vis: syn::Visibility,
+    sig: Signature,
+}
+
+impl syn::parse::Parse for MaybeFn {
+    fn parse(input: syn::parse::ParseStream) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis = input.parse()?;
+        let sig = input.parse()?;
+        let _body: proc_macro2::Group = input.parse()?;
+        Ok(MaybeFn { attrs, vis, sig })
+    }
+}
+
 /// Parses and checks the item.
-pub(crate) fn parse(item: TokenStream) -> syn::Result<Func> {
-    let parsed = match syn::parse2::<Item>(item.clone()) {
-        Ok(Item::Fn(f)) => f,
+pub(crate) fn parse(item: TokenStream) -> syn::Result<Parsed> {
+    let (parsed, body_parsed) = match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Fn(f)) => (f, true),
         Ok(Item::Verbatim(ts)) => return Err(verbatim_error(ts)),
         Ok(other) => return Err(not_a_function(&other)),
-        Err(e) => return Err(syn::parse2::<TraitItemFn>(item).map_or(e, |f| no_body(&f.sig))),
+        Err(e) => match syn::parse2::<TraitItemFn>(item.clone()) {
+            Ok(f) => return Err(no_body(&f.sig)),
+            Err(_) => match syn::parse2::<MaybeFn>(item) {
+                Ok(f) => (
+                    ItemFn {
+                        attrs: f.attrs,
+                        vis: f.vis,
+                        sig: f.sig,
+                        block: Box::new(syn::parse_quote!({})),
+                    },
+                    false,
+                ),
+                Err(_) => return Err(e),
+            },
+        },
     };
     check_signature(&parsed.sig)?;
     for attr in &parsed.attrs {
@@ -50,7 +92,12 @@ pub(crate) fn parse(item: TokenStream) -> syn::Result<Func> {
             ));
         }
     }
-    Ok(Func { item: parsed })
+    let func = Func { item: parsed };
+    Ok(if body_parsed {
+        Parsed::Func(func)
+    } else {
+        Parsed::Unparsed(func)
+    })
 }
 
 /// The item to emit beside an error: unchanged, except that an

@@ -2,19 +2,25 @@
 //! functions, generated at compile time.
 //!
 //! Use it through `agent_kernel_otel::kernel_span` (the generated code calls
-//! `::agent_kernel_otel::__private`). Without the `otel` feature the attribute
+//! `::agent_kernel_otel::__private_v0_1`, a module whose name carries the
+//! runtime's version; the runtime pins this crate with `=`). Without the
+//! `otel` feature the attribute
 //! checks its arguments and returns the function unchanged, token for token;
 //! with it, the function is wrapped in span and metric code.
 //!
-//! The crate is split the way the work flows: `args.rs` parses,
-//! `item.rs` checks the annotated item, `validate.rs` checks the arguments
-//! against the function (both run with and without `otel`, so the feature
-//! never reveals a new argument error), and `expand.rs` generates code.
+//! The crate is split the way the work flows: `args.rs` parses the
+//! arguments (syntax), `item.rs` the annotated item, `validate.rs` checks
+//! the arguments against the function and turns both into the checked
+//! model of `model.rs` (a `Plan`: span name and kind, the
+//! declared keys, the attribute pushes, the metrics, the result detection),
+//! and `expand.rs` only prints a plan. Parsing and validation run with and
+//! without `otel`, so the feature never reveals a new argument error.
 #![forbid(unsafe_code)]
 
 mod args;
 mod expand;
 mod item;
+mod model;
 mod suggest;
 mod validate;
 
@@ -26,14 +32,24 @@ use proc_macro::TokenStream;
 /// ```text
 /// #[kernel_span( param, ... )]          // any order, each at most once
 ///
-/// param   := name = "span.name"         // required; a non-empty string literal
+/// param   := name = NAME                // required
 ///          | kind = KIND                // default internal
 ///          | telemetry = EXPR           // binding for a root span: a Telemetry or &Telemetry,
 ///                                       //   evaluated only while telemetry is enabled
 ///          | result | no_result         // override Result detection (type aliases)
 ///          | attrs( attr, ... )
 ///          | metrics( metric, ... )
+/// NAME    := "span.name"                // a non-empty string literal
+///          | CONST                      // a &'static str constant
+///          | EXPR                       // anything else: computed at each call while telemetry
+///                                       //   is on (impl Into<Cow<'static, str>>, e.g. format!(..))
 /// KIND    := internal | client | server | producer | consumer
+///          | IDENT                      // a parameter holding an agent_kernel_otel::SpanKind
+///          | EXPR                       // any other SpanKind expression, computed at each call
+///                                       //   while telemetry is on: (client) is the variable
+///                                       //   `client`, driver.span_kind() a method call
+/// CONST   := a path containing `::` (keys::SPAN_INVOKE, self::NAME, crate::otel::X)
+///          | a SCREAMING_CASE identifier (NAME)
 ///
 /// attr    := IDENT                      // shorthand: the parameter of that name
 ///          | KEY = EXPR                 // an expression over the parameters (borrowed, never moved),
@@ -45,18 +61,55 @@ use proc_macro::TokenStream;
 ///                                       //   as a whole; not set on panic or cancellation
 /// KEY     := IDENT                      // span key agent_kernel.IDENT, label key IDENT
 ///          | "dotted.key"               // span key and label key verbatim
+///          | PATH                       // a &'static str constant, a path containing `::`
+///                                       //   (keys::CAPABILITY_ID): the span key; the label key is
+///                                       //   its value without a leading `agent_kernel.`
 ///
 /// metric  := counter( mparam, ... )     // adds 1 per call
 ///          | histogram( mparam, ... )   // records the span's duration in `unit`
-/// mparam  := name = "metric.name"       // required
+///          | counter( CONST [, when = WHEN] )    // a CounterSpec constant
+///          | histogram( CONST [, when = WHEN] )  // a HistogramSpec constant
+/// mparam  := name = TEXT                // required
 ///          | unit = "UCUM"              // histogram: required, one of "s" "ms" "us" "ns"
-///          | description = "text"
+///          | description = TEXT
 ///          | buckets = [ NUMBER, ... ]  // histogram only; increasing explicit boundaries
+///          | buckets = CONST            // a [f64; N] or &[f64] constant
 ///          | labels( LABEL, ... )       // declared attribute keys, or `status`
 ///          | when = WHEN                // default always
-/// LABEL   := KEY | status               // status = success | error | denied
+/// TEXT    := "literal" | CONST
+/// LABEL   := IDENT | "dotted.key"       // a key as written in attrs(...)
+///          | PATH                       // a &'static str constant holding a bare label key
+///          | status                     // status = success | error | denied
 /// WHEN    := always | success | error | denied | failure   // failure = error or denied
 /// ```
+///
+/// **Telling the forms apart.** A keyword and a variable of the same name:
+/// `kind = client` is the keyword, `kind = (client)` the variable (any
+/// parenthesised or longer expression is run-time). A bare identifier that is
+/// no keyword must be a parameter (`kind = kind`), else it is reported as a
+/// misspelled keyword. A constant key and an identifier key: an identifier is
+/// always namespaced (`capability_id` → `agent_kernel.capability_id`), a path
+/// containing `::` is a constant (`keys::CAPABILITY_ID`); a SCREAMING_CASE
+/// identifier as a key is refused (write `self::NAME`). For `name`, metric
+/// names and buckets, a path containing `::` or a SCREAMING_CASE identifier
+/// is a constant; for `name`, anything else is a run-time expression. Paths
+/// are resolved at the function's module (not `Self::..`).
+///
+/// **What is checked where.** Literals are checked by the macro, with an error
+/// at the offending token. A constant's *value* cannot be seen by a macro, so
+/// with the `otel` feature the generated code checks it with `const`
+/// assertions (a failure is a compile error at the annotated function): a
+/// constant span name is a non-empty `&'static str`; a metric name follows the
+/// OpenTelemetry instrument-name rules; a histogram constant's unit is `s`,
+/// `ms`, `us` or `ns`; buckets are finite and increasing; every label of a
+/// metric is `status` or names a declared key (by its label key); no two keys
+/// (constants included) have the same value. That a constant's value matches
+/// `docs/telemetry.md` is the contract test's job. Without `otel` the
+/// function comes back unchanged and no constant is read.
+///
+/// A metric used by several functions is declared once as a constant
+/// (`agent_kernel_otel::CounterSpec`, `agent_kernel_otel::HistogramSpec`) and
+/// named by each: `metrics(counter(keys::POLICY_DENIALS, when = denied))`.
 ///
 /// Attribute values are anything that implements
 /// `agent_kernel_otel::ToAttrValue` (strings, numbers, booleans, `Option`s of
@@ -166,7 +219,10 @@ use proc_macro::TokenStream;
 /// one exists: unknown parameters (with the nearest valid name), a missing or
 /// empty `name`, an `attrs` entry naming no parameter (with the nearest
 /// parameter), control flow that would leave an attribute expression, a
-/// label that is no declared attribute, a bad `kind`, malformed `metrics`,
+/// label that is no declared attribute, a bad `kind` (a misspelled keyword
+/// that names no parameter), a metric name or buckets that are neither
+/// literals nor constants, parameters beside a metric constant, a
+/// SCREAMING_CASE key (write the constant as a path), malformed `metrics`,
 /// or the attribute on something other than a function with a body
 /// (a struct, a trait method without a body, a `const fn`, an `extern` fn).
 #[proc_macro_attribute]
@@ -184,7 +240,14 @@ fn run(
     let args = syn::parse2::<args::Args>(attr);
     let func = item::parse(item.clone());
     let checked = match (args, func) {
-        (Ok(args), Ok(func)) => validate::validate(&args, &func).map(|()| (args, func)),
+        (Ok(args), Ok(item::Parsed::Func(func))) => validate::validate(args, func).map(Some),
+        // A body that does not parse (yet): the arguments are still checked
+        // against the signature, and the item comes back as written, so
+        // rustc reports the body's syntax error once and rust-analyzer keeps
+        // working on the function (as tracing-attributes does).
+        (Ok(args), Ok(item::Parsed::Unparsed(func))) => {
+            validate::validate(args, func).map(|_| None)
+        }
         (Err(mut a), Err(b)) => {
             a.combine(b);
             Err(a)
@@ -192,7 +255,7 @@ fn run(
         (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
     };
     match checked {
-        Ok((args, func)) if generate => expand::expand(&args, func),
+        Ok(Some(plan)) if generate => expand::expand(plan),
         Ok(_) => item,
         Err(e) => {
             let mut out = e.to_compile_error();
@@ -323,6 +386,39 @@ mod tests {
     }
 
     #[test]
+    fn the_private_module_carries_this_crates_version() {
+        let version = env!("CARGO_PKG_VERSION");
+        let mut parts = version.split('.');
+        let expected = format!(
+            "__private_v{}_{}",
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default()
+        );
+        assert_eq!(crate::expand::PRIVATE, expected);
+    }
+
+    #[test]
+    fn a_body_that_does_not_parse_comes_back_as_written() {
+        let item: TokenStream = "fn f(x: u32) -> u32 { x + }".parse().expect("tokens");
+        for generate in [false, true] {
+            let out = run(
+                "name = \"x\", attrs(x)".parse().expect("tokens"),
+                item.clone(),
+                generate,
+            );
+            assert_eq!(out.to_string(), item.to_string());
+        }
+        // The arguments are still checked against the signature.
+        let out = run(
+            "name = \"x\", attrs(y)".parse().expect("tokens"),
+            item.clone(),
+            true,
+        );
+        assert!(out.to_string().contains("compile_error"), "{out}");
+        assert!(out.to_string().contains("`y` is not a parameter"), "{out}");
+    }
+
+    #[test]
     fn errors_are_the_same_with_and_without_the_feature() {
         let cases: &[(&str, &str)] = &[
             ("nmae = \"x\"", "fn f() {}"),
@@ -346,6 +442,14 @@ mod tests {
             (
                 "name = \"x\", telemetry = t()?",
                 "fn f() -> Option<()> { None }",
+            ),
+            ("name = q.to_string()", "fn f(x: u8) {}"),
+            ("name = \"x\", kind = (q)", "fn f(x: u8) {}"),
+            ("name = \"x\", kind = clinet", "fn f(x: u8) {}"),
+            ("name = \"x\", attrs(KEY = x)", "fn f(x: u8) {}"),
+            (
+                "name = \"x\", metrics(counter(C, name = \"y\"))",
+                "fn f() {}",
             ),
         ];
         for (args, item) in cases {

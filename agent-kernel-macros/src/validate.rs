@@ -6,10 +6,14 @@ use std::collections::HashSet;
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprClosure, FnArg, Ident, Pat, Type};
+use syn::{Expr, ExprClosure, FnArg, Ident, LitStr, Pat, Type};
 
-use crate::args::{Args, Key, Value};
+use crate::args::{Args, Buckets, KINDS, Key, KindArg, Metric, MetricKind, Name, Text, Value};
 use crate::item::{self, Func};
+use crate::model::{
+    Buckets as BucketsPlan, DeclaredKey, LabelList, MetricDesc as MetricDescPlan, MetricPlan,
+    Place, Plan, Push, PushValue, SpanKind, SpanName,
+};
 use crate::suggest::{did_you_mean, list};
 
 /// A parameter the attributes may refer to.
@@ -92,16 +96,32 @@ impl Errors {
 }
 
 /// Whether the function's outcome is read from a `Result`.
-pub(crate) fn returns_result(args: &Args, func: &Func) -> bool {
-    match &args.result {
+fn returns_result(result: Option<&(bool, Ident)>, func: &Func) -> bool {
+    match result {
         Some((flag, _)) => *flag,
         None => func.output().as_ref().is_some_and(item::is_result),
     }
 }
 
-pub(crate) fn validate(args: &Args, func: &Func) -> syn::Result<()> {
+/// Whether `ty` is spelled `&'static str`.
+fn is_static_str(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(r) => {
+            r.mutability.is_none()
+                && r.lifetime.as_ref().is_some_and(|l| l.ident == "static")
+                && matches!(&*r.elem, Type::Path(p) if p.qself.is_none() && p.path.is_ident("str"))
+        }
+        Type::Paren(p) => is_static_str(&p.elem),
+        Type::Group(g) => is_static_str(&g.elem),
+        _ => false,
+    }
+}
+
+/// Checks the arguments against the function and decides everything the
+/// expansion prints. All errors are collected and reported together.
+pub(crate) fn validate(args: Args, func: Func) -> syn::Result<Plan> {
     let mut errors = Errors::default();
-    let params = params(func);
+    let params = params(&func);
     let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
     let fn_name = func.item.sig.ident.to_string();
 
@@ -116,74 +136,139 @@ pub(crate) fn validate(args: &Args, func: &Func) -> syn::Result<()> {
         }
     }
 
+    let name = match args.name {
+        Name::Lit(lit) => SpanName::Static(lit.into_token_stream()),
+        Name::Const(path) => SpanName::Const(path.into_token_stream()),
+        Name::Expr(expr) => {
+            let expr = without_parens(expr);
+            check_expr(&expr, &names, &fn_name, &mut errors);
+            check_flow(&expr, Scope::Name, &fn_name, &mut errors);
+            SpanName::Dynamic {
+                expr,
+                fallback: LitStr::new(&fn_name, func.item.sig.ident.span()),
+            }
+        }
+    };
+
+    let kind = match args.kind {
+        None => SpanKind::Static(Ident::new("Internal", Span::call_site())),
+        Some(KindArg::Keyword(k)) => SpanKind::Static(kind_variant(&k)),
+        Some(KindArg::Ident(ident)) => {
+            let text = ident.unraw_string();
+            if names.contains(&text.as_str()) && text != "self" {
+                SpanKind::Dynamic(Expr::Path(syn::ExprPath {
+                    attrs: Vec::new(),
+                    qself: None,
+                    path: ident.into(),
+                }))
+            } else {
+                errors.push(syn::Error::new(
+                    ident.span(),
+                    format!(
+                        "unknown span kind `{text}`{}; expected one of {}, or a `SpanKind` computed at run time (a parameter, or any expression in parentheses)",
+                        did_you_mean(&text, KINDS.iter().copied()),
+                        list(KINDS.iter().copied())
+                    ),
+                ));
+                SpanKind::Static(Ident::new("Internal", Span::call_site()))
+            }
+        }
+        Some(KindArg::Expr(expr)) => {
+            // `(client)` is parenthesised only to say "the variable".
+            let expr = without_parens(expr);
+            check_expr(&expr, &names, &fn_name, &mut errors);
+            check_flow(&expr, Scope::Kind, &fn_name, &mut errors);
+            SpanKind::Dynamic(expr)
+        }
+    };
+
     if let Some(expr) = &args.telemetry {
         check_expr(expr, &names, &fn_name, &mut errors);
         check_flow(expr, Scope::Telemetry, &fn_name, &mut errors);
     }
 
-    let mut keys: HashSet<String> = HashSet::new();
-    for attr in &args.attrs {
-        if !keys.insert(attr.key.span_key()) {
-            errors.push(syn::Error::new(
-                attr.key.span(),
-                format!("duplicate attribute key `{}`", attr.key.span_key()),
-            ));
+    let mut seen_keys: HashSet<String> = HashSet::new();
+    let mut keys = Vec::new();
+    let mut pushes = Vec::new();
+    let mut returned = Vec::new();
+    for attr in args.attrs {
+        if let Some(span_key) = attr.key.span_key() {
+            if !seen_keys.insert(span_key.clone()) {
+                errors.push(syn::Error::new(
+                    attr.key.span(),
+                    format!("duplicate attribute key `{span_key}`"),
+                ));
+            }
         }
-        match &attr.value {
+        let place = match &attr.value {
+            Value::Deferred => Place::Deferred,
+            Value::Returned(_) => Place::Returned,
+            Value::Param(_) | Value::Expr(_) | Value::Lit(_) => Place::Start,
+        };
+        let (span_key, record_key, namespaced, is_const) = match &attr.key {
+            Key::Ident(i) => (
+                LitStr::new(&format!("agent_kernel.{}", i.unraw_string()), i.span())
+                    .into_token_stream(),
+                LitStr::new(&i.unraw_string(), i.span()).into_token_stream(),
+                true,
+                false,
+            ),
+            Key::Lit(l) => (l.into_token_stream(), l.into_token_stream(), false, false),
+            Key::Path(p) => (p.into_token_stream(), p.into_token_stream(), true, true),
+        };
+        let start_index = keys
+            .iter()
+            .filter(|k: &&DeclaredKey| k.place == Place::Start)
+            .count();
+        keys.push(DeclaredKey {
+            span_key: span_key.clone(),
+            record_key,
+            namespaced,
+            place,
+            is_const,
+        });
+        let value = match attr.value {
             Value::Param(ident) => {
                 let name = ident.unraw_string();
                 if !names.contains(&name.as_str()) || name == "self" {
                     errors.push(not_a_param(ident.span(), &name, &names, &fn_name, true));
                 }
+                let param = params.iter().find(|p| p.name == name);
+                if param.and_then(|p| p.ty.as_ref()).is_some_and(is_static_str) {
+                    PushValue::StaticParam(ident)
+                } else {
+                    PushValue::Param(ident)
+                }
             }
             Value::Expr(expr) => {
-                check_expr(expr, &names, &fn_name, &mut errors);
-                check_flow(expr, Scope::Attr, &fn_name, &mut errors);
+                check_expr(&expr, &names, &fn_name, &mut errors);
+                check_flow(&expr, Scope::Attr, &fn_name, &mut errors);
+                PushValue::Expr(expr)
             }
             Value::Returned(closure) => {
-                check_returned(closure, &names, &fn_name, &mut errors);
+                check_returned(&closure, &names, &fn_name, &mut errors);
                 check_flow(&closure.body, Scope::Returned, &fn_name, &mut errors);
+                returned.push(closure);
+                continue;
             }
-            Value::Lit(_) | Value::Deferred => {}
-        }
+            Value::Lit(lit) => PushValue::Lit(lit),
+            Value::Deferred => continue,
+        };
+        pushes.push(Push {
+            index: start_index,
+            span_key,
+            value,
+        });
     }
 
-    let declared: Vec<String> = args.attrs.iter().map(|a| a.key.written()).collect();
+    // Labels are checked here when every key is known here; a constant key
+    // or label is resolved (and checked) by constant evaluation instead.
+    let all_keys_known = keys.iter().all(|k| !k.is_const);
     let mut metric_names = HashSet::new();
-    let is_result = returns_result(args, func);
-    for metric in &args.metrics {
-        if !metric_names.insert(metric.name.value()) {
-            errors.push(syn::Error::new(
-                metric.name.span(),
-                format!(
-                    "metric `{}` is declared twice on this function",
-                    metric.name.value()
-                ),
-            ));
-        }
-        let mut seen = HashSet::new();
-        for label in &metric.labels {
-            let written = label.written();
-            let known =
-                matches!(label, Key::Ident(i) if i == "status") || declared.contains(&written);
-            if !known {
-                let candidates = declared.iter().map(String::as_str).chain(["status"]);
-                errors.push(syn::Error::new(
-                    label.span(),
-                    format!(
-                        "label `{written}` is not a declared attribute{}; labels are keys of `attrs(...)` or the built-in `status` (declared: {})",
-                        did_you_mean(&written, candidates.clone()),
-                        list(candidates)
-                    ),
-                ));
-            } else if !seen.insert(written.clone()) {
-                errors.push(syn::Error::new(
-                    label.span(),
-                    format!("duplicate label `{written}`"),
-                ));
-            }
-        }
-        if let Some(when) = &metric.when {
+    let is_result = returns_result(args.result.as_ref(), &func);
+    let mut metrics = Vec::new();
+    for metric in args.metrics {
+        if let Some(when) = metric.when() {
             if when == "denied" && !is_result {
                 errors.push(syn::Error::new(
                     when.span(),
@@ -193,8 +278,169 @@ pub(crate) fn validate(args: &Args, func: &Func) -> syn::Result<()> {
                 ));
             }
         }
+        let when = Ident::new(
+            match metric.when().map(ToString::to_string).as_deref() {
+                Some("success") => "Success",
+                Some("error") => "Error",
+                Some("denied") => "Denied",
+                Some("failure") => "Failure",
+                _ => "Always",
+            },
+            Span::call_site(),
+        );
+        match metric {
+            Metric::Const { kind, path, .. } => {
+                let span = path.span();
+                metrics.push(MetricPlan {
+                    labels: LabelList::Const(path.clone()),
+                    desc: match kind {
+                        MetricKind::Counter => MetricDescPlan::Counter(path),
+                        MetricKind::Histogram => MetricDescPlan::Histogram(path),
+                    },
+                    when,
+                    span,
+                });
+            }
+            Metric::Inline(m) => {
+                if let Text::Lit(name) = &m.name {
+                    if !metric_names.insert(name.value()) {
+                        errors.push(syn::Error::new(
+                            name.span(),
+                            format!(
+                                "metric `{}` is declared twice on this function",
+                                name.value()
+                            ),
+                        ));
+                    }
+                }
+                let mut seen = HashSet::new();
+                let declared: Vec<String> = keys_written(&keys);
+                for label in &m.labels {
+                    if matches!(label, Key::Path(_)) {
+                        continue;
+                    }
+                    let written = label.written();
+                    let known = label.is_status() || declared.contains(&written);
+                    if !known && all_keys_known {
+                        let candidates = declared.iter().map(String::as_str).chain(["status"]);
+                        errors.push(syn::Error::new(
+                            label.span(),
+                            format!(
+                                "label `{written}` is not a declared attribute{}; labels are keys of `attrs(...)` or the built-in `status` (declared: {})",
+                                did_you_mean(&written, candidates.clone()),
+                                list(candidates)
+                            ),
+                        ));
+                    } else if !seen.insert(written.clone()) {
+                        errors.push(syn::Error::new(
+                            label.span(),
+                            format!("duplicate label `{written}`"),
+                        ));
+                    }
+                }
+                let span = match &m.name {
+                    Text::Lit(l) => l.span(),
+                    Text::Path(p) => p.span(),
+                };
+                let labels = m
+                    .labels
+                    .iter()
+                    .map(|l| match l {
+                        Key::Ident(i) => {
+                            LitStr::new(&i.unraw_string(), i.span()).into_token_stream()
+                        }
+                        Key::Lit(l) => l.into_token_stream(),
+                        Key::Path(p) => p.into_token_stream(),
+                    })
+                    .collect();
+                let (name, name_is_const) = match m.name {
+                    Text::Lit(l) => (l.into_token_stream(), false),
+                    Text::Path(p) => (p.into_token_stream(), true),
+                };
+                let histogram = (m.kind == MetricKind::Histogram).then(|| {
+                    let unit = match m.unit.as_ref().map(LitStr::value).as_deref() {
+                        Some("s") => "Seconds",
+                        Some("us") => "Micros",
+                        Some("ns") => "Nanos",
+                        _ => "Millis",
+                    };
+                    Ident::new(unit, Span::call_site())
+                });
+                let description = match m.description {
+                    Some(Text::Lit(l)) => l.into_token_stream(),
+                    Some(Text::Path(p)) => p.into_token_stream(),
+                    None => quote::quote!(""),
+                };
+                let buckets = match m.buckets {
+                    None => BucketsPlan::None,
+                    Some(Buckets::Lit(values)) => {
+                        BucketsPlan::Lit(values.into_iter().map(|(v, _)| v).collect())
+                    }
+                    Some(Buckets::Path(p)) => BucketsPlan::Const(p),
+                };
+                metrics.push(MetricPlan {
+                    labels: LabelList::Inline(labels),
+                    desc: MetricDescPlan::Inline {
+                        name,
+                        name_is_const,
+                        histogram,
+                        unit: m.unit.as_ref().map_or_else(String::new, LitStr::value),
+                        description,
+                        buckets,
+                    },
+                    when,
+                    span,
+                });
+            }
+        }
     }
-    errors.finish()
+    errors.finish()?;
+
+    let shape = func.shape();
+    let output = func.output();
+    Ok(Plan {
+        func: func.item,
+        shape,
+        output,
+        returns_result: is_result,
+        name,
+        kind,
+        telemetry: args.telemetry,
+        keys,
+        pushes,
+        returned,
+        metrics,
+    })
+}
+
+/// The expression inside any parentheses (which would otherwise be linted
+/// as unnecessary in the generated closure).
+fn without_parens(expr: Expr) -> Expr {
+    match expr {
+        Expr::Paren(p) => without_parens(*p.expr),
+        other => other,
+    }
+}
+
+/// The keys as labels written as identifiers or strings refer to them.
+fn keys_written(keys: &[DeclaredKey]) -> Vec<String> {
+    keys.iter()
+        .filter(|k| !k.is_const)
+        .filter_map(|k| syn::parse2::<LitStr>(k.record_key.clone()).ok())
+        .map(|l| l.value())
+        .collect()
+}
+
+/// The `SpanKind` variant of a keyword.
+fn kind_variant(keyword: &Ident) -> Ident {
+    let variant = match keyword.to_string().as_str() {
+        "client" => "Client",
+        "server" => "Server",
+        "producer" => "Producer",
+        "consumer" => "Consumer",
+        _ => "Internal",
+    };
+    Ident::new(variant, keyword.span())
 }
 
 fn not_a_param(
@@ -351,6 +597,10 @@ enum Scope {
     Attr,
     /// `telemetry = expr`: likewise.
     Telemetry,
+    /// `name = expr`: likewise.
+    Name,
+    /// `kind = expr`: likewise.
+    Kind,
     /// The body of `key = |out| expr`: a closure of its own, called when the
     /// body returns (`return` and `?` end that closure only).
     Returned,
@@ -361,6 +611,8 @@ impl Scope {
         match self {
             Scope::Attr => "an attribute expression",
             Scope::Telemetry => "the `telemetry` expression",
+            Scope::Name => "the `name` expression",
+            Scope::Kind => "the `kind` expression",
             Scope::Returned => "a closure over the return value",
         }
     }
@@ -407,6 +659,7 @@ impl Flow<'_> {
         let fix = match self.scope {
             Scope::Attr => fix,
             Scope::Telemetry => "compute the binding without leaving the expression",
+            Scope::Name | Scope::Kind => "compute the value without leaving the expression",
             // `return`, `?` and `become` end the closure, not the function.
             Scope::Returned => return,
         };
@@ -421,7 +674,7 @@ impl Flow<'_> {
     fn suspends(&mut self, span: Span, token: &str) {
         let fix = match self.scope {
             Scope::Attr => "; await in the body and record the value with `key = deferred`",
-            Scope::Telemetry => "",
+            Scope::Telemetry | Scope::Name | Scope::Kind => "",
             Scope::Returned => "; await in the body and return the value",
         };
         let message = format!(

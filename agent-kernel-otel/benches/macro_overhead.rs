@@ -19,6 +19,13 @@
 //! created reached the exporter (none dropped).
 //!
 //! Run: `cargo bench -p agent-kernel-otel --features otel --bench macro_overhead`
+//!
+//! Allocations per tree are counted by a global allocator (`stats_alloc`) and
+//! printed; the disabled variant asserts none. Instruction counts: with
+//! `AK_COUNT=<variant>:<trees>` (variant `none`, `disabled`, `hand` or
+//! `kernel_span`) the binary runs only that many trees of that variant
+//! against the SDK pipeline, in chunks through `count_chunk`, for
+//! `valgrind --tool=callgrind --toggle-collect='*count_chunk*'`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
@@ -26,7 +33,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static ALLOC: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
@@ -325,6 +336,17 @@ fn bench(c: &mut Criterion) {
     g.bench_function("2_kernel_span_disabled", |b| {
         b.iter(|| generated::invoke(black_box(&r), "read", "summary"))
     });
+    let allocations = |f: &dyn Fn() -> usize| {
+        let region = Region::new(ALLOC);
+        for _ in 0..10_000 {
+            black_box(f());
+        }
+        region.change().allocations as f64 / 10_000.0
+    };
+    let none = allocations(&|| plain::invoke(black_box(&r), "read", "summary"));
+    let disabled = allocations(&|| generated::invoke(black_box(&r), "read", "summary"));
+    eprintln!("allocations per tree: none {none}, kernel_span disabled {disabled}");
+    assert_eq!(disabled, 0.0, "the disabled path allocates");
 
     // No provider installed: the global tracer is the no-op.
     let noop_tracer = opentelemetry::global::tracer("agent_kernel");
@@ -362,6 +384,12 @@ fn bench(c: &mut Criterion) {
     check_exported("4_hand_otel_sdk", &trees, &exported.0);
 
     let trees = AtomicU64::new(0);
+    exported.0.store(0, Ordering::Relaxed);
+    let hand_allocs = allocations(&|| hand::invoke(&tracer, black_box(&r), "read", "summary"));
+    flush();
+    let gen_allocs = allocations(&|| generated::invoke(black_box(&r), "read", "summary"));
+    flush();
+    eprintln!("allocations per tree, SDK on: hand {hand_allocs}, kernel_span {gen_allocs}");
     exported.0.store(0, Ordering::Relaxed);
     g.bench_function("5_kernel_span_sdk", |b| {
         b.iter_custom(|n| {
@@ -490,4 +518,54 @@ criterion_group! {
         .measurement_time(Duration::from_secs(4));
     targets = bench
 }
-criterion_main!(benches);
+
+/// One chunk of trees of one variant: what callgrind counts.
+#[inline(never)]
+fn count_chunk(variant: &str, r: &Req, tracer: &opentelemetry::global::BoxedTracer) {
+    for _ in 0..CHUNK {
+        black_box(match variant {
+            "none" => plain::invoke(black_box(r), "read", "summary"),
+            "hand" => hand::invoke(tracer, black_box(r), "read", "summary"),
+            _ => generated::invoke(black_box(r), "read", "summary"),
+        });
+    }
+}
+
+/// `AK_COUNT=<variant>:<trees>`: that many trees against the SDK pipeline
+/// (`disabled`: telemetry off at run time), flushed between chunks.
+fn count(spec: &str) {
+    let (variant, trees) = spec.split_once(':').expect("AK_COUNT=<variant>:<trees>");
+    let trees: u64 = trees.parse().expect("a number of trees");
+    let exported = Discard::default();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(BatchSpanProcessor::builder(exported.clone()).build())
+        .build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    if variant == "disabled" {
+        agent_kernel_otel::disable();
+    } else {
+        agent_kernel_otel::enable();
+    }
+    let tracer = opentelemetry::global::tracer_with_scope(
+        opentelemetry::InstrumentationScope::builder("agent_kernel").build(),
+    );
+    let r = req();
+    for _ in 0..trees / CHUNK {
+        count_chunk(variant, &r, &tracer);
+        let _ = provider.force_flush();
+    }
+    let _ = provider.shutdown();
+    eprintln!(
+        "{variant}: {trees} trees, {} spans exported",
+        exported.0.load(Ordering::Relaxed)
+    );
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("AK_COUNT") {
+        count(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -7,9 +7,11 @@ use crate::ToAttrValue;
 /// `key = deferred`, from the body or from any function it calls (sync or
 /// async, on any thread the OpenTelemetry `Context` is carried to).
 ///
-/// `key` is the key as written in `attrs(...)`: `"safety_class"` for
+/// `key` is the key as written in `attrs(...)` (`"safety_class"` for
 /// `safety_class = deferred`, `"gen_ai.tool.name"` for
-/// `"gen_ai.tool.name" = deferred`. The innermost kernel span that declared
+/// `"gen_ai.tool.name" = deferred`) or the span attribute key
+/// (`"agent_kernel.safety_class"`): a key declared as a constant
+/// (`keys::SAFETY_CLASS = deferred`) is recorded with that constant. The innermost kernel span that declared
 /// the key receives it (a span that did not declare it passes it to its
 /// parent). The value is set on the span when it ends and is available as a
 /// metric label of that span's metrics; the last value recorded wins, and a
@@ -57,25 +59,25 @@ pub fn record_all(values: &[(&str, &dyn ToAttrValue)]) -> usize {
         if !crate::switch::is_enabled() {
             return 0;
         }
-        // The slot is taken out of the context before any value is converted:
-        // a conversion is user code and must not run inside the borrow of the
-        // thread's context stack.
-        let slot = opentelemetry::Context::map_current(|cx| {
-            cx.get::<crate::private::Scope>()
-                .and_then(|s| s.slot.clone())
-        });
-        let Some(innermost) = slot else {
+        // The values are taken out of the context before any value is
+        // converted: a conversion is user code and must not run inside the
+        // borrow of the thread's context stack.
+        let Some(innermost) = crate::context::current_deferred() else {
             return 0;
         };
         let mut recorded = 0;
         for (key, value) in values {
             let mut current = Some(&*innermost);
-            while let Some(slot) = current {
-                if let Some(i) = slot.keys.iter().position(|k| k.key == *key) {
+            while let Some(span_values) = current {
+                if let Some(i) = span_values
+                    .keys
+                    .iter()
+                    .position(|k| k.key == *key || k.span_key == *key)
+                {
                     let v = value
                         .to_attr_value()
                         .map(crate::AttrValue::into_otel_shared);
-                    let mut values = slot
+                    let mut values = span_values
                         .values
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -85,7 +87,7 @@ pub fn record_all(values: &[(&str, &dyn ToAttrValue)]) -> usize {
                     recorded += 1;
                     break;
                 }
-                current = slot.parent.as_deref();
+                current = span_values.parent.as_deref();
             }
         }
         recorded

@@ -126,76 +126,8 @@ pub struct GaugeRegistration {
     /// For a global binding: the gauge that `enable` moves to the newly
     /// installed global meter.
     #[cfg(feature = "otel")]
-    _global: Option<Arc<global_gauges::GlobalGauge>>,
+    _global: Option<Arc<crate::telemetry::global_gauges::GlobalGauge>>,
     _marker: PhantomData<()>,
-}
-
-/// Gauges registered on the global binding follow the global meter provider:
-/// OpenTelemetry offers no proxy meter, so a gauge registered before the
-/// application installed its provider would stay on the no-op meter for ever.
-/// Each [`enable`](crate::enable) re-registers the live ones on the current
-/// global meter; a callback left on an older meter checks its generation and
-/// reports nothing.
-#[cfg(feature = "otel")]
-pub(crate) mod global_gauges {
-    use std::any::Any;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::{Arc, Mutex, PoisonError, Weak};
-
-    use opentelemetry::metrics::Meter;
-
-    type Build = Box<dyn Fn(&Meter, u64) -> Box<dyn Any + Send + Sync> + Send + Sync>;
-
-    pub(crate) struct GlobalGauge {
-        /// The generation whose instrument may report.
-        pub(crate) current: Arc<AtomicU64>,
-        build: Build,
-        instrument: Mutex<Option<Box<dyn Any + Send + Sync>>>,
-    }
-
-    static LIVE: Mutex<Vec<Weak<GlobalGauge>>> = Mutex::new(Vec::new());
-
-    fn global_meter() -> Meter {
-        opentelemetry::global::meter_with_scope(crate::telemetry::scope())
-    }
-
-    /// Builds the gauge on the current global meter and keeps it in step with
-    /// later `enable` calls.
-    pub(crate) fn register(current: Arc<AtomicU64>, build: Build) -> Arc<GlobalGauge> {
-        let generation = crate::switch::global_generation();
-        current.store(generation, Ordering::Release);
-        let gauge = Arc::new(GlobalGauge {
-            instrument: Mutex::new(Some(build(&global_meter(), generation))),
-            current,
-            build,
-        });
-        let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
-        live.retain(|g| g.strong_count() > 0);
-        live.push(Arc::downgrade(&gauge));
-        gauge
-    }
-
-    /// Moves every live global gauge to the current global meter.
-    pub(crate) fn rebind() {
-        let generation = crate::switch::global_generation();
-        let gauges: Vec<Arc<GlobalGauge>> = {
-            let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
-            live.retain(|g| g.strong_count() > 0);
-            live.iter().filter_map(Weak::upgrade).collect()
-        };
-        if gauges.is_empty() {
-            return;
-        }
-        let meter = global_meter();
-        for gauge in gauges {
-            gauge.current.store(generation, Ordering::Release);
-            let instrument = (gauge.build)(&meter, generation);
-            *gauge
-                .instrument
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(instrument);
-        }
-    }
 }
 
 impl std::fmt::Debug for GaugeRegistration {
@@ -269,7 +201,7 @@ impl Telemetry {
                 }
             };
             if self.is_global() {
-                let gauge = global_gauges::register(current, Box::new(build));
+                let gauge = crate::telemetry::global_gauges::register(current, Box::new(build));
                 GaugeRegistration {
                     active,
                     _instrument: None,

@@ -35,12 +35,23 @@
 //!   (per thread, a cached copy is checked against the counter with one atomic
 //!   load). A tracer fetched before the application installed its provider
 //!   therefore never stays a no-op.
-//! - **Instruments** are cached per call site *and* per binding: every
-//!   binding owns a map `call site → instruments`; each call site keeps a
-//!   one-entry cache `(binding id, instruments)` in front of it, so the common
-//!   case (one binding per process) is one read-lock and an `Arc` clone, and two
-//!   kernels with different providers never share an instrument. Binding ids
-//!   are never reused.
+//! - **Instruments** are cached per call site: each site keeps the
+//!   instruments of the binding it last saw (binding id, instruments); another
+//!   binding builds its own (the SDK hands back the instruments it already has
+//!   for the same names), so two kernels with different providers never share
+//!   an instrument. Binding ids are never reused.
+//! - **Gauges** live on a binding; those of the global binding move to the
+//!   current global meter at each [`enable`].
+//!
+//! # Modules
+//! No module imports one that imports it back. `telemetry` (bindings, the
+//! global providers' generation, the global gauges) is at the bottom;
+//! `switch` (the run-time flag; `enable` reloads the globals), `context`
+//! (what a kernel span leaves in the OpenTelemetry `Context`) and `gauge`
+//! sit on it; the versioned private module runs `site` (descriptors and
+//! their `const` checks) → `span` → `future` on top of all of them. `spec`,
+//! `value` and `error` are plain data; `deferred` (`record`), `ids` and
+//! `propagation` are public entry points.
 //!
 //! # Spans
 //! Scope `agent_kernel` with this crate's version. Attribute keys written as
@@ -67,21 +78,28 @@
 //! recovered, a missing provider means no-op instruments.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "otel")]
+mod context;
 mod deferred;
 mod error;
 mod gauge;
 mod ids;
 mod propagation;
+mod spec;
 mod switch;
 mod telemetry;
 mod value;
 
+/// What the generated code calls. The name carries the crate's version
+/// (`0.1`) because the macro crate emits exactly this path and is pinned with
+/// `=`: two versions of the runtime in one build never mix their halves.
+#[cfg(feature = "otel")]
 #[doc(hidden)]
 #[path = "private/mod.rs"]
-pub mod __private;
+pub mod __private_v0_1;
 
 #[cfg(feature = "otel")]
-pub(crate) use __private as private;
+pub(crate) use __private_v0_1 as private;
 
 pub use agent_kernel_macros::kernel_span;
 pub use deferred::{record, record_all};
@@ -89,6 +107,7 @@ pub use error::SpanError;
 pub use gauge::{GaugeObserver, GaugeRegistration, GaugeSpec, GaugeValue};
 pub use ids::current_trace_ids;
 pub use propagation::{TRACEPARENT, TRACESTATE, inject_context};
+pub use spec::{CounterSpec, HistogramSpec, SpanKind};
 pub use switch::{disable, enable, is_enabled};
 pub use telemetry::Telemetry;
 pub use value::{AttrValue, ToAttrValue};

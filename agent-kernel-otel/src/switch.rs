@@ -1,13 +1,9 @@
 //! The run-time switch: telemetry is off until something turns it on.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Whether generated code records anything. Read with one relaxed load per span.
 static ENABLED: AtomicBool = AtomicBool::new(false);
-
-/// Bumped whenever the global providers may have changed; global bindings
-/// re-read `opentelemetry::global` when it moves.
-static GLOBAL_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// Turns telemetry on for the whole process and (re-)reads the OpenTelemetry
 /// global providers at the next span.
@@ -20,10 +16,9 @@ static GLOBAL_GENERATION: AtomicU64 = AtomicU64::new(1);
 ///
 /// Without the `otel` feature this does nothing: there is nothing to record.
 pub fn enable() {
-    GLOBAL_GENERATION.fetch_add(1, Ordering::AcqRel);
-    ENABLED.store(cfg!(feature = "otel"), Ordering::Release);
     #[cfg(feature = "otel")]
-    crate::gauge::global_gauges::rebind();
+    crate::telemetry::reload_globals();
+    ENABLED.store(cfg!(feature = "otel"), Ordering::Release);
 }
 
 /// Turns telemetry off: `#[kernel_span]` functions then cost one relaxed
@@ -38,11 +33,4 @@ pub fn disable() {
 #[inline]
 pub fn is_enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
-}
-
-/// The current generation of the global providers.
-#[cfg(feature = "otel")]
-#[inline]
-pub(crate) fn global_generation() -> u64 {
-    GLOBAL_GENERATION.load(Ordering::Acquire)
 }

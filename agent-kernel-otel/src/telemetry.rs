@@ -1,7 +1,9 @@
 //! [`Telemetry`]: which providers a kernel reports to.
 
+#[cfg(feature = "setup")]
+pub(crate) use imp::instrumentation_scope;
 #[cfg(feature = "otel")]
-pub(crate) use imp::{Bound, Repr, scope};
+pub(crate) use imp::{Binding, Repr, global_gauges, reload_globals};
 #[cfg(feature = "setup")]
 pub(crate) use imp::{ContextTracer, pin_global};
 
@@ -61,7 +63,7 @@ impl Telemetry {
         {
             match (&self.repr, &other.repr) {
                 (Repr::Global, Repr::Global) => true,
-                (Repr::Bound(a), Repr::Bound(b)) => std::sync::Arc::ptr_eq(a, b),
+                (Repr::Explicit(a), Repr::Explicit(b)) => std::sync::Arc::ptr_eq(a, b),
                 _ => false,
             }
         }
@@ -91,7 +93,7 @@ impl std::fmt::Debug for Telemetry {
         {
             match &self.repr {
                 Repr::Global => f.write_str("Telemetry::global()"),
-                Repr::Bound(b) => f.debug_struct("Telemetry").field("id", &b.id).finish(),
+                Repr::Explicit(b) => f.debug_struct("Telemetry").field("id", &b.id).finish(),
             }
         }
         #[cfg(not(feature = "otel"))]
@@ -104,7 +106,6 @@ impl std::fmt::Debug for Telemetry {
 #[cfg(feature = "otel")]
 mod imp {
     use std::cell::RefCell;
-    use std::collections::HashMap;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex, PoisonError};
 
@@ -115,14 +116,12 @@ mod imp {
     use opentelemetry::{Context, InstrumentationScope};
 
     use super::Telemetry;
-    use crate::private::SiteInstruments;
-    use crate::switch;
 
-    /// Global or explicit.
+    /// The global providers (resolved lazily) or explicit ones.
     #[derive(Clone)]
     pub(crate) enum Repr {
         Global,
-        Bound(Arc<Bound>),
+        Explicit(Arc<Binding>),
     }
 
     /// Starts a span as the current span of a new child context.
@@ -147,46 +146,61 @@ mod imp {
         }
     }
 
-    /// A resolved binding: a tracer, a meter and the instruments created from
-    /// that meter, one set per call site.
-    pub(crate) struct Bound {
+    /// A resolved binding: a tracer and a meter (call sites keep the
+    /// instruments they built from it, keyed by `id`).
+    pub(crate) struct Binding {
         /// Unique for the life of the process (never reused).
         pub(crate) id: u64,
         pub(crate) tracer: Box<dyn ContextTracer>,
         pub(crate) meter: Meter,
-        /// Call-site address → that site's instruments for this binding.
-        pub(crate) sites: Mutex<HashMap<usize, Arc<SiteInstruments>>>,
     }
 
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-    pub(crate) fn scope() -> InstrumentationScope {
+    /// Bumped by [`enable`](crate::enable), which the application calls after
+    /// installing (or replacing) the global providers: global bindings and
+    /// global gauges re-read `opentelemetry::global` when it moves.
+    static GLOBAL_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+    /// The current generation of the global providers.
+    #[inline]
+    pub(crate) fn global_generation() -> u64 {
+        GLOBAL_GENERATION.load(Ordering::Acquire)
+    }
+
+    /// The global providers may have changed: the next span reads them again,
+    /// and live global gauges move to the current global meter now.
+    pub(crate) fn reload_globals() {
+        GLOBAL_GENERATION.fetch_add(1, Ordering::AcqRel);
+        global_gauges::move_to_current_meter();
+    }
+
+    pub(crate) fn instrumentation_scope() -> InstrumentationScope {
         InstrumentationScope::builder("agent_kernel")
             .with_version(env!("CARGO_PKG_VERSION"))
             .build()
     }
 
-    impl Bound {
-        fn new(tracer: Box<dyn ContextTracer>, meter: Meter) -> Bound {
-            Bound {
+    impl Binding {
+        fn new(tracer: Box<dyn ContextTracer>, meter: Meter) -> Binding {
+            Binding {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 tracer,
                 meter,
-                sites: Mutex::new(HashMap::new()),
             }
         }
     }
 
     thread_local! {
         /// This thread's copy of the global binding, tagged with its generation.
-        static GLOBAL_TLS: RefCell<Option<(u64, Arc<Bound>)>> = const { RefCell::new(None) };
+        static GLOBAL_TLS: RefCell<Option<(u64, Arc<Binding>)>> = const { RefCell::new(None) };
     }
 
     /// The process-wide global binding of the current generation.
-    static GLOBAL: Mutex<Option<(u64, Arc<Bound>)>> = Mutex::new(None);
+    static GLOBAL: Mutex<Option<(u64, Arc<Binding>)>> = Mutex::new(None);
 
-    fn resolve_global() -> Arc<Bound> {
-        let generation = switch::global_generation();
+    fn resolve_global() -> Arc<Binding> {
+        let generation = global_generation();
         let cached = GLOBAL_TLS
             .try_with(|c| {
                 c.try_borrow().ok().and_then(|c| {
@@ -205,9 +219,9 @@ mod imp {
             match &*global {
                 Some((g, b)) if *g == generation => Arc::clone(b),
                 _ => {
-                    let b = Arc::new(Bound::new(
-                        Box::new(global::tracer_with_scope(scope())),
-                        global::meter_with_scope(scope()),
+                    let b = Arc::new(Binding::new(
+                        Box::new(global::tracer_with_scope(instrumentation_scope())),
+                        global::meter_with_scope(instrumentation_scope()),
                     ));
                     *global = Some((generation, Arc::clone(&b)));
                     b
@@ -231,8 +245,8 @@ mod imp {
     /// calls `enable`, as it must) is followed as before.
     #[cfg(feature = "setup")]
     pub(crate) fn pin_global(tracer: Box<dyn ContextTracer>, meter: Meter) {
-        let generation = switch::global_generation();
-        let bound = Arc::new(Bound::new(tracer, meter));
+        let generation = global_generation();
+        let bound = Arc::new(Binding::new(tracer, meter));
         *GLOBAL.lock().unwrap_or_else(PoisonError::into_inner) = Some((generation, bound));
     }
 
@@ -255,11 +269,11 @@ mod imp {
             <T::Tracer as Tracer>::Span: Span + Send + Sync + 'static,
             M: MeterProvider + ?Sized,
         {
-            let tracer = Box::new(tracer_provider.tracer_with_scope(scope()));
-            let meter = meter_provider.meter_with_scope(scope());
+            let tracer = Box::new(tracer_provider.tracer_with_scope(instrumentation_scope()));
+            let meter = meter_provider.meter_with_scope(instrumentation_scope());
             crate::enable();
             Telemetry {
-                repr: Repr::Bound(Arc::new(Bound::new(tracer, meter))),
+                repr: Repr::Explicit(Arc::new(Binding::new(tracer, meter))),
             }
         }
 
@@ -269,9 +283,9 @@ mod imp {
         /// the current generation.
         pub(crate) fn start_span(&self, builder: SpanBuilder, parent: &Context) -> Context {
             match &self.repr {
-                Repr::Bound(b) => b.tracer.start_in(builder, parent),
+                Repr::Explicit(b) => b.tracer.start_in(builder, parent),
                 Repr::Global => {
-                    let generation = switch::global_generation();
+                    let generation = global_generation();
                     let mut builder = Some(builder);
                     let built = GLOBAL_TLS
                         .try_with(|c| {
@@ -297,11 +311,87 @@ mod imp {
             }
         }
 
+        /// The meter this binding records with now (for the global binding,
+        /// the global provider's, read again after each
+        /// [`enable`](crate::enable)): for instruments an application
+        /// records by hand beside the generated ones, such as a metric it
+        /// records only under a setting of its own.
+        pub fn meter(&self) -> Meter {
+            self.resolve().meter.clone()
+        }
+
         /// The tracer, meter and instrument cache this binding stands for now.
-        pub(crate) fn resolve(&self) -> Arc<Bound> {
+        pub(crate) fn resolve(&self) -> Arc<Binding> {
             match &self.repr {
                 Repr::Global => resolve_global(),
-                Repr::Bound(b) => Arc::clone(b),
+                Repr::Explicit(b) => Arc::clone(b),
+            }
+        }
+    }
+
+    /// Gauges registered on the global binding follow the global meter provider:
+    /// OpenTelemetry offers no proxy meter, so a gauge registered before the
+    /// application installed its provider would stay on the no-op meter for ever.
+    /// Each [`enable`](crate::enable) re-registers the live ones on the current
+    /// global meter; a callback left on an older meter checks its generation and
+    /// reports nothing.
+    pub(crate) mod global_gauges {
+        use std::any::Any;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+        use opentelemetry::metrics::Meter;
+
+        type Build = Box<dyn Fn(&Meter, u64) -> Box<dyn Any + Send + Sync> + Send + Sync>;
+
+        pub(crate) struct GlobalGauge {
+            /// The generation whose instrument may report.
+            pub(crate) current: Arc<AtomicU64>,
+            build: Build,
+            instrument: Mutex<Option<Box<dyn Any + Send + Sync>>>,
+        }
+
+        static LIVE: Mutex<Vec<Weak<GlobalGauge>>> = Mutex::new(Vec::new());
+
+        fn global_meter() -> Meter {
+            opentelemetry::global::meter_with_scope(super::instrumentation_scope())
+        }
+
+        /// Builds the gauge on the current global meter and keeps it in step with
+        /// later `enable` calls.
+        pub(crate) fn register(current: Arc<AtomicU64>, build: Build) -> Arc<GlobalGauge> {
+            let generation = super::global_generation();
+            current.store(generation, Ordering::Release);
+            let gauge = Arc::new(GlobalGauge {
+                instrument: Mutex::new(Some(build(&global_meter(), generation))),
+                current,
+                build,
+            });
+            let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+            live.retain(|g| g.strong_count() > 0);
+            live.push(Arc::downgrade(&gauge));
+            gauge
+        }
+
+        /// Moves every live global gauge to the current global meter.
+        pub(crate) fn move_to_current_meter() {
+            let generation = super::global_generation();
+            let gauges: Vec<Arc<GlobalGauge>> = {
+                let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+                live.retain(|g| g.strong_count() > 0);
+                live.iter().filter_map(Weak::upgrade).collect()
+            };
+            if gauges.is_empty() {
+                return;
+            }
+            let meter = global_meter();
+            for gauge in gauges {
+                gauge.current.store(generation, Ordering::Release);
+                let instrument = (gauge.build)(&meter, generation);
+                *gauge
+                    .instrument
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(instrument);
             }
         }
     }

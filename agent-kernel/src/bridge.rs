@@ -302,6 +302,8 @@ pub struct OTelTraceExporter<T> {
     redactor: Redactor,
     /// How principal and session ids are recorded.
     caller_ids: CallerIdRecording,
+    /// Span names of the GenAI conventions (`execute_tool {tool}`).
+    genai_conventions: bool,
 }
 
 impl<T> fmt::Debug for OTelTraceExporter<T> {
@@ -333,7 +335,18 @@ impl<T: Tracer> OTelTraceExporter<T> {
             capabilities: None,
             redactor: Redactor::new(),
             caller_ids: CallerIdRecording::AsGiven,
+            genai_conventions: false,
         }
+    }
+
+    /// Names bridged spans `execute_tool {tool}`, as a kernel built with
+    /// `KernelBuilder::genai_conventions(true)` names its live invoke spans
+    /// (off by default, whatever the environment says: pass the kernel's
+    /// setting).
+    #[must_use]
+    pub fn with_genai_conventions(mut self, on: bool) -> Self {
+        self.genai_conventions = on;
+        self
     }
 
     /// How principal and session ids are recorded on the bridged spans (as
@@ -378,10 +391,21 @@ impl<T: Tracer> OTelTraceExporter<T> {
         let end = trace.ended_at();
         let failure = failure(trace);
 
-        let mut builder = SpanBuilder::from_name(contract::SPAN_INVOKE)
+        let attributes = self.attributes(trace, failure.as_ref());
+        let name = if self.genai_conventions {
+            // The tool name as recorded (`_OTHER` for an unknown capability).
+            let tool = attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == contract::GEN_AI_TOOL_NAME)
+                .map_or_else(|| contract::OTHER.to_owned(), |kv| kv.value.to_string());
+            format!("{}{tool}", contract::SPAN_EXECUTE_TOOL_PREFIX)
+        } else {
+            contract::SPAN_INVOKE.to_owned()
+        };
+        let mut builder = SpanBuilder::from_name(name)
             .with_kind(SpanKind::Internal)
             .with_start_time(start)
-            .with_attributes(self.attributes(trace, failure.as_ref()));
+            .with_attributes(attributes);
         if let Some(live) = live_span_context(trace) {
             builder = builder.with_links(vec![Link::with_context(live)]);
         }
@@ -474,7 +498,13 @@ impl<T: Tracer> OTelTraceExporter<T> {
             .as_deref()
             .and_then(|s| self.caller_ids.render(s))
         {
-            attrs.push(KeyValue::new(contract::SESSION_ID, session.into_owned()));
+            let session = session.into_owned();
+            attrs.push(KeyValue::new(contract::SESSION_ID, session.clone()));
+            attrs.push(KeyValue::new(
+                contract::GEN_AI_CONVERSATION_ID,
+                session.clone(),
+            ));
+            attrs.push(KeyValue::new(contract::OPENINFERENCE_SESSION_ID, session));
         }
         if !trace.driver_id.is_empty() {
             attrs.push(KeyValue::new(contract::DRIVER_ID, trace.driver_id.clone()));
@@ -489,7 +519,13 @@ impl<T: Tracer> OTelTraceExporter<T> {
             contract::GEN_AI_OPERATION_NAME,
             contract::GEN_AI_OPERATION_EXECUTE_TOOL,
         ));
-        attrs.push(KeyValue::new(contract::GEN_AI_TOOL_NAME, capability));
+        attrs.push(KeyValue::new(
+            contract::GEN_AI_TOOL_NAME,
+            capability.clone(),
+        ));
+        // OpenInference: a replayed tool call renders as a tool, like a live one.
+        attrs.push(KeyValue::new(contract::OPENINFERENCE_SPAN_KIND, "TOOL"));
+        attrs.push(KeyValue::new(contract::TOOL_NAME, capability));
         attrs.push(KeyValue::new(contract::GEN_AI_TOOL_CALL_ID, action_id));
         attrs.push(KeyValue::new(keys::BRIDGED, true));
         attrs.push(KeyValue::new(keys::OUTCOME, trace.outcome.as_str()));

@@ -61,6 +61,8 @@ pub(crate) struct CallFacts {
     pub(crate) redactions: u64,
     /// Whether the response mode was escalated for the session's budget.
     pub(crate) escalated: bool,
+    /// `gen_ai.tool.type` of the driver that served, once one did.
+    pub(crate) tool_type: Option<&'static str>,
 }
 
 impl Stats {

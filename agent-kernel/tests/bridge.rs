@@ -192,6 +192,8 @@ fn expected_attributes(t: &ActionTrace, known: Known) -> BTreeMap<String, Value>
     put(contract::ACTION_ID, t.action_id.clone().into());
     if let Some(s) = &t.session_id {
         put(contract::SESSION_ID, s.clone().into());
+        put(contract::GEN_AI_CONVERSATION_ID, s.clone().into());
+        put(contract::OPENINFERENCE_SESSION_ID, s.clone().into());
     }
     if !t.driver_id.is_empty() {
         put(contract::DRIVER_ID, t.driver_id.clone().into());
@@ -200,7 +202,9 @@ fn expected_attributes(t: &ActionTrace, known: Known) -> BTreeMap<String, Value>
         put(contract::HANDLE_ID, h.clone().into());
     }
     put(contract::GEN_AI_OPERATION_NAME, "execute_tool".into());
-    put(contract::GEN_AI_TOOL_NAME, capability.into());
+    put(contract::GEN_AI_TOOL_NAME, capability.clone().into());
+    put(contract::OPENINFERENCE_SPAN_KIND, "TOOL".into());
+    put(contract::TOOL_NAME, capability.into());
     put(contract::GEN_AI_TOOL_CALL_ID, t.action_id.clone().into());
     put(keys::BRIDGED, true.into());
     put(keys::OUTCOME, t.outcome.as_str().into());
@@ -712,4 +716,33 @@ fn times_survive_far_dates() {
         Duration::from_secs(3600)
     );
     assert!(span.start_time > SystemTime::now());
+}
+
+#[test]
+fn with_genai_conventions_bridged_spans_are_named_like_live_ones() {
+    let (provider, exporter) = provider();
+    let bridge = OTelTraceExporter::new(&provider)
+        .with_registry(&registry())
+        .with_genai_conventions(true);
+    let ok = base(&act("ok"));
+    let mut stray = base(&act("stray"));
+    stray.capability_id = "unknown.cap".into();
+    bridge.export(&ok);
+    bridge.export(&stray);
+    let spans = exporter.get_finished_spans().unwrap();
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("execute_tool {}", ok.capability_id).as_str(),
+            "execute_tool _OTHER"
+        ]
+    );
+    // Off by default: the kernel's own name.
+    let (plain_provider, plain_exporter) = self::provider();
+    OTelTraceExporter::new(&plain_provider).export(&ok);
+    assert_eq!(
+        plain_exporter.get_finished_spans().unwrap()[0].name,
+        contract::SPAN_INVOKE
+    );
 }

@@ -25,6 +25,9 @@ mod expand;
 #[path = "../../agent-kernel-macros/src/item.rs"]
 mod item;
 #[allow(dead_code, clippy::all)]
+#[path = "../../agent-kernel-macros/src/model.rs"]
+mod model;
+#[allow(dead_code, clippy::all)]
 #[path = "../../agent-kernel-macros/src/suggest.rs"]
 mod suggest;
 #[allow(dead_code, clippy::all)]
@@ -43,7 +46,10 @@ fn run(attr: TokenStream, item: TokenStream, generate: bool) -> (bool, TokenStre
     let args = syn::parse2::<args::Args>(attr);
     let func = item::parse(item.clone());
     let checked = match (args, func) {
-        (Ok(args), Ok(func)) => validate::validate(&args, &func).map(|()| (args, func)),
+        (Ok(args), Ok(item::Parsed::Func(func))) => validate::validate(args, func).map(Some),
+        (Ok(args), Ok(item::Parsed::Unparsed(func))) => {
+            validate::validate(args, func).map(|_| None)
+        }
         (Err(mut a), Err(b)) => {
             a.combine(b);
             Err(a)
@@ -51,7 +57,7 @@ fn run(attr: TokenStream, item: TokenStream, generate: bool) -> (bool, TokenStre
         (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
     };
     match checked {
-        Ok((args, func)) if generate => (true, expand::expand(&args, func)),
+        Ok(Some(plan)) if generate => (true, expand::expand(plan)),
         Ok(_) => (true, item),
         Err(e) => {
             let mut out = e.to_compile_error();

@@ -133,6 +133,13 @@ fn invoke_tree_parents_kinds_and_every_attribute() {
             k::GEN_AI_OPERATION_NAME,
             k::GEN_AI_TOOL_NAME,
             k::GEN_AI_TOOL_CALL_ID,
+            k::GEN_AI_TOOL_TYPE,
+            k::GEN_AI_TOOL_DESCRIPTION,
+            k::GEN_AI_CONVERSATION_ID,
+            k::OPENINFERENCE_SPAN_KIND,
+            k::TOOL_NAME,
+            k::TOOL_DESCRIPTION,
+            k::OPENINFERENCE_SESSION_ID,
         ])
     );
     let want = [
@@ -148,6 +155,13 @@ fn invoke_tree_parents_kinds_and_every_attribute() {
         (k::GEN_AI_OPERATION_NAME, "execute_tool"),
         (k::GEN_AI_TOOL_NAME, LIST),
         (k::GEN_AI_TOOL_CALL_ID, frame.action_id.as_str()),
+        (k::GEN_AI_TOOL_TYPE, "function"),
+        (k::GEN_AI_TOOL_DESCRIPTION, "Look up invoices"),
+        (k::GEN_AI_CONVERSATION_ID, "chat-42"),
+        (k::OPENINFERENCE_SPAN_KIND, "TOOL"),
+        (k::TOOL_NAME, LIST),
+        (k::TOOL_DESCRIPTION, "Look up invoices"),
+        (k::OPENINFERENCE_SESSION_ID, "chat-42"),
     ];
     for (key, value) in want {
         assert_eq!(root.attr(key), Some(value), "{key}");
@@ -155,7 +169,11 @@ fn invoke_tree_parents_kinds_and_every_attribute() {
 
     let policy = in_trace(&all, &root.trace_id, k::SPAN_POLICY_EVALUATE)[0];
     assert_eq!(policy.kind, "internal");
-    assert_eq!(keys(policy), sorted(&[k::CAPABILITY_ID, k::DECISION]));
+    assert_eq!(
+        keys(policy),
+        sorted(&[k::CAPABILITY_ID, k::DECISION, k::OPENINFERENCE_SPAN_KIND])
+    );
+    assert_eq!(policy.attr(k::OPENINFERENCE_SPAN_KIND), Some("GUARDRAIL"));
     assert_eq!(policy.attr(k::CAPABILITY_ID), Some(LIST));
     assert_eq!(policy.attr(k::DECISION), Some("allow"));
 
@@ -176,8 +194,10 @@ fn invoke_tree_parents_kinds_and_every_attribute() {
             k::ROWS_OUT,
             k::REDACTIONS,
             k::CHARS,
+            k::OPENINFERENCE_SPAN_KIND,
         ])
     );
+    assert_eq!(fw.attr(k::OPENINFERENCE_SPAN_KIND), Some("GUARDRAIL"));
     assert_eq!(fw.attr(k::RESPONSE_MODE), Some("table"));
     assert_eq!(fw.attr(k::EFFECTIVE_RESPONSE_MODE), Some("table"));
     assert_eq!(fw.attr(k::ROWS_IN), Some("5"));
@@ -1287,4 +1307,91 @@ fn content_is_captured_only_when_switched_on_and_after_the_firewall() {
     .unwrap_err();
     assert_eq!(err.kind(), "invalid_argument");
     assert!(!err.to_string().contains("DROP"), "{err}");
+}
+
+#[test]
+fn with_the_genai_opt_in_tool_calls_are_execute_tool_spans_and_measured() {
+    let (fx, cap, _hook) = instrumented(Options {
+        genai: true,
+        ..Options::default()
+    });
+    let token = fx.token(LIST, &fx.analyst);
+    let frame = invoke(&fx, InvokeRequest::new(&token, &fx.analyst)).unwrap();
+    let all = cap.spans();
+    let root = all
+        .iter()
+        .find(|s| s.attr(k::ACTION_ID) == Some(frame.action_id.as_str()) && s.is_root())
+        .unwrap();
+    assert_eq!(root.name, format!("execute_tool {LIST}"));
+    assert_eq!(root.attr(k::GEN_AI_OPERATION_NAME), Some("execute_tool"));
+    // The kernel's own names stay on the children.
+    assert_eq!(
+        in_trace(&all, &root.trace_id, k::SPAN_POLICY_EVALUATE).len(),
+        1
+    );
+    // Denied (another principal's token): still an execute_tool span.
+    let err = invoke(&fx, InvokeRequest::new(&token, &fx.clerk)).unwrap_err();
+    assert_eq!(err.kind(), "token_principal_mismatch");
+    let denied = named(&cap.spans(), &format!("execute_tool {LIST}")).len();
+    assert_eq!(denied, 2);
+    // A validly signed token for an unknown capability: `_OTHER`.
+    let stray = fx.kernel.token_provider().issue(
+        "no.such.tool",
+        &fx.analyst.principal_id,
+        Constraints::default(),
+        None,
+        "audit-stray",
+    );
+    invoke(&fx, InvokeRequest::new(&stray, &fx.analyst)).unwrap_err();
+    assert_eq!(named(&cap.spans(), "execute_tool _OTHER").len(), 1);
+    // The histogram: seconds, per tool, with the conventions' labels.
+    let ok = [
+        (k::GEN_AI_OPERATION_NAME, "execute_tool"),
+        (k::GEN_AI_TOOL_NAME, LIST),
+        (k::GEN_AI_TOOL_TYPE, "function"),
+    ];
+    assert_eq!(cap.count(k::METRIC_GEN_AI_EXECUTE_TOOL_DURATION, &ok), 1);
+    let refused = [
+        (k::GEN_AI_OPERATION_NAME, "execute_tool"),
+        (k::GEN_AI_TOOL_NAME, LIST),
+        (k::ERROR_TYPE, "token_principal_mismatch"),
+    ];
+    assert_eq!(
+        cap.count(k::METRIC_GEN_AI_EXECUTE_TOOL_DURATION, &refused),
+        1
+    );
+    let unknown = [
+        (k::GEN_AI_OPERATION_NAME, "execute_tool"),
+        (k::GEN_AI_TOOL_NAME, k::OTHER),
+        (k::ERROR_TYPE, "capability_not_found"),
+    ];
+    assert_eq!(
+        cap.count(k::METRIC_GEN_AI_EXECUTE_TOOL_DURATION, &unknown),
+        1
+    );
+    // The kernel's own metrics keep their names.
+    assert_eq!(
+        cap.count(
+            k::METRIC_INVOCATIONS,
+            &[
+                (k::LABEL_CAPABILITY_ID, LIST),
+                (k::LABEL_SAFETY_CLASS, "READ"),
+                (k::LABEL_STATUS, "success"),
+            ]
+        ),
+        1
+    );
+}
+
+#[test]
+fn without_the_opt_in_there_is_no_genai_metric_and_the_names_stay() {
+    let (fx, cap, _hook) = instrumented(Options::default());
+    let token = fx.token(LIST, &fx.analyst);
+    invoke(&fx, InvokeRequest::new(&token, &fx.analyst)).unwrap();
+    assert_eq!(named(&cap.spans(), k::SPAN_INVOKE).len(), 1);
+    assert!(
+        cap.points()
+            .iter()
+            .all(|p| p.name != k::METRIC_GEN_AI_EXECUTE_TOOL_DURATION)
+    );
 }

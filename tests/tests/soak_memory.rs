@@ -200,8 +200,8 @@ mod soak {
     }
 
     /// The SDK's self-diagnostic metric of the batch span processor (recorded on
-    /// the global meter provider: `experimental_metrics_bound_instruments`, which
-    /// `setup` switches on).
+    /// the global meter provider; the SDK records it only under its
+    /// `experimental_metrics_bound_instruments` feature, which `setup` switches on).
     const SDK_SPANS_PROCESSED: &str = "otel.sdk.processor.span.processed";
 
     /// Reads the counts out of every collection, then drops it.

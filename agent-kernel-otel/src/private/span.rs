@@ -9,7 +9,6 @@ use crate::Telemetry;
 /// Dropped without [`finish`](ActiveSpan::finish): ended as ERROR, as a panic
 /// when the thread is panicking and as a cancellation otherwise.
 pub struct ActiveSpan {
-    #[cfg(feature = "otel")]
     inner: Option<imp::Live>,
 }
 
@@ -19,7 +18,6 @@ pub struct ActiveSpan {
 pub struct SyncSpan {
     // Field order matters: the context guard is dropped (detached) before the
     // span ends.
-    #[cfg(feature = "otel")]
     guard: Option<opentelemetry::ContextGuard>,
     span: ActiveSpan,
 }
@@ -38,41 +36,23 @@ impl std::fmt::Debug for SyncSpan {
 
 /// Starts a span for an async body (not attached).
 pub fn start(site: &'static Site, binding: Option<Telemetry>, attrs: Attrs) -> ActiveSpan {
-    #[cfg(feature = "otel")]
-    {
-        ActiveSpan {
-            inner: Some(imp::Live::start(
-                site,
-                binding,
-                attrs,
-                imp::OnDrop::Cancelled,
-            )),
-        }
-    }
-    #[cfg(not(feature = "otel"))]
-    {
-        let _ = (site, binding, attrs);
-        ActiveSpan {}
+    ActiveSpan {
+        inner: Some(imp::Live::start(
+            site,
+            binding,
+            attrs,
+            imp::OnDrop::Cancelled,
+        )),
     }
 }
 
 /// Starts a span for a sync body and attaches it to the current thread.
 pub fn enter(site: &'static Site, binding: Option<Telemetry>, attrs: Attrs) -> SyncSpan {
-    #[cfg(feature = "otel")]
-    {
-        let live = imp::Live::start(site, binding, attrs, imp::OnDrop::Success);
-        let guard = live.cx.clone().attach();
-        SyncSpan {
-            guard: Some(guard),
-            span: ActiveSpan { inner: Some(live) },
-        }
-    }
-    #[cfg(not(feature = "otel"))]
-    {
-        let _ = (site, binding, attrs);
-        SyncSpan {
-            span: ActiveSpan {},
-        }
+    let live = imp::Live::start(site, binding, attrs, imp::OnDrop::Success);
+    let guard = live.cx.clone().attach();
+    SyncSpan {
+        guard: Some(guard),
+        span: ActiveSpan { inner: Some(live) },
     }
 }
 
@@ -86,41 +66,24 @@ impl ActiveSpan {
     /// Ends the span with the body's outcome and the attributes computed
     /// from its return value (the site's `returned` keys, in order).
     #[inline]
-    pub fn finish_with(self, outcome: Outcome, returned: &[ReturnedValue]) {
-        #[cfg(feature = "otel")]
-        {
-            let mut this = self;
-            if let Some(live) = this.inner.take() {
-                live.end(imp::End::Returned(outcome), returned);
-            }
+    pub fn finish_with(mut self, outcome: Outcome, returned: &[ReturnedValue]) {
+        if let Some(live) = self.inner.take() {
+            live.end(imp::End::Returned(outcome), returned);
         }
-        #[cfg(not(feature = "otel"))]
-        let _ = (self, outcome, returned);
     }
 
     /// Ends the span as a panic (the caller keeps unwinding).
-    pub(crate) fn end_panicked(self) {
-        #[cfg(feature = "otel")]
-        {
-            let mut this = self;
-            if let Some(live) = this.inner.take() {
-                live.end(imp::End::Panicked, &[]);
-            }
+    pub(crate) fn end_panicked(mut self) {
+        if let Some(live) = self.inner.take() {
+            live.end(imp::End::Panicked, &[]);
         }
     }
 
     /// Runs `f` with this span's context attached to the current thread.
     #[inline]
     pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        #[cfg(feature = "otel")]
-        {
-            let _guard = self.inner.as_ref().map(|live| live.cx.clone().attach());
-            f()
-        }
-        #[cfg(not(feature = "otel"))]
-        {
-            f()
-        }
+        let _guard = self.inner.as_ref().map(|live| live.cx.clone().attach());
+        f()
     }
 }
 
@@ -135,18 +98,12 @@ impl SyncSpan {
     /// and the attributes computed from its return value.
     #[inline]
     pub fn finish_with(self, outcome: Outcome, returned: &[ReturnedValue]) {
-        #[cfg(feature = "otel")]
-        {
-            let SyncSpan { guard, span } = self;
-            drop(guard);
-            span.finish_with(outcome, returned);
-        }
-        #[cfg(not(feature = "otel"))]
-        self.span.finish_with(outcome, returned);
+        let SyncSpan { guard, span } = self;
+        drop(guard);
+        span.finish_with(outcome, returned);
     }
 }
 
-#[cfg(feature = "otel")]
 impl Drop for ActiveSpan {
     fn drop(&mut self) {
         if let Some(live) = self.inner.take() {
@@ -163,10 +120,8 @@ impl Drop for ActiveSpan {
     }
 }
 
-#[cfg(feature = "otel")]
-pub(crate) use imp::{Scope, SiteInstruments};
+pub(crate) use imp::SiteInstruments;
 
-#[cfg(feature = "otel")]
 mod imp {
     use std::sync::{Arc, Mutex, PoisonError};
     use std::time::Instant;
@@ -176,34 +131,15 @@ mod imp {
     use opentelemetry::{Context, Key, KeyValue, Value};
 
     use super::super::{
-        Attrs, DeferredKey, Kind, LabelSource, MetricDesc, MetricKind, Outcome, ReturnedValue,
-        Site, Status as Label,
+        Attrs, LabelSource, MetricDesc, MetricKind, Outcome, ReturnedValue, Site, Status as Label,
     };
     use crate::Telemetry;
-    use crate::telemetry::Bound;
-
-    /// What the OpenTelemetry `Context` carries for kernel spans: the binding
-    /// for spans below, and the innermost deferred-attribute slot.
-    #[derive(Clone)]
-    pub(crate) struct Scope {
-        pub(crate) telemetry: Telemetry,
-        pub(crate) slot: Option<Arc<Slot>>,
-    }
-
-    /// Values recorded for a span's deferred keys.
-    pub(crate) struct Slot {
-        pub(crate) keys: &'static [DeferredKey],
-        pub(crate) values: Mutex<Vec<Option<Value>>>,
-        /// The enclosing kernel span's slot: keys this span did not declare go there.
-        pub(crate) parent: Option<Arc<Slot>>,
-    }
+    use crate::context::{DeferredValues, Inherited};
+    use crate::telemetry::Binding;
 
     /// The instruments of one call site for one binding.
     pub(crate) struct SiteInstruments {
         list: Vec<Instrument>,
-        /// The instruments pre-bound per combination of label values.
-        #[cfg(feature = "bound-instruments")]
-        bound: crate::private::bound::Cache,
     }
 
     enum Instrument {
@@ -212,27 +148,21 @@ mod imp {
     }
 
     impl Site {
-        /// This site's instruments for `bound`: the site's one-entry cache,
-        /// else the binding's per-site map (created on first use).
-        fn instruments(&'static self, bound: &Bound) -> Arc<SiteInstruments> {
+        /// This site's instruments for `binding`: the site keeps those of the
+        /// binding it last saw (one per process in practice); another binding
+        /// builds its own (the SDK returns the instruments it already has for
+        /// the same names, so alternating bindings cost a rebuild, never data).
+        fn instruments(&'static self, binding: &Binding) -> Arc<SiteInstruments> {
             if let Ok(cache) = self.cache.read() {
                 if let Some((id, inst)) = &*cache {
-                    if *id == bound.id {
+                    if *id == binding.id {
                         return Arc::clone(inst);
                     }
                 }
             }
-            let inst = {
-                let mut sites = bound.sites.lock().unwrap_or_else(PoisonError::into_inner);
-                let key = std::ptr::from_ref(self) as usize;
-                Arc::clone(
-                    sites
-                        .entry(key)
-                        .or_insert_with(|| Arc::new(self.build(&bound.meter))),
-                )
-            };
+            let inst = Arc::new(self.build(&binding.meter));
             if let Ok(mut cache) = self.cache.write() {
-                *cache = Some((bound.id, Arc::clone(&inst)));
+                *cache = Some((binding.id, Arc::clone(&inst)));
             }
             inst
         }
@@ -268,11 +198,7 @@ mod imp {
                     }
                 })
                 .collect();
-            SiteInstruments {
-                list,
-                #[cfg(feature = "bound-instruments")]
-                bound: crate::private::bound::Cache::new(),
-            }
+            SiteInstruments { list }
         }
     }
 
@@ -294,18 +220,18 @@ mod imp {
         site: &'static Site,
         pub(super) on_drop: OnDrop,
         /// Present when the site has metrics.
-        metrics: Option<(Arc<Bound>, Instant)>,
+        metrics: Option<(Arc<Binding>, Instant)>,
         labels: Vec<Option<Value>>,
-        slot: Option<Arc<Slot>>,
+        deferred: Option<Arc<DeferredValues>>,
     }
 
-    fn kind(k: Kind) -> SpanKind {
+    fn kind(k: crate::SpanKind) -> SpanKind {
         match k {
-            Kind::Internal => SpanKind::Internal,
-            Kind::Client => SpanKind::Client,
-            Kind::Server => SpanKind::Server,
-            Kind::Producer => SpanKind::Producer,
-            Kind::Consumer => SpanKind::Consumer,
+            crate::SpanKind::Internal => SpanKind::Internal,
+            crate::SpanKind::Client => SpanKind::Client,
+            crate::SpanKind::Server => SpanKind::Server,
+            crate::SpanKind::Producer => SpanKind::Producer,
+            crate::SpanKind::Consumer => SpanKind::Consumer,
         }
     }
 
@@ -317,11 +243,16 @@ mod imp {
             on_drop: OnDrop,
         ) -> Live {
             let desc = &site.desc;
-            let Attrs { attrs, labels } = attrs;
+            let Attrs {
+                attrs,
+                labels,
+                name,
+                kind: run_time_kind,
+            } = attrs;
             // Everything happens inside a borrow of the current context (no
             // clone of the parent), as `SpanBuilder::start` does.
-            let (cx, telemetry, slot) = Context::map_current(|parent| {
-                let inherited = parent.get::<Scope>();
+            let (cx, telemetry, deferred) = Context::map_current(|parent| {
+                let inherited = parent.get::<Inherited>();
                 let (telemetry, push_binding) = match binding {
                     Some(t) => {
                         let same = match inherited {
@@ -335,28 +266,30 @@ mod imp {
                         false,
                     ),
                 };
-                let inherited_slot = inherited.and_then(|s| s.slot.clone());
+                let inherited_values = inherited.and_then(|s| s.deferred.clone());
 
-                let mut builder = SpanBuilder::from_name(desc.name).with_kind(kind(desc.kind));
+                let name = name.unwrap_or(std::borrow::Cow::Borrowed(desc.name));
+                let mut builder = SpanBuilder::from_name(name)
+                    .with_kind(kind(run_time_kind.unwrap_or(desc.kind)));
                 if !attrs.is_empty() {
                     builder.attributes = Some(attrs);
                 }
                 let mut cx = telemetry.start_span(builder, parent);
 
-                let slot = (!desc.deferred.is_empty()).then(|| {
-                    Arc::new(Slot {
+                let deferred = (!desc.deferred.is_empty()).then(|| {
+                    Arc::new(DeferredValues {
                         keys: desc.deferred,
                         values: Mutex::new(vec![None; desc.deferred.len()]),
-                        parent: inherited_slot.clone(),
+                        parent: inherited_values.clone(),
                     })
                 });
-                if push_binding || slot.is_some() {
-                    cx = cx.with_value(Scope {
+                if push_binding || deferred.is_some() {
+                    cx = cx.with_value(Inherited {
                         telemetry: telemetry.clone(),
-                        slot: slot.clone().or(inherited_slot),
+                        deferred: deferred.clone().or(inherited_values),
                     });
                 }
-                (cx, telemetry, slot)
+                (cx, telemetry, deferred)
             });
             // Instruments are only needed by sites with metrics.
             let metrics = (!desc.metrics.is_empty()).then(|| (telemetry.resolve(), Instant::now()));
@@ -366,22 +299,25 @@ mod imp {
                 on_drop,
                 metrics,
                 labels,
-                slot,
+                deferred,
             }
         }
 
         pub(super) fn end(self, end: End, returned: &[ReturnedValue]) {
             let span = self.cx.span();
-            let deferred: Vec<Option<Value>> = match &self.slot {
-                Some(slot) => {
-                    std::mem::take(&mut *slot.values.lock().unwrap_or_else(PoisonError::into_inner))
-                }
+            let deferred: Vec<Option<Value>> = match &self.deferred {
+                Some(recorded) => std::mem::take(
+                    &mut *recorded
+                        .values
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner),
+                ),
                 None => Vec::new(),
             };
             if !deferred.is_empty() || !returned.is_empty() {
                 // One lock of the span for all of them.
-                let slot_keys = self.slot.as_ref().map_or(&[][..], |s| s.keys);
-                let deferred_attrs = slot_keys.iter().zip(&deferred).filter_map(|(k, v)| {
+                let deferred_keys = self.deferred.as_ref().map_or(&[][..], |s| s.keys);
+                let deferred_attrs = deferred_keys.iter().zip(&deferred).filter_map(|(k, v)| {
                     v.as_ref()
                         .map(|v| KeyValue::new(Key::from_static_str(k.span_key), v.clone()))
                 });
@@ -429,10 +365,6 @@ mod imp {
             };
             let elapsed = started.elapsed();
             let instruments = self.site.instruments(bound);
-            #[cfg(feature = "bound-instruments")]
-            if self.record_bound(&instruments, status, &deferred, returned, elapsed) {
-                return;
-            }
             let mut labels: Vec<KeyValue> = Vec::new();
             for (desc, inst) in self.site.desc.metrics.iter().zip(&instruments.list) {
                 if !desc.when.matches(status) {
@@ -470,78 +402,6 @@ mod imp {
                 }
             }
         }
-
-        /// Records the site's metrics through handles bound to this call's
-        /// label values; `false` when they cannot be bound (record unbound).
-        #[cfg(feature = "bound-instruments")]
-        fn record_bound(
-            &self,
-            instruments: &SiteInstruments,
-            status: Label,
-            deferred: &[Option<Value>],
-            returned: &[ReturnedValue],
-            elapsed: std::time::Duration,
-        ) -> bool {
-            use crate::private::bound::{Handle, MAX_VALUES};
-            // The key: the value of every label source the site's metrics
-            // use, each once (the status travels separately).
-            let mut sources = [LabelSource::Status; MAX_VALUES];
-            let mut values: [Option<&Value>; MAX_VALUES] = [None; MAX_VALUES];
-            let mut n = 0;
-            for label in self.site.desc.metrics.iter().flat_map(|m| m.labels) {
-                let value = match label.source {
-                    LabelSource::Status => continue,
-                    LabelSource::Attr(i) => self.labels.get(i).and_then(Option::as_ref),
-                    LabelSource::Deferred(i) => deferred.get(i).and_then(Option::as_ref),
-                    LabelSource::Returned(i) => returned.get(i).and_then(|r| r.value.as_ref()),
-                };
-                if sources
-                    .get(..n)
-                    .is_some_and(|seen| seen.contains(&label.source))
-                {
-                    continue;
-                }
-                let (Some(source), Some(slot)) = (sources.get_mut(n), values.get_mut(n)) else {
-                    return false;
-                };
-                *source = label.source;
-                *slot = value;
-                n += 1;
-            }
-            let metrics = self.site.desc.metrics;
-            let bind = || {
-                let mut labels = Vec::new();
-                metrics
-                    .iter()
-                    .zip(&instruments.list)
-                    .map(|(desc, inst)| {
-                        if !desc.when.matches(status) {
-                            return None;
-                        }
-                        self.metric_labels(desc, status, deferred, returned, &mut labels);
-                        Some(match inst {
-                            Instrument::Counter(c) => Handle::Counter(c.bind(&labels)),
-                            Instrument::Histogram(h) => Handle::Histogram(h.bind(&labels)),
-                        })
-                    })
-                    .collect()
-            };
-            let Some(set) =
-                instruments
-                    .bound
-                    .get_or_bind(status, values.get(..n).unwrap_or(&[]), bind)
-            else {
-                return false;
-            };
-            for (desc, handle) in metrics.iter().zip(set.handles.iter()) {
-                match handle {
-                    Some(Handle::Counter(c)) => c.add(1),
-                    Some(Handle::Histogram(h)) => h.record(histogram_value(desc.kind, elapsed)),
-                    None => {}
-                }
-            }
-            true
-        }
     }
 
     /// What a histogram records for a call that took `elapsed`.
@@ -566,166 +426,5 @@ mod imp {
             ],
         );
         span.set_status(Status::error(message));
-    }
-
-    #[cfg(all(test, feature = "bound-instruments"))]
-    mod tests {
-        use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-        use opentelemetry_sdk::metrics::{
-            InMemoryMetricExporter, PeriodicReader, SdkMeterProvider,
-        };
-        use opentelemetry_sdk::trace::SdkTracerProvider;
-
-        use super::super::super::{
-            Attrs, Kind, Label as LabelDesc, LabelSource, MetricDesc, MetricKind, Outcome, Site,
-            SiteDesc, TimeUnit, When, enter,
-        };
-        use crate::Telemetry;
-
-        const LABELS: &[LabelDesc] = &[
-            LabelDesc {
-                key: "k",
-                source: LabelSource::Attr(0),
-            },
-            LabelDesc {
-                key: "status",
-                source: LabelSource::Status,
-            },
-        ];
-        static SITE: Site = Site::new(SiteDesc {
-            name: "test.bound",
-            kind: Kind::Internal,
-            deferred: &[],
-            returned: &[],
-            metrics: &[
-                MetricDesc {
-                    name: "test.calls",
-                    kind: MetricKind::Counter,
-                    unit: "",
-                    description: "",
-                    buckets: &[],
-                    labels: LABELS,
-                    when: When::Always,
-                },
-                MetricDesc {
-                    name: "test.duration",
-                    kind: MetricKind::Histogram(TimeUnit::Millis),
-                    unit: "ms",
-                    description: "",
-                    buckets: &[],
-                    labels: LABELS,
-                    when: When::Always,
-                },
-                MetricDesc {
-                    name: "test.denials",
-                    kind: MetricKind::Counter,
-                    unit: "",
-                    description: "",
-                    buckets: &[],
-                    labels: LABELS,
-                    when: When::Denied,
-                },
-            ],
-        });
-
-        fn call(telemetry: &Telemetry, k: &str, outcome: Outcome) {
-            let mut attrs = Attrs::new(1, 1);
-            attrs.label_attr("k", k);
-            enter(&SITE, Some(telemetry.clone()), attrs).finish(outcome);
-        }
-
-        /// (name, sorted labels) → count, for every exported data point.
-        fn points(
-            mp: &SdkMeterProvider,
-            exporter: &InMemoryMetricExporter,
-        ) -> Vec<(String, String, u64)> {
-            exporter.reset();
-            mp.force_flush().ok();
-            let exported = exporter.get_finished_metrics().unwrap_or_default();
-            let mut out = Vec::new();
-            for rm in exported.last().into_iter() {
-                for scope in rm.scope_metrics() {
-                    for m in scope.metrics() {
-                        let label = |attrs: &mut dyn Iterator<Item = &opentelemetry::KeyValue>| {
-                            let mut l: Vec<String> =
-                                attrs.map(|kv| format!("{}={}", kv.key, kv.value)).collect();
-                            l.sort();
-                            l.join(",")
-                        };
-                        match m.data() {
-                            AggregatedMetrics::U64(MetricData::Sum(sum)) => {
-                                for p in sum.data_points() {
-                                    out.push((
-                                        m.name().to_owned(),
-                                        label(&mut p.attributes()),
-                                        p.value(),
-                                    ));
-                                }
-                            }
-                            AggregatedMetrics::F64(MetricData::Histogram(h)) => {
-                                for p in h.data_points() {
-                                    out.push((
-                                        m.name().to_owned(),
-                                        label(&mut p.attributes()),
-                                        p.count(),
-                                    ));
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-            }
-            out.sort();
-            out
-        }
-
-        fn bound_sets() -> usize {
-            let cache = SITE
-                .cache
-                .read()
-                .ok()
-                .and_then(|c| c.as_ref().map(|(_, i)| std::sync::Arc::clone(i)));
-            cache.map_or(0, |i| i.bound.len())
-        }
-
-        #[test]
-        fn metrics_go_through_bound_handles_and_stay_exact() {
-            let exporter = InMemoryMetricExporter::default();
-            let mp = SdkMeterProvider::builder()
-                .with_reader(PeriodicReader::builder(exporter.clone()).build())
-                .build();
-            let tp = SdkTracerProvider::builder().build();
-            let telemetry = Telemetry::new(&tp, &mp);
-            for _ in 0..10 {
-                call(&telemetry, "a", Outcome::Success);
-            }
-            call(&telemetry, "b", Outcome::Success);
-            let denied = || Outcome::Failure {
-                error_type: "denied".into(),
-                message: "denied".into(),
-                denied: true,
-            };
-            call(&telemetry, "a", denied());
-            call(&telemetry, "a", denied());
-            // One bound set per (status, label values) seen.
-            assert_eq!(bound_sets(), 3);
-            let ok_a = "k=a,status=success".to_owned();
-            let ok_b = "k=b,status=success".to_owned();
-            let no_a = "k=a,status=denied".to_owned();
-            assert_eq!(
-                points(&mp, &exporter),
-                vec![
-                    ("test.calls".to_owned(), no_a.clone(), 2),
-                    ("test.calls".to_owned(), ok_a.clone(), 10),
-                    ("test.calls".to_owned(), ok_b.clone(), 1),
-                    // `when = denied`: no empty series for the successes.
-                    ("test.denials".to_owned(), no_a.clone(), 2),
-                    ("test.duration".to_owned(), no_a, 2),
-                    ("test.duration".to_owned(), ok_a, 10),
-                    ("test.duration".to_owned(), ok_b, 1),
-                ]
-            );
-        }
     }
 }

@@ -214,7 +214,7 @@ pub fn init(config: TelemetryConfig) -> Result<TelemetryGuard, SetupError> {
         // wrappers of the same providers until the next `enable`).
         use opentelemetry::metrics::MeterProvider as _;
         use opentelemetry::trace::TracerProvider as _;
-        let scope = crate::telemetry::scope();
+        let scope = crate::telemetry::instrumentation_scope();
         let tracer: Box<dyn crate::telemetry::ContextTracer> = match &tracer_provider {
             Some(p) => Box::new(p.tracer_with_scope(scope.clone())),
             None => Box::new(global::tracer_with_scope(scope.clone())),

@@ -12,6 +12,7 @@ use super::request::InvokeRequest;
 use crate::error::KernelError;
 use crate::ids;
 use crate::otel::keys::OTHER;
+use crate::otel::{TelemetrySlot, ToolCallTelemetry};
 use crate::registry::Resolved;
 use crate::stats::{CallFacts, Stats};
 use crate::trace::TraceStore;
@@ -24,6 +25,10 @@ use crate::types::{ActionTrace, Args, Frame, ResponseMode, TraceOutcome};
 pub(super) struct AuditSink<'k> {
     pub(super) traces: &'k TraceStore,
     pub(super) stats: &'k Stats,
+    /// The GenAI duration histogram (opt-in) is recorded here too, where
+    /// every outcome passes.
+    pub(super) tool_calls: &'k ToolCallTelemetry,
+    pub(super) telemetry: &'k TelemetrySlot,
 }
 
 /// What kind of call a record is of.
@@ -199,20 +204,30 @@ impl<'k> AuditGuard<'k> {
                 record.denial_category = err.denial_category();
             }
             update(&mut record);
-            self.deliver(record);
+            self.deliver(record, err.map(KernelError::kind));
         }
     }
 
-    /// The one place a record leaves: counted, then stored.
-    fn deliver(&self, mut record: ActionTrace) {
-        record.duration = Some(self.started.elapsed());
+    /// The one place a record leaves: counted, measured, then stored.
+    fn deliver(&self, mut record: ActionTrace, error_type: Option<&'static str>) {
+        let elapsed = self.started.elapsed();
+        record.duration = Some(elapsed);
         match self.kind {
-            CallKind::Invocation => self.sink.stats.invocation(
-                &record.capability_id,
-                record.outcome,
-                record.denial_category,
-                self.facts,
-            ),
+            CallKind::Invocation => {
+                self.sink.stats.invocation(
+                    &record.capability_id,
+                    record.outcome,
+                    record.denial_category,
+                    self.facts,
+                );
+                self.sink.tool_calls.record_execute_tool(
+                    self.sink.telemetry,
+                    &record.capability_id,
+                    self.facts.tool_type,
+                    error_type,
+                    elapsed,
+                );
+            }
             CallKind::Other => self.sink.stats.refusal(record.denial_category),
         }
         self.sink.traces.record(record);
@@ -227,7 +242,7 @@ impl Drop for AuditGuard<'_> {
         if let Some(mut record) = self.record.take() {
             record.outcome = TraceOutcome::Cancelled;
             record.error = Some("invocation was cancelled before it completed".to_owned());
-            self.deliver(record);
+            self.deliver(record, Some("cancelled"));
         }
     }
 }

@@ -14,6 +14,9 @@ use super::request::ExpandQuery;
 use crate::error::{DenialCategory, KernelError, Result};
 use crate::ids::{self, new_id};
 use crate::otel::keys::OTHER;
+// Read by the generated span code only.
+#[cfg_attr(not(feature = "otel"), allow(unused_imports))]
+use crate::otel::keys;
 use crate::types::{
     ActionTrace, Args, Constraints, Frame, Handle, Principal, Provenance, ResponseMode,
     TraceOutcome,
@@ -43,13 +46,13 @@ impl Kernel {
     /// (`invalid_constraint`) for a filter or field outside the token's
     /// `allowed_fields` or one that names no visible field.
     #[kernel_span(
-        name = "agent_kernel.expand",
+        name = keys::SPAN_EXPAND,
         telemetry = self.telemetry(),
         attrs(
-            principal_id = self.caller_ids.render(&principal.principal_id),
-            capability_id = self.registry.resolve(&handle.capability_id).capability_id_attr(),
-            handle_id = ids::for_telemetry(&handle.handle_id),
-            rows_returned = |out| out.as_ref().ok().map(|f| f.table_preview.len()),
+            keys::PRINCIPAL_ID = self.caller_ids.render(&principal.principal_id),
+            keys::CAPABILITY_ID = self.registry.resolve(&handle.capability_id).capability_id_attr(),
+            keys::HANDLE_ID = ids::for_telemetry(&handle.handle_id),
+            keys::ROWS_RETURNED = |out| out.as_ref().ok().map(|f| f.table_preview.len()),
         ),
     )]
     pub fn expand(

@@ -7,6 +7,9 @@ use super::Kernel;
 use super::audit::{AuditGuard, refused_grant};
 use crate::error::Result;
 use crate::ids::new_id;
+// Read by the generated span code only.
+#[cfg_attr(not(feature = "otel"), allow(unused_imports))]
+use crate::otel::keys;
 use crate::registry::{DEFAULT_MAX_RESULTS, Resolved};
 use crate::token::CapabilityToken;
 use crate::types::{Capability, CapabilityGrant, CapabilityRequest, PolicyDecision, Principal};
@@ -61,12 +64,12 @@ impl Kernel {
     /// A grant: the policy's decision, then the token (issued with the
     /// decision's constraints) and the grant's audit id.
     #[kernel_span(
-        name = "agent_kernel.grant",
+        name = keys::SPAN_GRANT,
         telemetry = self.telemetry(),
         attrs(
-            principal_id = self.caller_ids.render(&principal.principal_id),
-            capability_id = target.capability_id_attr(),
-            safety_class = target.safety_class_attr(),
+            keys::PRINCIPAL_ID = self.caller_ids.render(&principal.principal_id),
+            keys::CAPABILITY_ID = target.capability_id_attr(),
+            keys::SAFETY_CLASS = target.safety_class_attr(),
         ),
     )]
     fn grant(
@@ -116,20 +119,14 @@ impl Kernel {
 
     /// The grant-time policy decision.
     #[kernel_span(
-        name = "agent_kernel.policy.evaluate",
+        name = keys::SPAN_POLICY_EVALUATE,
         attrs(
-            capability_id = target.capability_id_attr(),
-            decision = |r| crate::otel::decision_label(r),
-            reason_category = |r| crate::otel::reason_category_label(r),
-            "openinference.span.kind" = "GUARDRAIL",
+            keys::CAPABILITY_ID = target.capability_id_attr(),
+            keys::DECISION = |r| crate::otel::decision_label(r),
+            keys::REASON_CATEGORY = |r| crate::otel::reason_category_label(r),
+            keys::OPENINFERENCE_SPAN_KIND = "GUARDRAIL",
         ),
-        metrics(counter(
-            name = "agent_kernel.policy_denials",
-            unit = "{denial}",
-            description = "Policy denials at grant and at invoke, by category",
-            labels(capability_id, reason_category),
-            when = denied,
-        )),
+        metrics(counter(keys::POLICY_DENIALS, when = denied)),
     )]
     // `target` is only read by the generated span code.
     #[cfg_attr(not(feature = "otel"), allow(unused_variables))]

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use agent_kernel_otel::{kernel_span, record_all};
+use agent_kernel_otel::{AttrValue, kernel_span, record_all};
 
 use super::Kernel;
 use super::audit::AuditGuard;
@@ -17,6 +17,9 @@ use crate::driver::ExecutionContext;
 use crate::error::Result;
 use crate::ids::new_id;
 use crate::otel::{CapturedContent, tool_type};
+// Read by the generated span code only.
+#[cfg_attr(not(feature = "otel"), allow(unused_imports))]
+use crate::otel::keys;
 use crate::registry::Resolved;
 use crate::token::CapabilityToken;
 use crate::types::{Args, Capability, Frame, Principal, ResponseMode};
@@ -79,51 +82,38 @@ impl Kernel {
 
     /// The pipeline of one invocation, under its `agent_kernel.invoke` span.
     #[kernel_span(
-        name = "agent_kernel.invoke",
+        name = self.tool_calls.invoke_span_name(target),
         telemetry = self.telemetry(),
         attrs(
-            principal_id = self.caller_ids.render(&request.principal.principal_id),
-            capability_id = target.capability_id_attr(),
-            safety_class = target.safety_class_attr(),
-            sensitivity = target.sensitivity_attr(),
-            response_mode = request.response_mode,
-            session_id = request.session_id.and_then(|s| self.caller_ids.render(s)),
-            action_id = audit.action_id(),
+            keys::PRINCIPAL_ID = self.caller_ids.render(&request.principal.principal_id),
+            keys::CAPABILITY_ID = target.capability_id_attr(),
+            keys::SAFETY_CLASS = target.safety_class_attr(),
+            keys::SENSITIVITY = target.sensitivity_attr(),
+            keys::RESPONSE_MODE = request.response_mode,
+            keys::SESSION_ID = request.session_id.and_then(|s| self.caller_ids.render(s)),
+            keys::ACTION_ID = audit.action_id(),
             driver_id = deferred,
-            effective_response_mode = |out| out.as_ref().ok().map(|f| f.response_mode),
-            "gen_ai.operation.name" = "execute_tool",
-            "gen_ai.tool.name" = target.capability_id_attr(),
-            "gen_ai.tool.call.id" = request.tool_call_id.unwrap_or(audit.action_id()),
+            keys::EFFECTIVE_RESPONSE_MODE = |out| out.as_ref().ok().map(|f| f.response_mode),
+            keys::GEN_AI_OPERATION_NAME = keys::GEN_AI_OPERATION_EXECUTE_TOOL,
+            keys::GEN_AI_TOOL_NAME = target.capability_id_attr(),
+            keys::GEN_AI_TOOL_CALL_ID = request.tool_call_id.unwrap_or(audit.action_id()),
             "gen_ai.tool.type" = deferred,
-            "gen_ai.tool.description" = target.description_attr(),
-            "gen_ai.conversation.id" = request.session_id.and_then(|s| self.caller_ids.render(s)),
-            "gen_ai.tool.call.arguments" = content.arguments(),
+            keys::GEN_AI_TOOL_DESCRIPTION = target.description_attr(),
+            keys::GEN_AI_CONVERSATION_ID = request.session_id.and_then(|s| self.caller_ids.render(s)),
+            keys::GEN_AI_TOOL_CALL_ARGUMENTS = content.arguments(),
             "gen_ai.tool.call.result" = deferred,
-            "openinference.span.kind" = "TOOL",
-            "tool.name" = target.capability_id_attr(),
-            "tool.description" = target.description_attr(),
-            "session.id" = request.session_id.and_then(|s| self.caller_ids.render(s)),
-            "input.value" = content.arguments(),
-            "input.mime_type" = content.mime_type(),
+            keys::OPENINFERENCE_SPAN_KIND = "TOOL",
+            keys::TOOL_NAME = target.capability_id_attr(),
+            keys::TOOL_DESCRIPTION = target.description_attr(),
+            keys::OPENINFERENCE_SESSION_ID = request.session_id.and_then(|s| self.caller_ids.render(s)),
+            keys::INPUT_VALUE = content.arguments(),
+            keys::INPUT_MIME_TYPE = content.mime_type(),
             "output.value" = deferred,
-            "output.mime_type" = content.mime_type(),
+            keys::OUTPUT_MIME_TYPE = content.mime_type(),
         ),
         metrics(
-            counter(
-                name = "agent_kernel.invocations",
-                unit = "{invocation}",
-                description = "Kernel invocations by capability, safety class and outcome",
-                labels(capability_id, safety_class, status),
-            ),
-            histogram(
-                name = "agent_kernel.invocation_duration",
-                unit = "ms",
-                description = "Kernel invocation latency",
-                buckets = [
-                    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 100, 500, 1000, 10000
-                ],
-                labels(capability_id, safety_class, status),
-            ),
+            counter(keys::INVOCATIONS),
+            histogram(keys::INVOCATION_DURATION),
         ),
     )]
     async fn run_invocation(
@@ -158,7 +148,11 @@ impl Kernel {
                 return Err(audit.failed(failure.error, failure.last_driver));
             }
         };
-        audit.note(|facts| facts.fallbacks = served.fallbacks);
+        let served_as = tool_type(served.driver.driver.as_ref());
+        audit.note(|facts| {
+            facts.fallbacks = served.fallbacks;
+            facts.tool_type = Some(served_as);
+        });
         let driver_id = served.driver.driver.driver_id();
         match self.shape(&request, target, auth, &served.raw, &mut audit) {
             Ok(frame) => {
@@ -169,10 +163,7 @@ impl Kernel {
                 let result = content.result(&frame);
                 record_all(&[
                     ("driver_id", &served.driver.label),
-                    (
-                        "gen_ai.tool.type",
-                        &tool_type(served.driver.driver.as_ref()),
-                    ),
+                    ("gen_ai.tool.type", &AttrValue::Static(served_as)),
                     ("gen_ai.tool.call.result", &result),
                     ("output.value", &result),
                 ]);
@@ -187,20 +178,14 @@ impl Kernel {
     /// decided here once, then session-budget escalation) and reserves
     /// session budget.
     #[kernel_span(
-        name = "agent_kernel.policy.evaluate",
+        name = keys::SPAN_POLICY_EVALUATE,
         attrs(
-            capability_id = target.capability_id_attr(),
-            decision = |r| crate::otel::decision_label(r),
-            reason_category = |r| crate::otel::reason_category_label(r),
-            "openinference.span.kind" = "GUARDRAIL",
+            keys::CAPABILITY_ID = target.capability_id_attr(),
+            keys::DECISION = |r| crate::otel::decision_label(r),
+            keys::REASON_CATEGORY = |r| crate::otel::reason_category_label(r),
+            keys::OPENINFERENCE_SPAN_KIND = "GUARDRAIL",
         ),
-        metrics(counter(
-            name = "agent_kernel.policy_denials",
-            unit = "{denial}",
-            description = "Policy denials at grant and at invoke, by category",
-            labels(capability_id, reason_category),
-            when = denied,
-        )),
+        metrics(counter(keys::POLICY_DENIALS, when = denied)),
     )]
     fn authorize(
         &self,

@@ -42,7 +42,11 @@ use crate::error::Result;
 use crate::firewall::{Budgets, Firewall};
 use crate::handle::HandleStore;
 use crate::ids;
-use crate::otel::{TelemetrySlot, keys::OTHER};
+use crate::otel::TelemetrySlot;
+use crate::otel::keys::OTHER;
+// Read by the generated span code only.
+#[cfg_attr(not(feature = "otel"), allow(unused_imports))]
+use crate::otel::keys;
 use crate::policy::PolicyEngine;
 use crate::registry::CapabilityRegistry;
 use crate::router::Router;
@@ -136,9 +140,9 @@ impl Kernel {
     /// have issued (recorded on the span as `_INVALID`),
     /// [`KernelError::TraceNotFound`].
     #[kernel_span(
-        name = "agent_kernel.explain",
+        name = keys::SPAN_EXPLAIN,
         telemetry = self.telemetry(),
-        attrs(action_id = ids::for_telemetry(action_id)),
+        attrs(keys::ACTION_ID = ids::for_telemetry(action_id)),
     )]
     pub fn explain(&self, action_id: &str) -> Result<Arc<ActionTrace>> {
         ids::check("action", action_id)?;
@@ -228,6 +232,8 @@ impl Kernel {
         audit::AuditSink {
             traces: &self.traces,
             stats: &self.stats,
+            tool_calls: &self.tool_calls,
+            telemetry: &self.telemetry,
         }
     }
 

@@ -10,6 +10,9 @@ use agent_kernel_otel::{AttrValue, kernel_span};
 use super::Kernel;
 use crate::driver::{Driver, DriverError, ExecutionContext};
 use crate::error::KernelError;
+// Read by the generated span code only.
+#[cfg_attr(not(feature = "otel"), allow(unused_imports))]
+use crate::otel::keys;
 use crate::types::RawResult;
 
 /// The registered drivers by id. Registration may happen while invocations
@@ -154,12 +157,12 @@ impl Kernel {
     /// driver that calls out of the process ([`Driver::is_remote`]) gets a
     /// CLIENT span, so that the callee's SERVER span pairs with it.
     #[kernel_span(
-        name = "agent_kernel.driver.execute",
-        kind = internal, // MERGE17: kind = (crate::otel::driver_span_kind(..))
+        name = keys::SPAN_DRIVER_EXECUTE,
+        kind = crate::otel::driver_span_kind(driver.driver.as_ref()),
         attrs(
-            driver_id = driver.label,
-            attempt,
-            fallback = (attempt > 1).then_some(true),
+            keys::DRIVER_ID = driver.label,
+            keys::ATTEMPT = attempt,
+            keys::FALLBACK = (attempt > 1).then_some(true),
         ),
     )]
     // `attempt` is only read by the generated span code.

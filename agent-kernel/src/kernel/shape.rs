@@ -15,6 +15,9 @@ use crate::budget::{FramePayload, Reservation};
 use crate::error::{KernelError, Result};
 use crate::firewall::{FirewallOutput, FirewallRequest};
 use crate::handle::HandleOwner;
+// Read by the generated span code only.
+#[cfg_attr(not(feature = "otel"), allow(unused_imports))]
+use crate::otel::keys;
 use crate::registry::Resolved;
 use crate::types::{Constraints, Frame, Provenance, RawResult, ResponseMode};
 
@@ -121,15 +124,15 @@ impl Kernel {
     /// authorization); `requested` is what the caller asked for, which the
     /// span shows beside what was served.
     #[kernel_span(
-        name = "agent_kernel.firewall.apply",
+        name = keys::SPAN_FIREWALL_APPLY,
         attrs(
-            response_mode = requested,
-            effective_response_mode = |out: &FirewallOutput| out.effective_mode,
-            rows_in = |out| out.stats.rows_in,
-            rows_out = |out| out.stats.rows_out,
-            redactions = |out| out.stats.redactions,
-            chars = |out| out.stats.chars,
-            "openinference.span.kind" = "GUARDRAIL",
+            keys::RESPONSE_MODE = requested,
+            keys::EFFECTIVE_RESPONSE_MODE = |out: &FirewallOutput| out.effective_mode,
+            keys::ROWS_IN = |out| out.stats.rows_in,
+            keys::ROWS_OUT = |out| out.stats.rows_out,
+            keys::REDACTIONS = |out| out.stats.redactions,
+            keys::CHARS = |out| out.stats.chars,
+            keys::OPENINFERENCE_SPAN_KIND = "GUARDRAIL",
         ),
     )]
     // `requested` is only read by the generated span code.
@@ -196,20 +199,14 @@ impl Kernel {
     /// span and counts in `agent_kernel.policy_denials`. A frame that fits
     /// adds no span.
     #[kernel_span(
-        name = "agent_kernel.policy.evaluate",
+        name = keys::SPAN_POLICY_EVALUATE,
         attrs(
-            capability_id = target.capability_id_attr(),
-            decision = |r| crate::otel::decision_label(r),
-            reason_category = |r| crate::otel::reason_category_label(r),
-            "openinference.span.kind" = "GUARDRAIL",
+            keys::CAPABILITY_ID = target.capability_id_attr(),
+            keys::DECISION = |r| crate::otel::decision_label(r),
+            keys::REASON_CATEGORY = |r| crate::otel::reason_category_label(r),
+            keys::OPENINFERENCE_SPAN_KIND = "GUARDRAIL",
         ),
-        metrics(counter(
-            name = "agent_kernel.policy_denials",
-            unit = "{denial}",
-            description = "Policy denials at grant and at invoke, by category",
-            labels(capability_id, reason_category),
-            when = denied,
-        )),
+        metrics(counter(keys::POLICY_DENIALS, when = denied)),
     )]
     // `target` is only read by the generated span code.
     #[cfg_attr(not(feature = "otel"), allow(unused_variables))]

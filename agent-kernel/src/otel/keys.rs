@@ -1,7 +1,9 @@
 //! Span names, attribute keys, metric names and label keys of the telemetry
-//! contract (`docs/telemetry.md`). The `#[kernel_span]` attributes on the
-//! kernel spell the same strings (the macro takes literals); the contract test
-//! checks that what is emitted equals these constants and the document.
+//! contract (`docs/telemetry.md`), written once: the `#[kernel_span]`
+//! attributes on the kernel name these constants, and the contract test
+//! checks that what is emitted equals them and the document.
+
+use agent_kernel_otel::{CounterSpec, HistogramSpec};
 
 /// Root span of [`Kernel::invoke`](crate::Kernel::invoke).
 pub const SPAN_INVOKE: &str = "agent_kernel.invoke";
@@ -122,6 +124,29 @@ pub const LABEL_REASON_CATEGORY: &str = "reason_category";
 pub const LABEL_SESSION_ID: &str = "session_id";
 /// The label value standing for any capability id that is not registered.
 pub const OTHER: &str = "_OTHER";
+/// `agent_kernel.invocations`, declared once for `#[kernel_span]`.
+pub const INVOCATIONS: CounterSpec = CounterSpec::new(
+    METRIC_INVOCATIONS,
+    "{invocation}",
+    "Kernel invocations by capability, safety class and outcome",
+    &[LABEL_CAPABILITY_ID, LABEL_SAFETY_CLASS, LABEL_STATUS],
+);
+/// `agent_kernel.invocation_duration`, declared once for `#[kernel_span]`.
+pub const INVOCATION_DURATION: HistogramSpec = HistogramSpec::new(
+    METRIC_INVOCATION_DURATION,
+    "ms",
+    "Kernel invocation latency",
+    &[LABEL_CAPABILITY_ID, LABEL_SAFETY_CLASS, LABEL_STATUS],
+)
+.with_buckets(&DURATION_BUCKETS_MS);
+/// `agent_kernel.policy_denials`, declared once and counted by the three
+/// spans that can deny (grant, invoke authorization, the frame's budget check).
+pub const POLICY_DENIALS: CounterSpec = CounterSpec::new(
+    METRIC_POLICY_DENIALS,
+    "{denial}",
+    "Policy denials at grant and at invoke, by category",
+    &[LABEL_CAPABILITY_ID, LABEL_REASON_CATEGORY],
+);
 /// Explicit bucket boundaries of `agent_kernel.invocation_duration`, in ms.
 pub const DURATION_BUCKETS_MS: [f64; 15] = [
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 100.0, 500.0, 1000.0, 10000.0,

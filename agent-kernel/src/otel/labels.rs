@@ -64,12 +64,23 @@ impl<'a> Resolved<'a> {
 /// `gen_ai.tool.type`: `function` for a driver in the process, `extension`
 /// for one that calls out of it (an HTTP or MCP tool).
 #[cfg_attr(not(feature = "otel"), allow(dead_code))]
-pub(crate) fn tool_type(driver: &dyn crate::driver::Driver) -> AttrValue<'static> {
-    AttrValue::Static(if driver.is_remote() {
+pub(crate) fn tool_type(driver: &dyn crate::driver::Driver) -> &'static str {
+    if driver.is_remote() {
         "extension"
     } else {
         "function"
-    })
+    }
+}
+
+/// The kind of a driver attempt's span: CLIENT for a driver that calls out
+/// of the process, so that the callee's SERVER span pairs with it.
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
+pub(crate) fn driver_span_kind(driver: &dyn crate::driver::Driver) -> agent_kernel_otel::SpanKind {
+    if driver.is_remote() {
+        agent_kernel_otel::SpanKind::Client
+    } else {
+        agent_kernel_otel::SpanKind::Internal
+    }
 }
 
 /// `decision` of an `agent_kernel.policy.evaluate` span, from its result.

@@ -25,6 +25,8 @@ mod tool_calls;
 
 pub(crate) use binding::TelemetrySlot;
 pub use binding::{Instrumentation, instrument_kernel, instrument_kernel_with};
+#[cfg_attr(not(feature = "otel"), allow(unused_imports))]
+pub(crate) use labels::driver_span_kind;
 pub(crate) use labels::{current_span_ids, tool_type};
 pub use tool_calls::{
     CAPTURE_CONTENT_ENV, ContentCapture, DEFAULT_CAPTURE_CHARS, GENAI_OPT_IN, MAX_CAPTURED_TOKEN,

@@ -113,7 +113,6 @@ pub fn genai_opted_in(value: Option<&str>) -> bool {
 /// A kernel's tool-call telemetry settings, resolved at build.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ToolCallTelemetry {
-    #[allow(dead_code)] // MERGE17
     pub(crate) genai: bool,
     pub(crate) capture: ContentCapture,
 }
@@ -138,7 +137,6 @@ impl ToolCallTelemetry {
 
     /// The invoke span's name: `agent_kernel.invoke`, or with the GenAI
     /// opt-in `execute_tool {tool}` (the registered id, `_OTHER` otherwise).
-    #[allow(dead_code)] // MERGE17: the invoke span's run-time name
     pub(crate) fn invoke_span_name(&self, target: Resolved<'_>) -> Cow<'static, str> {
         if self.genai {
             Cow::Owned(format!(
@@ -166,6 +164,54 @@ impl ToolCallTelemetry {
         CapturedContent {
             max_chars: on.then_some(self.capture.max_chars()),
             arguments,
+        }
+    }
+}
+
+impl ToolCallTelemetry {
+    /// Records one tool execution in `gen_ai.execute_tool.duration` (with the
+    /// GenAI opt-in only; nothing while telemetry is off): seconds, labelled
+    /// by operation, tool name, tool type (when a driver served) and
+    /// `error.type` (on failures).
+    ///
+    /// The instrument is looked up on the binding's meter at each call (the
+    /// SDK returns the one it has): a cost paid only under the opt-in, and the
+    /// global meter is followed when the application installs it late.
+    #[cfg_attr(not(feature = "otel"), allow(unused_variables))]
+    pub(crate) fn record_execute_tool(
+        &self,
+        telemetry: &super::TelemetrySlot,
+        tool: &str,
+        tool_type: Option<&'static str>,
+        error_type: Option<&'static str>,
+        elapsed: std::time::Duration,
+    ) {
+        #[cfg(feature = "otel")]
+        if self.genai && agent_kernel_otel::is_enabled() {
+            use super::keys;
+            use agent_kernel_otel::opentelemetry::KeyValue;
+            let histogram = telemetry
+                .current()
+                .meter()
+                .f64_histogram(keys::METRIC_GEN_AI_EXECUTE_TOOL_DURATION)
+                .with_unit("s")
+                .with_description("Duration of tool executions")
+                .with_boundaries(keys::GEN_AI_DURATION_BUCKETS_S.to_vec())
+                .build();
+            let mut labels = vec![
+                KeyValue::new(
+                    keys::GEN_AI_OPERATION_NAME,
+                    keys::GEN_AI_OPERATION_EXECUTE_TOOL,
+                ),
+                KeyValue::new(keys::GEN_AI_TOOL_NAME, tool.to_owned()),
+            ];
+            if let Some(tool_type) = tool_type {
+                labels.push(KeyValue::new(keys::GEN_AI_TOOL_TYPE, tool_type));
+            }
+            if let Some(error_type) = error_type {
+                labels.push(KeyValue::new(keys::ERROR_TYPE, error_type));
+            }
+            histogram.record(elapsed.as_secs_f64(), &labels);
         }
     }
 }
