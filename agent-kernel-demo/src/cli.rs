@@ -40,6 +40,9 @@ pub struct DemoArgs {
     pub remote_tool: Option<String>,
     /// `--verbose`: print every repetition in full, not only the first.
     pub verbose: bool,
+    /// `--store-dir PATH`: where the SQLite audit log and revocations live
+    /// (default: a new directory under the system temp dir, printed).
+    pub store_dir: Option<PathBuf>,
     /// `--genai-conventions`: the kernel's OpenTelemetry GenAI naming
     /// (`KernelBuilder::genai_conventions`); without the flag the kernel
     /// reads `OTEL_SEMCONV_STABILITY_OPT_IN`.
@@ -59,6 +62,7 @@ impl Default for DemoArgs {
             data: None,
             remote_tool: None,
             verbose: false,
+            store_dir: None,
             genai_conventions: false,
             capture_content: false,
         }
@@ -84,11 +88,13 @@ OPTIONS:
     --remote-tool URL       base URL of a running `tool-server` (else one is started
                             in-process on 127.0.0.1)
     --verbose               print every repetition in full (default: only the first)
+    --store-dir PATH        where the SQLite audit log and revocations live
+                            [default: a new directory under the temp dir, printed]
     --genai-conventions     name invoke spans `execute_tool <capability>` and record the
                             gen_ai.execute_tool.duration histogram (OpenTelemetry GenAI
                             conventions; else as OTEL_SEMCONV_STABILITY_OPT_IN says)
-    --capture-content       record each tool call's arguments (redacted) and result (as the
-                            model receives it) on its invoke span (else as
+    --capture-content       record each tool call's arguments and result (the frame the model
+                            receives), redacted, on its invoke span (else as
                             OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT says)
     -h, --help              print this help
     -V, --version           print the version
@@ -279,13 +285,14 @@ fn unknown(name: &str, known: &[&str]) -> InputError {
 pub fn parse_demo(
     args: impl IntoIterator<Item = OsString>,
 ) -> Result<Command<DemoArgs>, InputError> {
-    const KNOWN: [&str; 8] = [
+    const KNOWN: [&str; 9] = [
         "--invocations",
         "--metrics-addr",
         "--hold-secs",
         "--data",
         "--remote-tool",
         "--verbose",
+        "--store-dir",
         "--genai-conventions",
         "--capture-content",
     ];
@@ -316,6 +323,7 @@ pub fn parse_demo(
                 no_value(&name, inline)?;
                 out.verbose = true;
             }
+            "--store-dir" => out.store_dir = Some(PathBuf::from(flags.value(&name, inline)?)),
             "--genai-conventions" => {
                 no_value(&name, inline)?;
                 out.genai_conventions = true;

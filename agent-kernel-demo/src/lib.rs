@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod data;
+pub mod durable;
 pub mod instrumentation;
 pub mod render;
 pub mod session;

@@ -17,7 +17,7 @@ use agent_kernel_demo::data::{self, BillingData};
 use agent_kernel_demo::session::{self, Session};
 use agent_kernel_demo::tally::Status;
 use agent_kernel_demo::telemetry::{self, Telemetry};
-use agent_kernel_demo::{instrumentation, say, tool_server};
+use agent_kernel_demo::{durable, instrumentation, say, tool_server};
 use anyhow::Context as _;
 use serde_json::json;
 
@@ -52,6 +52,20 @@ fn main() -> ExitCode {
 fn run(args: DemoArgs) -> anyhow::Result<()> {
     let path = args.data.clone().unwrap_or_else(data::default_data_path);
     let data = BillingData::load(&path)?;
+    // The audit log and revocations live in SQLite. Before anything else (and
+    // before telemetry): a kernel revokes a token and is dropped, a new one on
+    // the same file must refuse it; the session's kernel is a third.
+    let store_dir = durable::store_dir(args.store_dir.as_deref());
+    let restart = durable::revoke_then_restart(&store_dir, |stores| {
+        // No request reaches the collections tool here.
+        session::build_kernel(
+            &data,
+            "http://127.0.0.1:9",
+            args.invocations,
+            stores,
+            session::TelemetryOptIns::default(),
+        )
+    })?;
     // Telemetry is installed outside the Tokio runtime: the OTLP exporter
     // runs its own blocking client on its own thread.
     let telemetry = telemetry::init_from_env("agent-kernel-demo", args.metrics_addr, true)?;
@@ -60,13 +74,19 @@ fn run(args: DemoArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the Tokio runtime")?;
-    let result = runtime.block_on(demo(&args, data, &telemetry));
+    let result = runtime.block_on(demo(&args, data, &telemetry, &store_dir, &restart));
     drop(runtime);
     telemetry.shutdown();
     result
 }
 
-async fn demo(args: &DemoArgs, data: BillingData, telemetry: &Telemetry) -> anyhow::Result<()> {
+async fn demo(
+    args: &DemoArgs,
+    data: BillingData,
+    telemetry: &Telemetry,
+    store_dir: &std::path::Path,
+    restart: &durable::RestartCheck,
+) -> anyhow::Result<()> {
     // The remote tool: a running tool-server, or one started here.
     let (remote_url, local_server) = match &args.remote_tool {
         Some(url) => (url.clone(), None),
@@ -82,7 +102,8 @@ async fn demo(args: &DemoArgs, data: BillingData, telemetry: &Telemetry) -> anyh
         genai_conventions: args.genai_conventions,
         capture_content: args.capture_content,
     };
-    let kernel = session::build_kernel(&data, &remote_url, args.invocations, opt_ins)
+    let stores = durable::open(store_dir).context("cannot open the audit store")?;
+    let kernel = session::build_kernel(&data, &remote_url, args.invocations, stores, opt_ins)
         .context("cannot build the kernel")?;
     let instrumentation = instrumentation::instrument(&kernel);
 
@@ -99,6 +120,15 @@ async fn demo(args: &DemoArgs, data: BillingData, telemetry: &Telemetry) -> anyh
         } else {
             "--remote-tool"
         }
+    );
+    say!(
+        "  audit      {} (SQLite, acknowledged writes)",
+        store_dir.join(durable::DB_FILE).display()
+    );
+    say!(
+        "  restart    token {} revoked, kernel rebuilt on the same file: refused ({})",
+        restart.token_id,
+        restart.refused_with
     );
     say!("  traces  →  {}", list_or_none(&telemetry.traces));
     say!("  metrics →  {}", list_or_none(&telemetry.metrics));
@@ -143,7 +173,12 @@ async fn demo(args: &DemoArgs, data: BillingData, telemetry: &Telemetry) -> anyh
             .context("the in-process tool server failed")?;
     }
     telemetry.flush();
-    let summary = summary(args, &kernel, &session, telemetry, &remote_url, elapsed);
+    let mut summary = summary(args, &kernel, &session, telemetry, &remote_url, elapsed);
+    summary["audit_store"] = json!({
+        "path": store_dir.join(durable::DB_FILE),
+        "records": kernel.audit_log().map(|log| log.count()).transpose()?,
+        "revoked_token_after_restart": restart.refused_with,
+    });
     print_summary(&session, &summary);
 
     if args.hold_secs > 0 {

@@ -318,9 +318,9 @@ impl TelemetryOptIns {
 /// Builds the demo's kernel: the registry, the three drivers (the
 /// collections tool at `collections_url`), the router, the default policy
 /// with room for `repetitions` sets of principals in its rate limiter, a
-/// small session budget ([`session_budget`]) and the telemetry `opt_ins`.
-/// The HMAC secret comes from `AGENT_KERNEL_SECRET`, else a random one per
-/// run.
+/// small session budget ([`session_budget`]), on `stores` (the audit log and
+/// the revocations), with the telemetry `opt_ins`. The HMAC secret comes
+/// from `AGENT_KERNEL_SECRET`, else a random one per run.
 ///
 /// # Errors
 /// An invalid configuration (never, for valid inputs).
@@ -328,6 +328,7 @@ pub fn build_kernel(
     data: &BillingData,
     collections_url: &str,
     repetitions: u32,
+    stores: agent_kernel::store::Stores,
     opt_ins: TelemetryOptIns,
 ) -> Result<Kernel, KernelError> {
     let repetitions = usize::try_from(repetitions).unwrap_or(usize::MAX);
@@ -345,7 +346,8 @@ pub fn build_kernel(
         .budget_manager(budget)
         .driver(billing_driver(data))
         .driver(warehouse_driver())
-        .driver(collections_driver(collections_url)?);
+        .driver(collections_driver(collections_url)?)
+        .stores(stores);
     opt_ins.apply(builder).build()
 }
 

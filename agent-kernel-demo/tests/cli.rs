@@ -112,6 +112,43 @@ fn counts(summary: &Value) -> BTreeMap<(String, String, String), u64> {
 }
 
 #[test]
+fn the_audit_trail_is_durable_and_a_revoked_token_stays_refused_after_a_restart() {
+    let dir = std::env::temp_dir().join(format!("akd-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = dir.to_str().unwrap();
+    let mut records = Vec::new();
+    for run in 0..2 {
+        let mut child = Child::spawn("agent-kernel-demo", {
+            let mut c = Command::new(DEMO);
+            c.args(["--store-dir", store]);
+            c
+        });
+        let summary = summary_of(&mut child, RUN_TIMEOUT);
+        assert!(child.wait(RUN_TIMEOUT).success(), "{}", child.context());
+        let out = child.stdout();
+        assert!(
+            out.contains(&format!("audit      {store}/audit.db")),
+            "{out}"
+        );
+        assert!(
+            out.contains("kernel rebuilt on the same file: refused (token_revoked)"),
+            "{out}"
+        );
+        let audit = &summary["audit_store"];
+        assert_eq!(
+            audit["revoked_token_after_restart"], "token_revoked",
+            "run {run}"
+        );
+        assert_eq!(audit["path"], format!("{store}/audit.db"));
+        records.push(audit["records"].as_u64().unwrap());
+    }
+    // The second run's kernel reads the first run's records too.
+    assert!(records[0] > 10, "{records:?}");
+    assert!(records[1] > records[0], "{records:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn the_session_runs_on_the_console_and_counts_what_the_script_says() {
     let mut child = Child::spawn("agent-kernel-demo", {
         let mut c = Command::new(DEMO);

@@ -179,7 +179,7 @@ async fn main() -> Result<(), KernelError> {
     }
 
     // 7. A revoked token
-    kernel.revoke_token(&token.token_id);
+    kernel.revoke_token(&token.token_id)?;
     if let Err(err) = kernel
         .invoke(&token, &analyst, list, ResponseMode::Summary)
         .await

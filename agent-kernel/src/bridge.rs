@@ -2,7 +2,9 @@
 //! turns stored [`ActionTrace`]s into finished `agent_kernel.invoke` spans, for
 //! audit trails recorded without live instrumentation (another process, an
 //! older build, a JSON Lines file replayed with
-//! [`TraceStore::import_jsonl`](crate::TraceStore::import_jsonl)).
+//! [`TraceStore::import_jsonl`](crate::TraceStore::import_jsonl)), read from
+//! memory or from a durable [`AuditLog`](crate::store::AuditLog) with
+//! [`OTelTraceExporter::export_from`].
 //!
 //! # What a bridged span holds
 //! - name `agent_kernel.invoke`, kind INTERNAL, start = `invoked_at`, end =
@@ -455,6 +457,20 @@ impl<T: Tracer> OTelTraceExporter<T> {
             }
         }
         report
+    }
+
+    /// Turns the records of an audit log that match `query` into finished
+    /// spans, oldest first: the bridge reading from the durable store (a
+    /// SQLite log written by this process or an earlier one), not only from
+    /// memory.
+    ///
+    /// Errors: the store's, when it cannot be read.
+    pub fn export_from(
+        &self,
+        log: &dyn crate::store::AuditLog,
+        query: &crate::store::AuditQuery,
+    ) -> crate::Result<BridgeReport> {
+        Ok(self.export_all(log.query(query)?))
     }
 
     fn attributes(&self, trace: &ActionTrace, failure: Option<&Failure>) -> Vec<KeyValue> {

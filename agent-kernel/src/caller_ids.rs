@@ -142,7 +142,7 @@ impl PseudonymKey {
 }
 
 /// The MAC of a fixed message under `mac`'s key.
-fn probe(mac: &HmacSha256) -> [u8; 32] {
+pub(crate) fn probe(mac: &HmacSha256) -> [u8; 32] {
     let mut mac = mac.clone();
     mac.update(b"agent-kernel: is this the same key?");
     mac.finalize().into_bytes().into()

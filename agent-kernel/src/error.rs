@@ -207,6 +207,67 @@ pub enum KernelError {
         /// What is invalid, naming the value.
         message: String,
     },
+    /// A durable store (the audit log, the revocation store) cannot take a
+    /// write or cannot be opened. An invocation refused with it did not run
+    /// its tool; a revocation refused with it is in force in this process but
+    /// not yet durable.
+    #[error("{store} at '{path}' is unavailable ({fault}): {message}")]
+    StoreUnavailable {
+        /// Which store: `audit log` or `revocation store`.
+        store: &'static str,
+        /// Where it lives (a file path, or `memory`).
+        path: String,
+        /// What went wrong, as a closed set.
+        fault: StoreFault,
+        /// The detail, naming the path and the underlying error.
+        message: String,
+    },
+}
+
+/// Why a durable store could not take a write or be opened (see
+/// [`KernelError::StoreUnavailable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StoreFault {
+    /// The bounded queue of records waiting to be written is full.
+    QueueFull,
+    /// The file system holding the store is full.
+    DiskFull,
+    /// The store's file (or its file system) is read-only.
+    ReadOnly,
+    /// Another process or opener holds the store.
+    Locked,
+    /// The store's file was deleted or replaced while open.
+    Deleted,
+    /// The file is not a valid store (corrupt, or not a database).
+    Corrupt,
+    /// A write was not confirmed (the writer failed or stopped).
+    NotAcknowledged,
+    /// Any other I/O or database error.
+    Io,
+}
+
+impl StoreFault {
+    /// The stable snake_case label (`queue_full`, `disk_full`, …).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::QueueFull => "queue_full",
+            Self::DiskFull => "disk_full",
+            Self::ReadOnly => "read_only",
+            Self::Locked => "locked",
+            Self::Deleted => "deleted",
+            Self::Corrupt => "corrupt",
+            Self::NotAcknowledged => "not_acknowledged",
+            Self::Io => "io",
+        }
+    }
+}
+
+impl fmt::Display for StoreFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl KernelError {
@@ -231,6 +292,7 @@ impl KernelError {
             Self::MalformedId { .. } => "malformed_id",
             Self::InvalidConfig { .. } => "invalid_config",
             Self::InvalidArgument { .. } => "invalid_argument",
+            Self::StoreUnavailable { .. } => "store_unavailable",
         }
     }
 
@@ -261,6 +323,14 @@ impl KernelError {
     pub(crate) fn invalid_config(message: impl Into<String>) -> Self {
         Self::InvalidConfig {
             message: message.into(),
+        }
+    }
+
+    /// The fault of a [`StoreUnavailable`](Self::StoreUnavailable) error.
+    pub const fn store_fault(&self) -> Option<StoreFault> {
+        match self {
+            Self::StoreUnavailable { fault, .. } => Some(*fault),
+            _ => None,
         }
     }
 

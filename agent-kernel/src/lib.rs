@@ -30,6 +30,7 @@ mod rate;
 mod registry;
 mod router;
 mod stats;
+pub mod store;
 mod time;
 mod token;
 pub mod trace;
@@ -44,7 +45,7 @@ pub use budget::{
 };
 pub use caller_ids::{CallerIdRecording, MIN_PSEUDONYM_KEY_LEN, PSEUDONYM_PREFIX, PseudonymKey};
 pub use driver::{Driver, DriverError, ExecutionContext, HttpDriver, HttpEndpoint, InMemoryDriver};
-pub use error::{DenialCategory, KernelError, Result};
+pub use error::{DenialCategory, KernelError, Result, StoreFault};
 pub use firewall::{Budgets, Firewall, FirewallOutput, FirewallRequest, FirewallStats};
 pub use handle::{DEFAULT_HANDLE_TTL, DEFAULT_MAX_HANDLES, HandleOwner, HandleStore, StoredResult};
 pub use ids::{INVALID_ID, is_kernel_id};
@@ -59,7 +60,7 @@ pub use registry::{CapabilityRegistry, DEFAULT_MAX_RESULTS};
 pub use router::{Router, StaticRouter};
 pub use stats::KernelStats;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
-pub use token::{CapabilityToken, DEFAULT_TOKEN_TTL, HmacTokenProvider, SECRET_ENV};
+pub use token::{CapabilityToken, DEFAULT_TOKEN_TTL, HmacTokenProvider, Revocation, SECRET_ENV};
 pub use trace::{DEFAULT_TRACE_CAPACITY, ImportReport, LineError, TraceStore};
 pub use types::{
     ActionTrace, Args, Capability, CapabilityGrant, CapabilityRequest, Constraints, Frame, Handle,

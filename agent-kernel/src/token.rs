@@ -407,6 +407,42 @@ impl Revocations {
     }
 }
 
+/// One revocation to make durable (see
+/// [`RevocationStore`](crate::store::RevocationStore)): what
+/// [`HmacTokenProvider::revoke`] and [`HmacTokenProvider::revoke_all_recorded`]
+/// put in force, and [`HmacTokenProvider::restore`] puts back after a restart.
+/// Each entry can be forgotten at `forget_at`, when every token it covers has
+/// expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// One token, by id.
+    Token {
+        /// The revoked token's id.
+        token_id: String,
+        /// When the token has expired (or, for an id this process never
+        /// issued, when every token it could have issued has).
+        forget_at: Timestamp,
+    },
+    /// Every token issued to a principal before `epoch`.
+    Principal {
+        /// The principal.
+        principal_id: String,
+        /// Tokens of the principal issued strictly before this are revoked.
+        epoch: Timestamp,
+        /// When every token the epoch covers has expired.
+        forget_at: Timestamp,
+    },
+}
+
+impl Revocation {
+    /// When the entry can be forgotten.
+    pub fn forget_at(&self) -> Timestamp {
+        match self {
+            Self::Token { forget_at, .. } | Self::Principal { forget_at, .. } => *forget_at,
+        }
+    }
+}
+
 /// Issues and verifies HMAC-SHA256 capability tokens and tracks revocations.
 ///
 /// ```
@@ -508,6 +544,11 @@ impl HmacTokenProvider {
     /// Whether `key` is this provider's signing secret (see
     /// [`PseudonymKey`](crate::PseudonymKey): a pseudonym key must not be).
     pub(crate) fn signs_with(&self, key: &crate::PseudonymKey) -> bool {
+        key.same_key_as(&self.mac)
+    }
+
+    /// Whether `key` is this provider's signing secret (an audit chain key must not be).
+    pub(crate) fn signs_with_audit_key(&self, key: &crate::store::AuditKey) -> bool {
         key.same_key_as(&self.mac)
     }
 
@@ -685,8 +726,9 @@ impl HmacTokenProvider {
 
     /// Revokes one token by id. Idempotent; an unknown id is remembered for the
     /// longest TTL issued so far (so a token from before a restart of the index
-    /// stays revoked).
-    pub fn revoke(&self, token_id: &str) {
+    /// stays revoked). Returns the entry to make durable (a
+    /// [`RevocationStore`](crate::store::RevocationStore) keeps it across restarts).
+    pub fn revoke(&self, token_id: &str) -> Revocation {
         let now = self.clock.now();
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         st.prune(now);
@@ -705,6 +747,10 @@ impl HmacTokenProvider {
                 .saturating_add(st.max_ttl.max(self.default_ttl)),
         };
         st.mark_revoked(token_id, forget_at);
+        Revocation::Token {
+            token_id: token_id.to_owned(),
+            forget_at: st.revoked.get(token_id).copied().unwrap_or(forget_at),
+        }
     }
 
     /// Revokes every token issued to `principal_id` before this call returns,
@@ -719,6 +765,12 @@ impl HmacTokenProvider {
     /// afterwards are stamped at the epoch or later and stay valid. The epoch
     /// is forgotten once every token it can cover has expired.
     pub fn revoke_all(&self, principal_id: &str) -> usize {
+        self.revoke_all_recorded(principal_id).0
+    }
+
+    /// [`revoke_all`](Self::revoke_all), also returning the principal's epoch
+    /// as the entry to make durable (it covers every token the call revoked).
+    pub fn revoke_all_recorded(&self, principal_id: &str) -> (usize, Revocation) {
         let now = self.clock.now();
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         st.prune(now);
@@ -745,7 +797,54 @@ impl HmacTokenProvider {
         if *entry < epoch {
             *entry = epoch;
         }
-        newly
+        let epoch = *entry;
+        let revocation = Revocation::Principal {
+            principal_id: principal_id.to_owned(),
+            epoch,
+            forget_at: epoch.saturating_add(horizon),
+        };
+        (newly, revocation)
+    }
+
+    /// Puts revocations made durable earlier (by this process or one before
+    /// it) back in force: each token id stays revoked until its `forget_at`,
+    /// each principal's epoch applies as if `revoke_all` had just been called.
+    /// Entries already forgotten (`forget_at` passed) are skipped.
+    pub fn restore(&self, revocations: &[Revocation]) {
+        let now = self.clock.now();
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for revocation in revocations {
+            match revocation {
+                Revocation::Token {
+                    token_id,
+                    forget_at,
+                } => {
+                    if *forget_at > now {
+                        st.mark_revoked(token_id, *forget_at);
+                    }
+                }
+                Revocation::Principal {
+                    principal_id,
+                    epoch,
+                    forget_at,
+                } => {
+                    if *forget_at <= now {
+                        continue;
+                    }
+                    // The epoch is forgotten after the longest TTL: keep the
+                    // horizon it was recorded with.
+                    let horizon = forget_at.saturating_duration_since(*epoch);
+                    if horizon > st.max_ttl {
+                        st.max_ttl = horizon;
+                    }
+                    st.last_issued = st.last_issued.max(*epoch);
+                    let entry = st.epochs.entry(principal_id.clone()).or_insert(*epoch);
+                    if *entry < *epoch {
+                        *entry = *epoch;
+                    }
+                }
+            }
+        }
     }
 
     /// How many tokens the revocation index currently tracks (for tests and metrics).

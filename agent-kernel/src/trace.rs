@@ -234,6 +234,18 @@ impl Default for TraceStore {
 /// keys, nesting beyond eight levels.
 static ARGUMENT_REDACTOR: LazyLock<Redactor> = LazyLock::new(|| Redactor::new().with_max_depth(8));
 
+/// Redacts `trace`'s arguments as every audit store does unless it keeps
+/// them raw (see [`TraceStore::with_raw_arguments`]).
+pub(crate) fn redact_arguments(trace: &mut ActionTrace) {
+    if trace.args.is_empty() {
+        return;
+    }
+    let args = Value::Object(std::mem::take(&mut trace.args));
+    if let (Value::Object(redacted), _, _) = ARGUMENT_REDACTOR.redact_value(&args, None) {
+        trace.args = redacted;
+    }
+}
+
 impl TraceStore {
     /// A store keeping 10 000 traces.
     pub fn new() -> Self {
@@ -279,11 +291,8 @@ impl TraceStore {
     /// in place (it keeps its position in the eviction order, and moves to its
     /// new trace id's group if the trace id changed).
     pub fn record(&self, mut trace: ActionTrace) -> Arc<ActionTrace> {
-        if !self.raw_arguments && !trace.args.is_empty() {
-            let args = Value::Object(std::mem::take(&mut trace.args));
-            if let (Value::Object(redacted), _, _) = ARGUMENT_REDACTOR.redact_value(&args, None) {
-                trace.args = redacted;
-            }
+        if !self.raw_arguments {
+            redact_arguments(&mut trace);
         }
         let trace = Arc::new(trace);
         // Computed once, outside the lock; kept with the entry for eviction.
@@ -399,6 +408,29 @@ impl TraceStore {
     /// How many traces were dropped, oldest first, to stay within capacity.
     pub fn evicted(&self) -> u64 {
         self.lock().evicted
+    }
+
+    /// Removes the oldest records while more than `keep` are kept, or while
+    /// the oldest was invoked before `before` (when given); returns how many
+    /// were removed (not counted as [`evicted`](Self::evicted): this is
+    /// retention the application asked for).
+    pub fn remove_oldest(&self, keep: usize, before: Option<Timestamp>) -> u64 {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let mut removed = 0;
+        while let Some(oldest) = inner.order.front() {
+            let too_many = inner.order.len() > keep;
+            let too_old = before.is_some_and(|b| oldest.trace.invoked_at < b);
+            if !(too_many || too_old) {
+                break;
+            }
+            if let Some(oldest) = inner.order.pop_front() {
+                inner.by_id.remove(&oldest.trace.action_id);
+                inner.unindex_trace(oldest.seq, oldest.key.as_ref());
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// How many traces were ever recorded (replacements included).

@@ -533,6 +533,44 @@ fn export_import_bridge_round_trip_is_lossless() {
     }
 }
 
+/// The bridge reads a durable log as it reads memory: the same spans.
+#[cfg(feature = "sqlite")]
+#[test]
+fn bridging_from_the_sqlite_log_gives_the_spans_of_memory() {
+    use agent_kernel::store::sqlite::{SqliteOptions, SqliteStore};
+    use agent_kernel::store::{AuditKey, AuditLog, AuditQuery};
+
+    let dir = std::env::temp_dir().join(format!("ak-bridge-sqlite-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = AuditKey::new(b"bridge test audit key, 32 bytes!").unwrap();
+    let sqlite = SqliteStore::open(dir.join("audit.db"), SqliteOptions::new(key)).unwrap();
+    let durable = sqlite.audit_log();
+    let memory = TraceStore::new();
+    for t in records() {
+        let slot = durable.reserve().unwrap();
+        durable.append(slot, t.clone()).wait_blocking().unwrap();
+        memory.record(t);
+    }
+    let (p1, e1) = provider();
+    let (p2, e2) = provider();
+    OTelTraceExporter::new(&p1)
+        .with_registry(&registry())
+        .export_all(memory.list_all());
+    let report = OTelTraceExporter::new(&p2)
+        .with_registry(&registry())
+        .export_from(durable.as_ref(), &AuditQuery::all())
+        .unwrap();
+    assert_eq!(report.exported, records().len());
+    let view = |s: &SpanData| format!("{:?}", (&s.span_context, &s.attributes, &s.status));
+    let a: Vec<String> = e1.get_finished_spans().unwrap().iter().map(view).collect();
+    let b: Vec<String> = e2.get_finished_spans().unwrap().iter().map(view).collect();
+    assert_eq!(a, b);
+    drop(sqlite);
+    drop(durable);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[cfg(feature = "otel-sdk")]
 #[test]
 fn the_shipped_id_generator_takes_the_bridge_ids() {

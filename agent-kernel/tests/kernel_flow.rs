@@ -305,7 +305,7 @@ async fn token_failures_are_distinct_and_audited() {
     );
 
     // revoked
-    k.revoke_token(&token.token_id);
+    k.revoke_token(&token.token_id).unwrap();
     assert_eq!(
         k.invoke(&token, &p, list_args(), ResponseMode::Summary)
             .await
@@ -359,10 +359,10 @@ async fn revoke_all_counts_newly_revoked() {
     let t2 = list_token(k, &p);
     let t3 = list_token(k, &p);
     let other = list_token(k, &admin());
-    k.revoke_token(&t2.token_id);
-    k.revoke_token(&t2.token_id); // idempotent
-    assert_eq!(k.revoke_all(&p.principal_id), 2);
-    assert_eq!(k.revoke_all(&p.principal_id), 0);
+    k.revoke_token(&t2.token_id).unwrap();
+    k.revoke_token(&t2.token_id).unwrap(); // idempotent
+    assert_eq!(k.revoke_all(&p.principal_id).unwrap(), 2);
+    assert_eq!(k.revoke_all(&p.principal_id).unwrap(), 0);
     for t in [&t1, &t3] {
         assert_eq!(
             k.invoke(t, &p, list_args(), ResponseMode::Summary)

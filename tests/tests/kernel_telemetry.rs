@@ -321,7 +321,7 @@ fn grant_expand_and_explain_spans() {
 fn token_errors_revoked_expired_tampered() {
     let (fx, cap, _hook) = instrumented(Options::default());
     let revoked = fx.token(LIST, &fx.analyst);
-    fx.kernel.revoke_token(&revoked.token_id);
+    fx.kernel.revoke_token(&revoked.token_id).unwrap();
     let mut tampered = fx.token(LIST, &fx.analyst);
     tampered.constraints.max_rows = Some(100_000);
     let expired = fx.token(LIST, &fx.analyst);

@@ -1006,7 +1006,7 @@ async fn exercise(w: &World, s: &Secrets) -> Coverage {
 
     // Token errors: revoked, tampered, forged signature, another principal, expired.
     let revoked = token(w, NOTES, &w.analyst, &mut cov);
-    k.revoke_token(&revoked.token_id);
+    k.revoke_token(&revoked.token_id).unwrap();
     expect_err(
         k.invoke_with(req(&revoked, &w.analyst, ResponseMode::Table))
             .await,

@@ -490,7 +490,7 @@ fn emitted_telemetry_equals_the_documented_tables() {
     assert_eq!(token_error(&tampered, analyst), "token_invalid");
     assert_eq!(token_error(&list, &fx.clerk), "token_principal_mismatch");
     let revoked = fx.token(LIST, analyst);
-    kernel.revoke_token(&revoked.token_id);
+    kernel.revoke_token(&revoked.token_id).unwrap();
     assert_eq!(token_error(&revoked, analyst), "token_revoked");
     // A validly signed token for a capability that is not registered (`_OTHER`).
     let stray = kernel.token_provider().issue(

@@ -93,6 +93,16 @@ pub fn dataset() -> Arc<Value> {
 /// A fresh kernel for `workload`, its principal and a granted token (the grant
 /// happens here, before any instrumentation the caller adds).
 pub fn build(workload: Workload, data: &Arc<Value>) -> (Kernel, Principal, CapabilityToken) {
+    build_with(workload, data, |b| b)
+}
+
+/// [`build`], with `configure` applied to the builder last (the audit store
+/// benchmark sets its stores there).
+pub fn build_with(
+    workload: Workload,
+    data: &Arc<Value>,
+    configure: impl FnOnce(KernelBuilder) -> KernelBuilder,
+) -> (Kernel, Principal, CapabilityToken) {
     let mut registry = CapabilityRegistry::new();
     registry
         .register(
@@ -122,7 +132,7 @@ pub fn build(workload: Workload, data: &Arc<Value>) -> (Kernel, Principal, Capab
         .unwrap();
     let rows = Arc::clone(data);
     let note = Arc::new(json!([{"id": 1, "title": "hello"}]));
-    let kernel = Kernel::builder(registry)
+    let builder = Kernel::builder(registry)
         .secret(SECRET)
         .policy(policy)
         .router(
@@ -138,9 +148,8 @@ pub fn build(workload: Workload, data: &Arc<Value>) -> (Kernel, Principal, Capab
         .driver(
             InMemoryDriver::new("notes")
                 .with_handler(MINIMAL, move |_ctx| Ok::<_, String>(Arc::clone(&note))),
-        )
-        .build()
-        .unwrap();
+        );
+    let kernel = configure(builder).build().unwrap();
     let principal = Principal::new("analyst-001")
         .with_roles(["reader"])
         .with_attribute("tenant", "acme");

@@ -1,7 +1,9 @@
 //! Drivers execute capabilities: the async [`Driver`] trait (usable as
-//! `dyn Driver`), the context they receive, their error type, and the two
-//! built-in drivers, [`InMemoryDriver`] and [`HttpDriver`].
+//! `dyn Driver`), the context they receive, their error type, the two
+//! built-in drivers, [`InMemoryDriver`] and [`HttpDriver`], and
+//! [`CappedDriver`], which cuts any driver's results to `max_result_bytes`.
 
+mod cap;
 mod http;
 mod memory;
 
@@ -11,6 +13,7 @@ use async_trait::async_trait;
 
 use crate::types::{Args, Constraints, RawResult};
 
+pub use cap::{CUT_MARGIN, CappedDriver, RESULT_CUT_KEY, cut_text, cut_warning};
 pub use http::{HttpDriver, HttpEndpoint};
 pub use memory::InMemoryDriver;
 

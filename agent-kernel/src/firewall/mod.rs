@@ -23,6 +23,7 @@ mod patterns;
 mod prescan;
 mod redaction;
 mod summarize;
+mod windows;
 
 #[cfg(test)]
 mod tests;

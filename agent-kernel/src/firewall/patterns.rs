@@ -36,6 +36,7 @@ use regex::{CaptureLocations, Regex};
 use super::digits::{self, DigitKind, Exempt};
 use super::names;
 pub(crate) use super::prescan::candidates;
+use super::windows;
 
 /// The marker that replaces every redacted value or text fragment.
 pub const REDACTED: &str = "[REDACTED]";
@@ -43,6 +44,10 @@ pub const REDACTED: &str = "[REDACTED]";
 /// Rounds of all passes [`Patterns::scrub`] runs at most before it stops
 /// (one round normally suffices; a second confirms the fixed point).
 const MAX_SCRUB_ROUNDS: usize = 4;
+
+/// Texts longer than this are scanned for hot windows first (issue 19);
+/// shorter ones, field values mostly, go through the byte pre-scan whole.
+pub(crate) const WINDOWED_ABOVE: usize = 256;
 
 /// A kind of sensitive text recognised inside string values (and, for the
 /// digit kinds, JSON numbers). New kinds may be added in minor releases.
@@ -355,8 +360,42 @@ impl Patterns {
         .all(|r| r.is_some())
     }
 
-    /// Removes every sensitive fragment from `text`; reports which kinds were found.
+    /// Removes every sensitive fragment from `text`; reports which kinds
+    /// were found. A short text goes through the passes whole (after the
+    /// byte pre-scan); a longer one is walked once for its hot windows (see
+    /// the `windows` module), and only those go through the passes. Borrows
+    /// when nothing was found.
     pub(crate) fn scrub<'a>(&self, text: &'a str) -> (Cow<'a, str>, PatternSet) {
+        if text.len() <= WINDOWED_ABOVE {
+            return self.scrub_whole(text);
+        }
+        let mut out: Option<String> = None;
+        let mut copied = 0;
+        let mut found = PatternSet::EMPTY;
+        windows::each_window(text, |start, end| {
+            let Some(window) = text.get(start..end) else {
+                return;
+            };
+            let (scrubbed, kinds) = self.scrub_whole(window);
+            if let Cow::Owned(scrubbed) = scrubbed {
+                let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                buf.push_str(text.get(copied..start).unwrap_or_default());
+                buf.push_str(&scrubbed);
+                copied = end;
+                found = found.union(kinds);
+            }
+        });
+        match out {
+            Some(mut buf) => {
+                buf.push_str(text.get(copied..).unwrap_or_default());
+                (Cow::Owned(buf), found)
+            }
+            None => (Cow::Borrowed(text), PatternSet::EMPTY),
+        }
+    }
+
+    /// Every pass that the byte pre-scan cannot rule out, over all of `text`.
+    fn scrub_whole<'a>(&self, text: &'a str) -> (Cow<'a, str>, PatternSet) {
         let candidates = candidates(text);
         if candidates.is_empty() {
             return (Cow::Borrowed(text), PatternSet::EMPTY);
@@ -603,22 +642,32 @@ fn already_redacted(value: &str) -> bool {
 /// white space or one of `"',;&`. After an `authorization` name, an
 /// unquoted scheme word (`Basic`, `Digest`) takes the next word with it.
 fn replace_assignments(regex: &Regex, text: &str) -> Option<String> {
-    let mut locs = regex.capture_locations();
     let mut out: Option<String> = None;
     let (mut copied, mut at) = (0usize, 0usize);
     while at < text.len() {
-        let Some(m) = regex.captures_read_at(&mut locs, text, at) else {
+        // The match's bounds only (no capture groups: most names in logs are
+        // not credentials, and captures cost a second, slower search).
+        let Some(m) = regex.find_at(text, at) else {
             break;
         };
         at = m.end().max(m.start() + 1);
-        let name = locs.get(1).and_then(|(s, e)| text.get(s..e)).unwrap_or("");
+        // Group 1, the name: the longest run of name characters at the
+        // start (what follows it, `\\`, a quote, a blank or the operator,
+        // is never a name character, so the regex never takes less).
+        let matched = m.as_str();
+        let name_len = matched
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+            .unwrap_or(matched.len());
+        let name = matched.get(..name_len).unwrap_or("");
         if !names::is_credential_name(name) {
             continue;
         }
-        let quote = locs
-            .get(2)
-            .and_then(|(s, e)| text.get(s..e))
-            .and_then(|q| q.chars().next());
+        // Group 2, an opening quote: the match's last character when it is
+        // one (nothing else in the match after the name can be a quote).
+        let quote = matched
+            .chars()
+            .next_back()
+            .filter(|c| matches!(c, '"' | '\''));
         let value_start = m.end();
         let rest = text.get(value_start..).unwrap_or_default();
         let value_len = match quote {

@@ -12,7 +12,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Number, Value};
 
 use super::names::is_sensitive_field_name;
-use super::patterns::{PATTERNS, PatternSet, Patterns, REDACTED, candidates};
+use super::patterns::{PATTERNS, PatternSet, Patterns, REDACTED, WINDOWED_ABOVE, candidates};
 
 /// What replaces an array or object nested deeper than `max_depth`.
 pub const DEPTH_MARKER: &str = "[TRUNCATED]";
@@ -225,15 +225,21 @@ impl Redactor {
         s: &'a str,
         tally: &mut Tally<'a>,
     ) -> Option<RedactedValue<'a>> {
-        let candidates = candidates(s);
-        if candidates.is_empty() {
-            return if BUILD {
-                Some(RedactedValue::String(Cow::Borrowed(s)))
-            } else {
-                None
-            };
-        }
-        let (text, kinds) = self.patterns.scrub_with(s, candidates);
+        let (text, kinds) = if s.len() <= WINDOWED_ABOVE {
+            // Field values mostly: the byte pre-scan inline, as the cheap
+            // test that lets most values through untouched.
+            let candidates = candidates(s);
+            if candidates.is_empty() {
+                return if BUILD {
+                    Some(RedactedValue::String(Cow::Borrowed(s)))
+                } else {
+                    None
+                };
+            }
+            self.patterns.scrub_with(s, candidates)
+        } else {
+            self.patterns.scrub(s)
+        };
         if !kinds.is_empty() {
             tally.strings += 1;
             tally.string_kinds = tally.string_kinds.union(kinds);

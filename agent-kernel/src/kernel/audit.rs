@@ -3,8 +3,11 @@
 //! An [`AuditGuard`] owns its record from the moment a call reaches the
 //! kernel and records it exactly once: when the call is refused, when every
 //! driver failed, when it succeeds, or — if the call's future is dropped
-//! first — as cancelled. The finished record goes to the trace store
-//! synchronously, before the caller sees the result.
+//! first — as cancelled. The finished record goes to the audit sink (the
+//! in-memory window and, when one is configured, the durable log)
+//! synchronously; an invocation's place in the durable log is reserved
+//! before its tool acts, and a served invocation returns once its record is
+//! acknowledged.
 
 use std::time::Instant;
 
@@ -15,15 +18,16 @@ use crate::otel::keys::OTHER;
 use crate::otel::{TelemetrySlot, ToolCallTelemetry};
 use crate::registry::Resolved;
 use crate::stats::{CallFacts, Stats};
-use crate::trace::TraceStore;
+use crate::store::AuditAck;
+use crate::store::sink::{AuditSink, SinkSlot};
 use crate::types::{ActionTrace, Args, Frame, ResponseMode, TraceOutcome};
 
-/// Where finished records go: the trace store, and the counters of
+/// Where finished records go: the audit sink, and the counters of
 /// [`Kernel::stats`](crate::Kernel::stats), counted here so that they never
 /// disagree with the audit trail.
 #[derive(Clone, Copy)]
-pub(super) struct AuditSink<'k> {
-    pub(super) traces: &'k TraceStore,
+pub(super) struct Recorders<'k> {
+    pub(super) audit: &'k AuditSink,
     pub(super) stats: &'k Stats,
     /// The GenAI duration histogram (opt-in) is recorded here too, where
     /// every outcome passes.
@@ -41,7 +45,9 @@ enum CallKind {
 
 /// An audit record in flight (see the [module docs](self)).
 pub(super) struct AuditGuard<'k> {
-    sink: AuditSink<'k>,
+    sink: Recorders<'k>,
+    /// The record's place in the durable log, once reserved.
+    slot: Option<SinkSlot>,
     kind: CallKind,
     facts: CallFacts,
     started: Instant,
@@ -56,7 +62,7 @@ impl<'k> AuditGuard<'k> {
     /// own copy (the store redacts them as it records); drivers read the
     /// request's.
     pub(super) fn invocation(
-        sink: AuditSink<'k>,
+        sink: Recorders<'k>,
         request: &InvokeRequest<'_>,
         action_id: String,
         invoked_at: crate::time::Timestamp,
@@ -89,9 +95,10 @@ impl<'k> AuditGuard<'k> {
 
     /// Opens a record that is not an invocation's (a refused grant, an
     /// expansion), already filled in.
-    pub(super) fn open(sink: AuditSink<'k>, record: ActionTrace) -> Self {
+    pub(super) fn open(sink: Recorders<'k>, record: ActionTrace) -> Self {
         AuditGuard {
             sink,
+            slot: None,
             kind: CallKind::Other,
             facts: CallFacts::default(),
             started: Instant::now(),
@@ -123,6 +130,33 @@ impl<'k> AuditGuard<'k> {
         }
     }
 
+    /// Reserves the record's place in the durable log, before anything acts.
+    /// When the log cannot take it, the call is refused: the refusal is kept
+    /// in the in-memory window only (with the ids scrubbed as for a refused
+    /// token) and the store's error is given back.
+    pub(super) fn reserve(&mut self, target: Resolved<'_>) -> Result<(), KernelError> {
+        match self.sink.audit.reserve() {
+            Ok(slot) => {
+                self.slot = Some(slot);
+                Ok(())
+            }
+            Err(err) => {
+                if let Some(mut record) = self.record.take() {
+                    record.token_id = ids::for_telemetry(&record.token_id).to_owned();
+                    if target.capability().is_none() {
+                        OTHER.clone_into(&mut record.capability_id);
+                    }
+                    record.outcome = TraceOutcome::Denied;
+                    record.error = Some(err.to_string());
+                    record.duration = Some(self.started.elapsed());
+                    log::error!("invoke_refused_audit_unavailable error={err}");
+                    self.sink.audit.window().record(record);
+                }
+                Err(err)
+            }
+        }
+    }
+
     /// Fills in what a stage learns (an expansion's token and session).
     pub(super) fn fill(&mut self, update: impl FnOnce(&mut ActionTrace)) {
         if let Some(record) = &mut self.record {
@@ -133,7 +167,7 @@ impl<'k> AuditGuard<'k> {
     /// Records a refusal and gives the error back. An unverified token's ids
     /// are the caller's text: recorded only in the kernel's shapes
     /// (`_INVALID`); an unregistered capability as `_OTHER`.
-    pub(super) fn refused(mut self, err: KernelError, target: Resolved<'_>) -> KernelError {
+    pub(super) async fn refused(mut self, err: KernelError, target: Resolved<'_>) -> KernelError {
         if let Some(record) = &mut self.record {
             let registered = target.capability().is_some();
             if err.is_token_error() || !registered {
@@ -143,19 +177,22 @@ impl<'k> AuditGuard<'k> {
                 OTHER.clone_into(&mut record.capability_id);
             }
         }
-        self.finish(TraceOutcome::Denied, Some(&err), |_| {});
+        // The refusal's own error is returned, durable or not.
+        let _ = self.finish(TraceOutcome::Denied, Some(&err), |_| {}).await;
         err
     }
 
     /// Records a call that failed after its checks: every driver failed
     /// (`DriverError`), or the frame was refused (a denial).
-    pub(super) fn failed(self, err: KernelError, driver_id: String) -> KernelError {
+    pub(super) async fn failed(self, err: KernelError, driver_id: String) -> KernelError {
         let outcome = if err.denial_category().is_some() {
             TraceOutcome::Denied
         } else {
             TraceOutcome::DriverError
         };
-        self.finish(outcome, Some(&err), |record| record.driver_id = driver_id);
+        let _ = self
+            .finish(outcome, Some(&err), |record| record.driver_id = driver_id)
+            .await;
         err
     }
 
@@ -172,13 +209,15 @@ impl<'k> AuditGuard<'k> {
         }
     }
 
-    /// Records a served invocation.
-    pub(super) fn served(self, frame: &Frame, driver_id: &str) {
+    /// Records a served invocation; with an acknowledging durable log,
+    /// returns once the record is written (or with the store's error).
+    pub(super) async fn served(self, frame: &Frame, driver_id: &str) -> Result<(), KernelError> {
         self.finish(TraceOutcome::Success, None, |record| {
             driver_id.clone_into(&mut record.driver_id);
             record.handle_id = frame.handle.as_ref().map(|h| h.handle_id.clone());
             record.response_mode = frame.response_mode;
-        });
+        })
+        .await
     }
 
     /// Records the outcome of a call whose record a stage filled in.
@@ -188,7 +227,9 @@ impl<'k> AuditGuard<'k> {
         } else {
             TraceOutcome::Success
         };
-        self.finish(outcome, err, |_| {});
+        // Not awaited: expansions and grants are synchronous; the store's
+        // writer reports a failure to write.
+        drop(self.finish(outcome, err, |_| {}));
     }
 
     fn finish(
@@ -196,20 +237,24 @@ impl<'k> AuditGuard<'k> {
         outcome: TraceOutcome,
         err: Option<&KernelError>,
         update: impl FnOnce(&mut ActionTrace),
-    ) {
-        if let Some(mut record) = self.record.take() {
-            record.outcome = outcome;
-            if let Some(err) = err {
-                record.error = Some(err.to_string());
-                record.denial_category = err.denial_category();
+    ) -> AuditAck {
+        match self.record.take() {
+            Some(mut record) => {
+                record.outcome = outcome;
+                if let Some(err) = err {
+                    record.error = Some(err.to_string());
+                    record.denial_category = err.denial_category();
+                }
+                update(&mut record);
+                self.deliver(record, err.map(KernelError::kind))
             }
-            update(&mut record);
-            self.deliver(record, err.map(KernelError::kind));
+            None => AuditAck::ready(Ok(())),
         }
     }
 
-    /// The one place a record leaves: counted, measured, then stored.
-    fn deliver(&self, mut record: ActionTrace, error_type: Option<&'static str>) {
+    /// The one place a record leaves: counted, measured, then stored (in its
+    /// reserved slot; a record without one, a refused grant, reserves now).
+    fn deliver(&mut self, mut record: ActionTrace, error_type: Option<&'static str>) -> AuditAck {
         let elapsed = self.started.elapsed();
         record.duration = Some(elapsed);
         match self.kind {
@@ -230,7 +275,13 @@ impl<'k> AuditGuard<'k> {
             }
             CallKind::Other => self.sink.stats.refusal(record.denial_category),
         }
-        self.sink.traces.record(record);
+        match self.slot.take() {
+            Some(slot) => self.sink.audit.record(slot, record),
+            None => {
+                self.sink.audit.record_unreserved(record);
+                AuditAck::ready(Ok(()))
+            }
+        }
     }
 }
 
@@ -242,7 +293,8 @@ impl Drop for AuditGuard<'_> {
         if let Some(mut record) = self.record.take() {
             record.outcome = TraceOutcome::Cancelled;
             record.error = Some("invocation was cancelled before it completed".to_owned());
-            self.deliver(record, Some("cancelled"));
+            // Not awaited (a drop cannot wait); the store's writer reports a failure.
+            drop(self.deliver(record, Some("cancelled")));
         }
     }
 }

@@ -17,6 +17,8 @@ use crate::otel::{ContentCapture, TelemetrySlot, ToolCallTelemetry};
 use crate::policy::{DefaultPolicyEngine, PolicyEngine};
 use crate::registry::CapabilityRegistry;
 use crate::router::{Router, StaticRouter};
+use crate::store::sink::AuditSink;
+use crate::store::{AuditLog, MemoryRevocations, RevocationStore, Stores};
 use crate::time::{Clock, SystemClock};
 use crate::token::HmacTokenProvider;
 use crate::trace::TraceStore;
@@ -38,6 +40,8 @@ pub struct KernelBuilder {
     telemetry: Option<Telemetry>,
     genai_conventions: Option<bool>,
     capture_content: Option<ContentCapture>,
+    audit_log: Option<Arc<dyn AuditLog>>,
+    revocations: Option<Arc<dyn RevocationStore>>,
 }
 
 impl fmt::Debug for KernelBuilder {
@@ -97,6 +101,33 @@ impl KernelBuilder {
     pub fn trace_store(mut self, traces: TraceStore) -> Self {
         self.traces = Some(traces);
         self
+    }
+
+    /// The durable audit log every record is appended to, besides the
+    /// in-memory [`trace_store`](Self::trace_store) window (default: none, the
+    /// window is the audit trail). An invocation is refused before its tool
+    /// acts when the log cannot take its record; with a log that acknowledges
+    /// writes, `invoke` returns once its record is durable.
+    #[must_use]
+    pub fn audit_log(mut self, log: Arc<dyn AuditLog>) -> Self {
+        self.audit_log = Some(log);
+        self
+    }
+
+    /// Where revocations are made durable (default: in memory). They are
+    /// loaded by [`build`](Self::build) and written through by
+    /// [`Kernel::revoke_token`] and [`Kernel::revoke_all`].
+    #[must_use]
+    pub fn revocation_store(mut self, store: Arc<dyn RevocationStore>) -> Self {
+        self.revocations = Some(store);
+        self
+    }
+
+    /// Both stores at once (see [`Stores`]).
+    #[must_use]
+    pub fn stores(self, stores: Stores) -> Self {
+        self.audit_log(stores.audit)
+            .revocation_store(stores.revocations)
     }
 
     /// The session budget manager (default: 100 000 tokens per session).
@@ -183,6 +214,19 @@ impl KernelBuilder {
                 });
             }
         }
+        // The chain key is not the token secret; revocations made durable
+        // before are back in force before the first verify.
+        if let Some(key) = self.audit_log.as_ref().and_then(|log| log.chain_key()) {
+            if tokens.signs_with_audit_key(key) {
+                return Err(KernelError::invalid_config(
+                    "the audit chain key must not be the token-signing secret",
+                ));
+            }
+        }
+        let revocations = self
+            .revocations
+            .unwrap_or_else(|| Arc::new(MemoryRevocations::new()));
+        tokens.restore(&revocations.load(clock.now())?);
         let policy: Arc<dyn PolicyEngine> = match self.policy {
             Some(p) => p,
             None => Arc::new(
@@ -201,7 +245,8 @@ impl KernelBuilder {
             handles: self
                 .handles
                 .unwrap_or_else(|| HandleStore::new().with_clock(Arc::clone(&clock))),
-            traces: self.traces.unwrap_or_default(),
+            audit: AuditSink::new(self.traces.unwrap_or_default(), self.audit_log),
+            revocations,
             sessions: self.sessions.unwrap_or_default(),
             drivers: DriverTable::new(self.drivers),
             clock,
@@ -237,6 +282,8 @@ impl Kernel {
             telemetry: None,
             genai_conventions: None,
             capture_content: None,
+            audit_log: None,
+            revocations: None,
         }
     }
 }

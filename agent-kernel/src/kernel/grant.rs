@@ -51,14 +51,25 @@ impl Kernel {
             .map(|(_, token, _)| token)
     }
 
-    /// Revokes one token (idempotent).
-    pub fn revoke_token(&self, token_id: &str) {
-        self.tokens.revoke(token_id);
+    /// Revokes one token (idempotent) and makes the revocation durable in the
+    /// [revocation store](crate::KernelBuilder::revocation_store) before returning.
+    ///
+    /// Errors: [`KernelError::StoreUnavailable`](crate::KernelError::StoreUnavailable)
+    /// when the store cannot take it; the token is refused by this kernel all
+    /// the same, but a kernel built after a restart would not know.
+    pub fn revoke_token(&self, token_id: &str) -> Result<()> {
+        let revocation = self.tokens.revoke(token_id);
+        self.revocations
+            .persist(std::slice::from_ref(&revocation), self.clock.now())
     }
 
-    /// Revokes every token issued to `principal_id`; returns how many were newly revoked.
-    pub fn revoke_all(&self, principal_id: &str) -> usize {
-        self.tokens.revoke_all(principal_id)
+    /// Revokes every token issued to `principal_id`, durably (as
+    /// [`revoke_token`](Self::revoke_token)); returns how many were newly revoked.
+    pub fn revoke_all(&self, principal_id: &str) -> Result<usize> {
+        let (newly, revocation) = self.tokens.revoke_all_recorded(principal_id);
+        self.revocations
+            .persist(std::slice::from_ref(&revocation), self.clock.now())?;
+        Ok(newly)
     }
 
     /// A grant: the policy's decision, then the token (issued with the

@@ -124,12 +124,14 @@ impl Kernel {
         content: CapturedContent,
     ) -> Result<Frame> {
         audit.begin();
+        // The audit slot, before anything acts.
+        audit.reserve(target)?;
         let auth = match request
             .check()
             .and_then(|()| self.authorize(&request, target))
         {
             Ok(auth) => auth,
-            Err(err) => return Err(audit.refused(err, target)),
+            Err(err) => return Err(audit.refused(err, target).await),
         };
         audit.set_mode(auth.mode);
         audit.note(|facts| facts.escalated = auth.escalated);
@@ -145,7 +147,7 @@ impl Kernel {
             Ok(served) => served,
             Err(failure) => {
                 audit.note(|facts| facts.fallbacks = failure.fallbacks);
-                return Err(audit.failed(failure.error, failure.last_driver));
+                return Err(audit.failed(failure.error, failure.last_driver).await);
             }
         };
         let served_as = tool_type(served.driver.driver.as_ref());
@@ -154,23 +156,24 @@ impl Kernel {
             facts.tool_type = Some(served_as);
         });
         let driver_id = served.driver.driver.driver_id();
-        match self.shape(&request, target, auth, &served.raw, &mut audit) {
-            Ok(frame) => {
-                audit.served(&frame, driver_id);
-                // What served and what the model received: the frame names
-                // neither the driver nor this call's capture settings, so a
-                // closure over the return value cannot record them.
-                let result = content.result(&frame);
-                record_all(&[
-                    ("driver_id", &served.driver.label),
-                    ("gen_ai.tool.type", &AttrValue::Static(served_as)),
-                    ("gen_ai.tool.call.result", &result),
-                    ("output.value", &result),
-                ]);
-                Ok(frame)
-            }
-            Err(err) => Err(audit.failed(err, driver_id.to_owned())),
-        }
+        let frame = match self.shape(&request, target, auth, &served.raw, &mut audit) {
+            Ok(frame) => frame,
+            Err(err) => return Err(audit.failed(err, driver_id.to_owned()).await),
+        };
+        // With an acknowledging store, the frame is returned only once its
+        // record is durable.
+        audit.served(&frame, driver_id).await?;
+        // What served and what the model received: the frame names neither
+        // the driver nor this call's capture settings, so a closure over the
+        // return value cannot record them.
+        let result = content.result(&frame);
+        record_all(&[
+            ("driver_id", &served.driver.label),
+            ("gen_ai.tool.type", &AttrValue::Static(served_as)),
+            ("gen_ai.tool.call.result", &result),
+            ("output.value", &result),
+        ]);
+        Ok(frame)
     }
 
     /// Stage 1: verifies the token, evaluates the invoke-time policy against

@@ -50,6 +50,8 @@ use crate::otel::keys;
 use crate::policy::PolicyEngine;
 use crate::registry::CapabilityRegistry;
 use crate::router::Router;
+use crate::store::sink::AuditSink;
+use crate::store::{AuditLog, RevocationStore};
 use crate::time::Clock;
 use crate::token::HmacTokenProvider;
 use crate::trace::TraceStore;
@@ -92,7 +94,11 @@ pub struct Kernel {
     /// The firewall's limits (rows, fields, characters, depth).
     limits: Budgets,
     handles: HandleStore,
-    traces: TraceStore,
+    /// The audit trail: the in-memory window and, when configured, the
+    /// durable log.
+    audit: AuditSink,
+    /// Where revocations are made durable.
+    revocations: Arc<dyn RevocationStore>,
     /// Session budgets.
     sessions: BudgetManager,
     drivers: DriverTable,
@@ -117,7 +123,7 @@ impl fmt::Debug for Kernel {
             .field("router", &self.router)
             .field("drivers", &drivers)
             .field("handles", &self.handles.len())
-            .field("traces", &self.traces.len())
+            .field("traces", &self.audit.window().len())
             .field("caller_ids", &self.caller_ids)
             .finish_non_exhaustive()
     }
@@ -146,7 +152,8 @@ impl Kernel {
     )]
     pub fn explain(&self, action_id: &str) -> Result<Arc<ActionTrace>> {
         ids::check("action", action_id)?;
-        self.traces.get(action_id)
+        // The window first, then the durable log.
+        self.audit.get(action_id)
     }
 
     // ── Accessors ───────────────────────────────────────────────────────────
@@ -174,9 +181,20 @@ impl Kernel {
         &self.handles
     }
 
-    /// The trace store.
+    /// The trace store: the in-memory window of recent records (the whole
+    /// audit trail unless a durable [`audit_log`](Self::audit_log) is set).
     pub fn traces(&self) -> &TraceStore {
-        &self.traces
+        self.audit.window()
+    }
+
+    /// The durable audit log, when one was set ([`KernelBuilder::audit_log`]).
+    pub fn audit_log(&self) -> Option<&Arc<dyn AuditLog>> {
+        self.audit.durable()
+    }
+
+    /// The revocation store ([`KernelBuilder::revocation_store`]).
+    pub fn revocation_store(&self) -> &Arc<dyn RevocationStore> {
+        &self.revocations
     }
 
     /// The session budget manager.
@@ -228,9 +246,9 @@ impl Kernel {
     }
 
     /// Where audit records go.
-    fn audit_sink(&self) -> audit::AuditSink<'_> {
-        audit::AuditSink {
-            traces: &self.traces,
+    fn audit_sink(&self) -> audit::Recorders<'_> {
+        audit::Recorders {
+            audit: &self.audit,
             stats: &self.stats,
             tool_calls: &self.tool_calls,
             telemetry: &self.telemetry,

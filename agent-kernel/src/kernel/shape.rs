@@ -52,6 +52,10 @@ impl Kernel {
             mut warnings,
             ..
         } = auth;
+        // A result cut by `driver::CappedDriver` says so in the frame.
+        if let Some(warning) = crate::driver::cut_warning(&raw.metadata) {
+            warnings.push(warning);
+        }
         let token = request.token;
         let handle = (mode != ResponseMode::Raw).then(|| {
             self.handles.store(

@@ -95,6 +95,8 @@ impl SpanError for KernelError {
                 checked(token_id)
             ),
             Self::TokenFormat { .. } => "malformed token".to_owned(),
+            // The path and the underlying error stay in the error and the logs.
+            Self::StoreUnavailable { store, fault, .. } => format!("{store} unavailable ({fault})"),
             Self::DriverError {
                 capability_id,
                 status,

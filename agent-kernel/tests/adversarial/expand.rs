@@ -81,7 +81,7 @@ async fn a_revoked_token_no_longer_expands_its_handles() {
     let w = world(1_000);
     let p = analyst();
     let (token, handle) = handle_of(&w, &p, None).await;
-    w.kernel.revoke_token(&token.token_id);
+    w.kernel.revoke_token(&token.token_id).unwrap();
     assert_eq!(
         expand_err(&w, &handle, json!({}), &p).kind(),
         "token_revoked"
@@ -94,7 +94,7 @@ async fn revoke_all_stops_every_handle_of_the_principal() {
     let p = analyst();
     let (_, handle) = handle_of(&w, &p, None).await;
     w.clock.advance(Duration::from_millis(5));
-    w.kernel.revoke_all(&p.principal_id);
+    w.kernel.revoke_all(&p.principal_id).unwrap();
     assert_eq!(
         expand_err(&w, &handle, json!({}), &p).kind(),
         "token_revoked"
