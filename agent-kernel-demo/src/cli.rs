@@ -43,6 +43,14 @@ pub struct DemoArgs {
     /// `--store-dir PATH`: where the SQLite audit log and revocations live
     /// (default: a new directory under the system temp dir, printed).
     pub store_dir: Option<PathBuf>,
+    /// `--genai-conventions`: the kernel's OpenTelemetry GenAI naming
+    /// (`KernelBuilder::genai_conventions`); without the flag the kernel
+    /// reads `OTEL_SEMCONV_STABILITY_OPT_IN`.
+    pub genai_conventions: bool,
+    /// `--capture-content`: the tools' redacted arguments and results on
+    /// the invoke spans (`KernelBuilder::capture_content`); without the flag
+    /// the kernel reads `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`.
+    pub capture_content: bool,
 }
 
 impl Default for DemoArgs {
@@ -55,6 +63,8 @@ impl Default for DemoArgs {
             remote_tool: None,
             verbose: false,
             store_dir: None,
+            genai_conventions: false,
+            capture_content: false,
         }
     }
 }
@@ -80,6 +90,12 @@ OPTIONS:
     --verbose               print every repetition in full (default: only the first)
     --store-dir PATH        where the SQLite audit log and revocations live
                             [default: a new directory under the temp dir, printed]
+    --genai-conventions     name invoke spans `execute_tool <capability>` and record the
+                            gen_ai.execute_tool.duration histogram (OpenTelemetry GenAI
+                            conventions; else as OTEL_SEMCONV_STABILITY_OPT_IN says)
+    --capture-content       record each tool call's arguments and result (the frame the model
+                            receives), redacted, on its invoke span (else as
+                            OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT says)
     -h, --help              print this help
     -V, --version           print the version
 
@@ -89,6 +105,9 @@ ENVIRONMENT:
                                   OTEL_TRACES_EXPORTER lists `console`)
     OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER, OTEL_SERVICE_NAME,
     OTEL_RESOURCE_ATTRIBUTES, ...  the standard OpenTelemetry variables
+    OTEL_SEMCONV_STABILITY_OPT_IN `gen_ai_latest_experimental` in the list: as --genai-conventions
+    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
+                                  `true`, `span_only` or `span_and_event`: as --capture-content
     AGENT_KERNEL_SECRET           the token HMAC secret (else a random one per run)
 
 The last line of output is `DEMO_SUMMARY {json}`: what the session did, for scripts.
@@ -266,7 +285,7 @@ fn unknown(name: &str, known: &[&str]) -> InputError {
 pub fn parse_demo(
     args: impl IntoIterator<Item = OsString>,
 ) -> Result<Command<DemoArgs>, InputError> {
-    const KNOWN: [&str; 7] = [
+    const KNOWN: [&str; 9] = [
         "--invocations",
         "--metrics-addr",
         "--hold-secs",
@@ -274,6 +293,8 @@ pub fn parse_demo(
         "--remote-tool",
         "--verbose",
         "--store-dir",
+        "--genai-conventions",
+        "--capture-content",
     ];
     let mut out = DemoArgs::default();
     let mut flags = Flags::new(args)?;
@@ -303,6 +324,14 @@ pub fn parse_demo(
                 out.verbose = true;
             }
             "--store-dir" => out.store_dir = Some(PathBuf::from(flags.value(&name, inline)?)),
+            "--genai-conventions" => {
+                no_value(&name, inline)?;
+                out.genai_conventions = true;
+            }
+            "--capture-content" => {
+                no_value(&name, inline)?;
+                out.capture_content = true;
+            }
             other => return Err(unknown(other, &KNOWN)),
         }
     }
@@ -355,6 +384,8 @@ mod tests {
             "/tmp/x.json",
             "--remote-tool=http://127.0.0.1:8080/",
             "--verbose",
+            "--genai-conventions",
+            "--capture-content",
         ])
         .unwrap() else {
             panic!("not a run");
@@ -365,6 +396,7 @@ mod tests {
         assert_eq!(a.data, Some(PathBuf::from("/tmp/x.json")));
         assert_eq!(a.remote_tool.as_deref(), Some("http://127.0.0.1:8080"));
         assert!(a.verbose);
+        assert!(a.genai_conventions && a.capture_content);
         assert_eq!(demo(&[]).unwrap(), Command::Run(DemoArgs::default()));
         assert_eq!(demo(&["--invocations", "2", "-h"]).unwrap(), Command::Help);
         assert_eq!(demo(&["-V"]).unwrap(), Command::Version);
@@ -384,6 +416,8 @@ mod tests {
         assert!(err(&["--metrics-addr", "9464"]).contains("HOST:PORT"));
         assert!(err(&["--remote-tool", "ftp://x"]).contains("http://"));
         assert!(err(&["--verbose=yes"]).contains("takes no value"));
+        assert!(err(&["--capture-content=true"]).contains("takes no value"));
+        assert!(err(&["--genai"]).contains("did you mean --genai-conventions?"));
         assert!(err(&["--invocation", "2"]).contains("did you mean --invocations?"));
         assert!(err(&["extra"]).contains("unexpected argument"));
         assert_eq!(err(&["-x"]), "unknown flag '-x'");

@@ -58,7 +58,13 @@ fn run(args: DemoArgs) -> anyhow::Result<()> {
     let store_dir = durable::store_dir(args.store_dir.as_deref());
     let restart = durable::revoke_then_restart(&store_dir, |stores| {
         // No request reaches the collections tool here.
-        session::build_kernel(&data, "http://127.0.0.1:9", args.invocations, stores)
+        session::build_kernel(
+            &data,
+            "http://127.0.0.1:9",
+            args.invocations,
+            stores,
+            session::TelemetryOptIns::default(),
+        )
     })?;
     // Telemetry is installed outside the Tokio runtime: the OTLP exporter
     // runs its own blocking client on its own thread.
@@ -92,8 +98,12 @@ async fn demo(
         }
     };
 
+    let opt_ins = session::TelemetryOptIns {
+        genai_conventions: args.genai_conventions,
+        capture_content: args.capture_content,
+    };
     let stores = durable::open(store_dir).context("cannot open the audit store")?;
-    let kernel = session::build_kernel(&data, &remote_url, args.invocations, stores)
+    let kernel = session::build_kernel(&data, &remote_url, args.invocations, stores, opt_ins)
         .context("cannot build the kernel")?;
     let instrumentation = instrumentation::instrument(&kernel);
 

@@ -25,12 +25,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agent_kernel::otel::ContentCapture;
 use agent_kernel::{
     Args, BudgetConfig, BudgetManager, Capability, CapabilityRegistry, CapabilityRequest,
     CapabilityToken, CharsOverFour, DEFAULT_MAX_SESSIONS, DEFAULT_REQUEST, DefaultPolicyEngine,
     DenialCategory, ExpandQuery, Frame, FramePayload, HttpDriver, HttpEndpoint, InMemoryDriver,
-    InvokeRequest, Kernel, KernelError, Principal, ResponseMode, SafetyClass, SensitivityTag,
-    StaticRouter, TokenCounter as _,
+    InvokeRequest, Kernel, KernelBuilder, KernelError, Principal, ResponseMode, SafetyClass,
+    SensitivityTag, StaticRouter, TokenCounter as _,
 };
 use agent_kernel_otel::opentelemetry;
 use opentelemetry::context::FutureExt as _;
@@ -287,12 +288,39 @@ pub fn session_budget(data: &BillingData) -> u64 {
     table_answer_tokens(data).saturating_mul(3)
 }
 
+/// The kernel's telemetry opt-ins asked for on the command line
+/// (`--genai-conventions`, `--capture-content`). A flag sets the builder
+/// option, which wins over the environment; without it the kernel reads
+/// `OTEL_SEMCONV_STABILITY_OPT_IN` and
+/// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` at build.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TelemetryOptIns {
+    /// Invoke spans named `execute_tool <capability>`, and the
+    /// `gen_ai.execute_tool.duration` histogram.
+    pub genai_conventions: bool,
+    /// The tool's arguments (redacted) and result on the invoke span.
+    pub capture_content: bool,
+}
+
+impl TelemetryOptIns {
+    /// Sets the builder options the flags asked for (none: the environment decides).
+    fn apply(self, mut builder: KernelBuilder) -> KernelBuilder {
+        if self.genai_conventions {
+            builder = builder.genai_conventions(true);
+        }
+        if self.capture_content {
+            builder = builder.capture_content(ContentCapture::on());
+        }
+        builder
+    }
+}
+
 /// Builds the demo's kernel: the registry, the three drivers (the
 /// collections tool at `collections_url`), the router, the default policy
-/// with room for `repetitions` sets of principals in its rate limiter, and a
+/// with room for `repetitions` sets of principals in its rate limiter, a
 /// small session budget ([`session_budget`]), on `stores` (the audit log and
-/// the revocations). The HMAC secret comes from `AGENT_KERNEL_SECRET`, else
-/// a random one per run.
+/// the revocations), with the telemetry `opt_ins`. The HMAC secret comes
+/// from `AGENT_KERNEL_SECRET`, else a random one per run.
 ///
 /// # Errors
 /// An invalid configuration (never, for valid inputs).
@@ -301,6 +329,7 @@ pub fn build_kernel(
     collections_url: &str,
     repetitions: u32,
     stores: agent_kernel::store::Stores,
+    opt_ins: TelemetryOptIns,
 ) -> Result<Kernel, KernelError> {
     let repetitions = usize::try_from(repetitions).unwrap_or(usize::MAX);
     let policy = DefaultPolicyEngine::builder()
@@ -311,15 +340,15 @@ pub fn build_kernel(
         default_request: DEFAULT_REQUEST,
         max_sessions: DEFAULT_MAX_SESSIONS.max(repetitions),
     })?;
-    Kernel::builder(registry()?)
+    let builder = Kernel::builder(registry()?)
         .policy(policy)
         .router(router())
         .budget_manager(budget)
         .driver(billing_driver(data))
         .driver(warehouse_driver())
         .driver(collections_driver(collections_url)?)
-        .stores(stores)
-        .build()
+        .stores(stores);
+    opt_ins.apply(builder).build()
 }
 
 /// The invocation counts one repetition produces, per (capability, safety

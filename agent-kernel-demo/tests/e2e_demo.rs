@@ -4,12 +4,23 @@
 //!   OTLP/HTTP into Arize Phoenix (a project of its own); read back through
 //!   `GET /v1/projects/{project}/spans`, every invoke tree has the telemetry
 //!   contract's span names, attributes, parent ids and error statuses, and
-//!   nothing personal leaks into a span.
+//!   nothing personal leaks into a span; invoke spans are Phoenix `TOOL`s,
+//!   `policy.evaluate` and `firewall.apply` `GUARDRAIL`s, and no content is
+//!   recorded by default.
+//! - `e2e_demo_genai_names_and_redacted_content_in_phoenix`: two runs, the
+//!   opt-ins once through the demo's flags (`--genai-conventions
+//!   --capture-content`) and once through `OTEL_SEMCONV_STABILITY_OPT_IN` and
+//!   `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`: invoke spans named
+//!   `execute_tool <capability>`, their input and output present and
+//!   redacted, no e-mail address or phone number of the data in any span.
 //! - `e2e_demo_metrics_in_prometheus`: the demo serves `/metrics`
 //!   (`--metrics-addr 127.0.0.1:0 --hold-secs`), Prometheus scrapes it
 //!   through a file_sd target of this test's own, and PromQL returns exactly
 //!   the invocation, duration-count, denial and budget numbers that the demo
-//!   says it produced AND that the scripted session implies.
+//!   says it produced AND that the scripted session implies;
+//!   `e2e_demo_genai_metrics_in_prometheus`: the same with
+//!   `--genai-conventions`, plus `gen_ai_execute_tool_duration_seconds`
+//!   per tool with the GenAI conventions' labels and buckets.
 //! - `e2e_two_processes_one_trace`: `tool-server` runs as a second process
 //!   exporting to Phoenix; the demo calls it through `HttpDriver`
 //!   (`--remote-tool`); both processes' spans share one trace id and the
@@ -39,6 +50,7 @@ const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// The backends' locations; fails (never skips) when they are not given or
 /// do not answer.
+#[derive(Clone)]
 struct Backends {
     phoenix: String,
     phoenix_otlp: String,
@@ -165,6 +177,25 @@ struct Spans {
     all: Vec<Value>,
 }
 
+/// How the kernel named its invoke spans in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Naming {
+    /// `agent_kernel.invoke` (the default).
+    Kernel,
+    /// `execute_tool <capability>` (the GenAI conventions' opt-in).
+    GenAi,
+}
+
+impl Naming {
+    fn is_invoke(self, span: &Value) -> bool {
+        let name = span["name"].as_str().unwrap_or_default();
+        match self {
+            Naming::Kernel => name == "agent_kernel.invoke",
+            Naming::GenAi => name.starts_with("execute_tool "),
+        }
+    }
+}
+
 impl Spans {
     fn named(&self, name: &str) -> Vec<&Value> {
         self.all.iter().filter(|s| s["name"] == name).collect()
@@ -192,13 +223,24 @@ impl Spans {
             .collect()
     }
 
+    /// The invoke spans, as the run named them.
+    fn invokes(&self, naming: Naming) -> Vec<&Value> {
+        self.all.iter().filter(|s| naming.is_invoke(s)).collect()
+    }
+
     /// The invoke span of the action `name` of the demo's summary.
     fn invoke(&self, summary: &Value, name: &str) -> &Value {
+        self.invoke_as(Naming::Kernel, summary, name)
+    }
+
+    /// The invoke span of the action `name`, in a run that named its invoke
+    /// spans the `naming` way.
+    fn invoke_as(&self, naming: Naming, summary: &Value, name: &str) -> &Value {
         let action = summary["actions"][name]["action_id"]
             .as_str()
             .unwrap_or_else(|| panic!("no action {name} in the summary: {summary}"));
         let found: Vec<&Value> = self
-            .named("agent_kernel.invoke")
+            .invokes(naming)
             .into_iter()
             .filter(|s| s["attributes"]["agent_kernel.action_id"] == action)
             .collect();
@@ -260,8 +302,15 @@ fn assert_invoke_contract(
         ("gen_ai.operation.name", "execute_tool"),
         ("gen_ai.tool.name", capability),
         ("gen_ai.tool.call.id", action),
+        ("tool.name", capability),
     ] {
         assert_eq!(attr(invoke, key), want, "{key} of {invoke:#}");
+    }
+    // OpenInference: Phoenix lists the call as a TOOL (its REST API returns
+    // `openinference.span.kind` as `span_kind`).
+    assert_eq!(invoke["span_kind"], "TOOL", "{invoke:#}");
+    for key in ["gen_ai.tool.description", "tool.description"] {
+        assert!(attr(invoke, key).is_string(), "{key} missing: {invoke:#}");
     }
     for key in ["agent_kernel.sensitivity", "agent_kernel.response_mode"] {
         assert!(attr(invoke, key).is_string(), "{key} missing: {invoke:#}");
@@ -495,6 +544,212 @@ fn e2e_demo_invoke_trees_in_phoenix() {
             assert!(!text.contains(needle), "{needle:?} leaked into {span:#}");
         }
     }
+
+    // OpenInference kinds; without the opt-ins, the default names and no content.
+    assert_span_kinds(&spans, Naming::Kernel);
+    assert!(
+        spans.invokes(Naming::GenAi).is_empty(),
+        "execute_tool names without the opt-in"
+    );
+    for invoke in spans.invokes(Naming::Kernel) {
+        for key in CONTENT_KEYS {
+            assert!(
+                attr(invoke, key).is_null(),
+                "{key} without capture: {invoke:#}"
+            );
+        }
+    }
+    // gen_ai.tool.type: in-process drivers are functions, remote ones extensions.
+    let summary_invoke = spans.invoke(&summary, "summary");
+    assert_eq!(attr(summary_invoke, "gen_ai.tool.type"), "function");
+    assert_eq!(
+        attr(spans.invoke(&summary, "remote"), "gen_ai.tool.type"),
+        "extension"
+    );
+    // The session, as the conventions and OpenInference name it.
+    let budgeted = spans.invoke(&summary, "budget_exhausted");
+    for key in ["gen_ai.conversation.id", "session.id"] {
+        assert_eq!(attr(budgeted, key), "chat-001", "{key}: {budgeted:#}");
+    }
+}
+
+/// The captured-content attributes of an invoke span.
+const CONTENT_KEYS: [&str; 6] = [
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "input.value",
+    "output.value",
+    "input.mime_type",
+    "output.mime_type",
+];
+
+/// Phoenix's span kinds: every invoke span and only they are TOOL;
+/// `policy.evaluate` and `firewall.apply` are GUARDRAIL.
+fn assert_span_kinds(spans: &Spans, naming: Naming) {
+    let invokes = spans.invokes(naming);
+    assert!(!invokes.is_empty());
+    for invoke in &invokes {
+        assert_eq!(invoke["span_kind"], "TOOL", "{invoke:#}");
+    }
+    let tools = spans
+        .all
+        .iter()
+        .filter(|s| s["span_kind"] == "TOOL")
+        .count();
+    assert_eq!(tools, invokes.len(), "TOOL spans = invoke spans");
+    for name in [
+        "agent_kernel.policy.evaluate",
+        "agent_kernel.firewall.apply",
+    ] {
+        let guards = spans.named(name);
+        assert!(!guards.is_empty(), "no {name}");
+        for span in guards {
+            assert_eq!(span["span_kind"], "GUARDRAIL", "{span:#}");
+        }
+    }
+}
+
+/// Every e-mail address and phone number of the demo's data (the
+/// repository's `data/billing_invoices.json`).
+fn protected_values() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/billing_invoices.json");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let rows: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let values: Vec<String> = rows
+        .iter()
+        .flat_map(|r| [&r["email"], &r["phone"]])
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        values.len() >= 2 * rows.len(),
+        "e-mail and phone per invoice"
+    );
+    values
+}
+
+/// A run with both opt-ins on: `execute_tool <capability>` names, TOOL and
+/// GUARDRAIL kinds, each call's arguments and result present, redacted, and
+/// no protected value anywhere.
+fn assert_genai_run_with_content(spans: &Spans, summary: &Value) {
+    assert!(
+        spans.named("agent_kernel.invoke").is_empty(),
+        "agent_kernel.invoke despite the opt-in"
+    );
+    let totals = &summary["totals"];
+    let invocations = ["success", "denied", "error"]
+        .iter()
+        .map(|k| totals[k].as_u64().unwrap())
+        .sum::<u64>();
+    let invokes = spans.invokes(Naming::GenAi);
+    assert_eq!(invokes.len() as u64, invocations);
+    for invoke in &invokes {
+        let capability = attr(invoke, "agent_kernel.capability_id").as_str().unwrap();
+        assert_eq!(invoke["name"], format!("execute_tool {capability}"));
+        assert_eq!(attr(invoke, "gen_ai.tool.name"), capability);
+    }
+    assert_span_kinds(spans, Naming::GenAi);
+
+    // A successful call: its arguments and result, as JSON.
+    for name in ["summary", "table", "pii_redacted", "remote"] {
+        let invoke = spans.invoke_as(Naming::GenAi, summary, name);
+        for key in CONTENT_KEYS {
+            assert!(attr(invoke, key).is_string(), "{key} of {name}: {invoke:#}");
+        }
+        for key in ["input.mime_type", "output.mime_type"] {
+            assert_eq!(attr(invoke, key), "application/json", "{invoke:#}");
+        }
+        for key in ["input.value", "output.value"] {
+            let text = attr(invoke, key).as_str().unwrap();
+            let parsed: Result<Value, _> = serde_json::from_str(text);
+            assert!(parsed.is_ok(), "{key} of {name} is not JSON: {text}");
+        }
+    }
+    // The pii_reader's call: the arguments as given, the result as the
+    // model got it, PII fields redacted.
+    let pii = spans.invoke_as(Naming::GenAi, summary, "pii_redacted");
+    let input = attr(pii, "input.value").as_str().unwrap();
+    assert!(input.contains("overdue"), "the arguments: {input}");
+    let output = attr(pii, "output.value").as_str().unwrap();
+    assert!(
+        output.contains("[REDACTED]"),
+        "the redacted result: {output}"
+    );
+    // A denied call is an execute_tool span too, with the kernel's error kind.
+    let denied = spans.invoke_as(Naming::GenAi, summary, "rate_limited");
+    assert_eq!(denied["name"], "execute_tool billing.void_invoice");
+    assert_error(denied, "policy_denied");
+    assert!(attr(denied, "output.value").is_null(), "{denied:#}");
+
+    // Zero protected values in any span, content included.
+    let mut needles = protected_values();
+    needles.extend(["@example.com", "+1-555-", "e2e-demo-secret"].map(str::to_owned));
+    for span in &spans.all {
+        let text = serde_json::to_string(&(
+            &span["attributes"],
+            &span["events"],
+            &span["status_message"],
+        ))
+        .unwrap();
+        for needle in &needles {
+            assert!(
+                !text.contains(needle.as_str()),
+                "{needle:?} leaked into {span:#}"
+            );
+        }
+    }
+}
+
+/// Runs the demo into a project of its own and returns its summary and spans.
+fn demo_run_in_phoenix(b: &Backends, project: &str, command: Command) -> (Value, Spans) {
+    let mut demo = Child::spawn("agent-kernel-demo", command);
+    let summary = summary_of(&mut demo, RUN_TIMEOUT);
+    let status = demo.wait(RUN_TIMEOUT);
+    assert!(
+        status.success(),
+        "demo failed: {status}\n{}",
+        demo.context()
+    );
+    assert_instrumented(&summary);
+    assert_eq!(summary["spans"]["failed"], 0, "{summary}");
+    let exported = summary["spans"]["exported"].as_u64().unwrap();
+    let all = wait_for_spans(&b.phoenix, project, exported);
+    assert_eq!(
+        all.len() as u64,
+        exported,
+        "Phoenix holds exactly what was sent"
+    );
+    (summary, Spans { all })
+}
+
+#[test]
+#[ignore = "needs backends: run scripts/test-all.sh"]
+fn e2e_demo_genai_names_and_redacted_content_in_phoenix() {
+    let b = backends();
+    // The opt-ins through the demo's flags and through the environment
+    // variables the kernel reads at build: the same spans either way.
+    let by_flags = run_id("agent-kernel-genai-flags");
+    let by_env = run_id("agent-kernel-genai-env");
+    let flags = demo_to_phoenix(&b, &by_flags, &["--genai-conventions", "--capture-content"]);
+    let mut env = demo_to_phoenix(&b, &by_env, &[]);
+    env.env(
+        "OTEL_SEMCONV_STABILITY_OPT_IN",
+        "http, gen_ai_latest_experimental",
+    )
+    .env(
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+        "span_only",
+    );
+    // Both runs at once (each waits mostly on Phoenix).
+    let flags_run = std::thread::spawn({
+        let b = b.clone();
+        move || demo_run_in_phoenix(&b, &by_flags, flags)
+    });
+    let (summary, spans) = demo_run_in_phoenix(&b, &by_env, env);
+    assert_genai_run_with_content(&spans, &summary);
+    let (summary, spans) = flags_run
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    assert_genai_run_with_content(&spans, &summary);
 }
 
 // ── Prometheus ──────────────────────────────────────────────────────────────
@@ -585,6 +840,44 @@ fn expect_series(prometheus: &str, query: &str, keys: &[&str], want: &BTreeMap<V
     });
 }
 
+/// The `gen_ai.execute_tool.duration` series the scripted session implies
+/// (label sets → recordings): `gen_ai.tool.type` where a driver served
+/// (`function` in process, `extension` over HTTP), `error.type` (the
+/// kernel's error kind) on failures.
+fn genai_series(repetitions: u64) -> BTreeMap<BTreeMap<String, String>, f64> {
+    let mut out = BTreeMap::new();
+    for (cap, _class, status, n) in PER_REPETITION {
+        let mut labels = BTreeMap::from([
+            (
+                "gen_ai_operation_name".to_owned(),
+                "execute_tool".to_owned(),
+            ),
+            ("gen_ai_tool_name".to_owned(), cap.to_owned()),
+        ]);
+        match (cap, status) {
+            (REMINDERS, "success") => {
+                labels.insert("gen_ai_tool_type".to_owned(), "extension".to_owned());
+            }
+            (_, "success") => {
+                labels.insert("gen_ai_tool_type".to_owned(), "function".to_owned());
+            }
+            // Every driver failed: none served.
+            (SPEND, "error") => {
+                labels.insert("error_type".to_owned(), "driver_error".to_owned());
+            }
+            (LIST, "denied") => {
+                labels.insert("error_type".to_owned(), "budget_exhausted".to_owned());
+            }
+            (VOID, "denied") => {
+                labels.insert("error_type".to_owned(), "policy_denied".to_owned());
+            }
+            other => panic!("no GenAI series for {other:?}"),
+        }
+        *out.entry(labels).or_default() += (n * repetitions) as f64;
+    }
+    out
+}
+
 fn key(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|p| (*p).to_owned()).collect()
 }
@@ -592,6 +885,19 @@ fn key(parts: &[&str]) -> Vec<String> {
 #[test]
 #[ignore = "needs backends: run scripts/test-all.sh"]
 fn e2e_demo_metrics_in_prometheus() {
+    demo_metrics_in_prometheus(Naming::Kernel);
+}
+
+#[test]
+#[ignore = "needs backends: run scripts/test-all.sh"]
+fn e2e_demo_genai_metrics_in_prometheus() {
+    demo_metrics_in_prometheus(Naming::GenAi);
+}
+
+/// The demo's metrics, scraped by Prometheus: the kernel's four with and
+/// without the GenAI opt-in (`--genai-conventions`), and with it the
+/// conventions' `gen_ai.execute_tool.duration` as well.
+fn demo_metrics_in_prometheus(naming: Naming) {
     const REPETITIONS: u64 = 3;
     let b = backends();
     let run = run_id("demo-metrics");
@@ -605,6 +911,11 @@ fn e2e_demo_metrics_in_prometheus() {
             "--hold-secs",
             "600",
         ])
+        .args(if naming == Naming::GenAi {
+            &["--genai-conventions"][..]
+        } else {
+            &[]
+        })
         .env("OTEL_TRACES_EXPORTER", "none")
         .env("OTEL_METRICS_EXPORTER", "none")
         .env("OTEL_SERVICE_NAME", "agent-kernel-demo");
@@ -733,6 +1044,50 @@ fn e2e_demo_metrics_in_prometheus() {
         &["session_id"],
         &budgets,
     );
+
+    // The GenAI conventions' histogram: only with the opt-in, one series per
+    // (tool, tool type, error type) with the conventions' labels and buckets.
+    let genai = q("gen_ai_execute_tool_duration_seconds_count");
+    match naming {
+        Naming::Kernel => assert_eq!(
+            promql(p, &genai),
+            Err("empty result".to_owned()),
+            "gen_ai.execute_tool.duration without the opt-in"
+        ),
+        Naming::GenAi => {
+            let want = genai_series(REPETITIONS);
+            eventually(&format!("PromQL {genai} = {want:?}"), || {
+                let got: BTreeMap<BTreeMap<String, String>, f64> = promql(p, &genai)?
+                    .iter()
+                    .map(|s| (labels(s), value(s)))
+                    .collect();
+                if got == want {
+                    Ok(())
+                } else {
+                    Err(format!("got {got:?}"))
+                }
+            });
+            let buckets = eventually("gen_ai duration buckets", || {
+                promql(
+                    p,
+                    &format!(
+                        r#"count by (le) (gen_ai_execute_tool_duration_seconds_bucket{{e2e_run="{run}"}})"#
+                    ),
+                )
+            });
+            let bounds: BTreeSet<String> = buckets
+                .iter()
+                .map(|s| s["metric"]["le"].as_str().unwrap().to_owned())
+                .collect();
+            let want: BTreeSet<String> = [
+                "0.01", "0.02", "0.04", "0.08", "0.16", "0.32", "0.64", "1.28", "2.56", "5.12",
+                "10.24", "20.48", "40.96", "81.92", "+Inf",
+            ]
+            .map(str::to_owned)
+            .into();
+            assert_eq!(bounds, want, "the conventions' buckets");
+        }
+    }
 
     // The demo is still holding /metrics open: stop it.
     drop(demo);
