@@ -35,8 +35,8 @@ pub const TRUNCATION_MARKER: &str = "…[truncated]";
 /// the firewall's redaction, with free text and long strings withheld
 /// (`[WITHHELD: n chars]`; numbers, booleans and tokens of up to
 /// [`MAX_CAPTURED_TOKEN`] characters of `A-Z a-z 0-9 _ . : / -` stay), and the
-/// result exactly as the model receives it (the [`Frame`]), never the
-/// driver's raw output; each is cut at
+/// result from the [`Frame`] the model receives (after the firewall, never the
+/// driver's raw output), its facts, rows and raw data withheld the same way; each is cut at
 /// [`max_chars`](Self::max_chars) characters with [`TRUNCATION_MARKER`].
 ///
 /// ```
