@@ -1,16 +1,16 @@
 //! The [`Kernel`]: discovery, grants, invocation, expansion and explanation.
 //!
 //! One file per concern, in the order a call flows:
-//! - [`request`](self::request): what callers hand the kernel;
-//! - [`builder`](self::builder): the kernel's parts and their defaults;
-//! - [`grant`](self::grant): discovery, grants, revocation;
-//! - [`invoke`](self::invoke): an invocation as its stages — **authorize**
+//! - `request`: what callers hand the kernel;
+//! - `builder`: the kernel's parts and their defaults;
+//! - `grant`: discovery, grants, revocation;
+//! - `invoke`: an invocation as its stages — **authorize**
 //!   (token, policy, admin rule, budget reservation) → **route**
-//!   ([`route`](self::route): the fallback policy, one span per driver
-//!   attempt) → **shape** ([`shape`](self::shape): handle, firewall, frame,
-//!   budget charge) → **audit** ([`audit`](self::audit): the one guard that
+//!   (`route`: the fallback policy, one span per driver
+//!   attempt) → **shape** (`shape`: handle, firewall, frame,
+//!   budget charge) → **audit** (`audit`: the one guard that
 //!   records every outcome, cancellation included);
-//! - [`expand`](self::expand): a page of a stored result, held to the same checks.
+//! - `expand`: a page of a stored result, held to the same checks.
 //!
 //! Telemetry reads from the stages' parameters and results
 //! (`#[kernel_span]`); no stage reads its own span. No lock is held across a
@@ -142,9 +142,9 @@ impl Kernel {
 
     /// The audit trace of a past invocation.
     ///
-    /// Errors: [`KernelError::MalformedId`] for an action id this kernel cannot
+    /// Errors: [`KernelError::MalformedId`](crate::KernelError::MalformedId) for an action id this kernel cannot
     /// have issued (recorded on the span as `_INVALID`),
-    /// [`KernelError::TraceNotFound`].
+    /// [`KernelError::TraceNotFound`](crate::KernelError::TraceNotFound).
     #[kernel_span(
         name = keys::SPAN_EXPLAIN,
         telemetry = self.telemetry(),

@@ -3,7 +3,7 @@
 //!
 //! The spans and the three per-call metrics are generated at compile time by
 //! `#[kernel_span]` on the kernel's methods (see `docs/telemetry.md`); this
-//! module connects one [`Kernel`] instance to a telemetry binding and registers
+//! module connects one [`Kernel`](crate::Kernel) instance to a telemetry binding and registers
 //! what cannot be generated per call: the `agent_kernel.budget_consumed` gauge.
 //!
 //! Without the `otel` feature everything here still exists with the same
