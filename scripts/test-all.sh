@@ -42,7 +42,7 @@ cargo nextest run --workspace
 step "tests, all features"
 cargo nextest run --workspace --all-features
 
-step "telemetry suites, otel without bound instruments (library configuration)"
+step "telemetry suites, otel only (the library configuration: no SDK feature)"
 cargo nextest run -p agent-kernel-tests -p agent-kernel-otel --features otel -E 'not binary(ui)'
 
 step "feature off: no opentelemetry under agent-kernel; instrument_kernel still compiles and runs"
